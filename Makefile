@@ -1,0 +1,102 @@
+# ailab.cluster — lab and test entry points.
+#   make lab    build the lab on the default (sandbox) inventory: ansible-playbook site.yml
+#   make test   set everything up and run every test tier, then print a summary
+# Tiers alone: make lint | sanity | units | molecule | integration
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+VENV        ?= .venv
+CACHE       := .cache
+STAMP       := $(CACHE)/stamps
+BIN         := $(CURDIR)/$(VENV)/bin
+PY          := $(BIN)/python
+export PATH := $(BIN):$(PATH)
+export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
+export AILAB_REFERENCE ?= $(abspath $(CURDIR)/../shared/reference)
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+# Tier results land here; `make summary` prints them.
+export AILAB_RESULTS := $(CURDIR)/$(CACHE)/results
+
+# ansible-core 2.20+ needs Python >= 3.12: take the first suitable interpreter.
+PYTHON_CANDIDATES := python3.13 python3.12 $(shell command -v pyenv >/dev/null 2>&1 && \
+	for v in 3.13 3.12; do p=$$(pyenv prefix $$(pyenv versions --bare | grep -E "^$$v(\.|$$)" | tail -1) 2>/dev/null) && echo $$p/bin/python3; done) python3
+BASE_PYTHON ?= $(shell for p in $(PYTHON_CANDIDATES); do \
+	command -v $$p >/dev/null 2>&1 || [ -x "$$p" ] || continue; \
+	$$p -c 'import sys; sys.exit(sys.version_info < (3, 12))' 2>/dev/null && { command -v $$p || echo $$p; } && break; done)
+
+.PHONY: help setup venv system images lab test lint sanity units molecule integration summary clean refreeze build
+
+help:
+	@echo "make lab          build the lab: ansible-playbook site.yml on inventories/sandbox"
+	@echo "make test         set up and run all tiers (lint, sanity, units, molecule, integration)"
+	@echo "make lint|sanity|units|molecule|integration   one tier"
+	@echo "make build        ansible-galaxy collection build"
+
+# ---------------------------------------------------------------- set-up
+$(STAMP):
+	@mkdir -p $@
+
+$(STAMP)/venv: requirements-dev.txt constraints.txt | $(STAMP)
+	@if [ -z "$(BASE_PYTHON)" ]; then \
+	  echo "ERROR: no Python >= 3.12 found (ansible-core 2.21 needs it). Install python3.12 or python3.13" >&2; \
+	  echo "       (apt-get install python3.13, or pyenv install 3.13), or run: make BASE_PYTHON=/path/to/python3.13 ..." >&2; \
+	  exit 1; fi
+	@echo "==> virtual environment $(VENV) with $(BASE_PYTHON)"
+	@test -x $(PY) || $(BASE_PYTHON) -m venv $(VENV)
+	@$(PY) -m pip install -q --upgrade pip 2>&1 | grep -v "^WARNING: Location" || true
+	@set -o pipefail; $(PY) -m pip install -q -r requirements-dev.txt -c constraints.txt 2>&1 | grep -v "^WARNING: Location" ; \
+	  test $${PIPESTATUS[0]} -eq 0
+	@touch $@
+
+venv: $(STAMP)/venv
+
+# System packages and the Docker daemon the molecule and integration tiers use.
+system: | $(STAMP)
+	@bash tests/harness/system.sh
+
+images: system
+	@bash tests/images/build.sh
+
+setup: venv images
+
+# ---------------------------------------------------------------- main job
+lab: venv
+	@$(PY) tests/harness/lab.py
+
+build: venv
+	@mkdir -p build && ansible-galaxy collection build --force --output-path build .
+
+# ---------------------------------------------------------------- tiers
+test:
+	@rm -rf $(AILAB_RESULTS); mkdir -p $(AILAB_RESULTS)
+	@$(MAKE) --no-print-directory setup
+	@rc=0; for tier in lint sanity units molecule integration; do \
+	  $(MAKE) --no-print-directory $$tier || rc=1; done; \
+	  $(PY) tests/harness/tier.py summary; exit $$rc
+
+lint: venv
+	@$(PY) tests/harness/tier.py lint
+
+sanity: venv
+	@$(PY) tests/harness/tier.py sanity
+
+units: venv
+	@$(PY) tests/harness/tier.py units
+
+molecule: venv images
+	@$(PY) tests/harness/tier.py molecule $(SCENARIO)
+
+integration: venv images
+	@$(PY) tests/harness/tier.py integration
+
+summary:
+	@$(PY) tests/harness/tier.py summary
+
+# Re-resolve the pinned tree after editing requirements-dev.txt.
+refreeze:
+	@$(BASE_PYTHON) -m venv $(CACHE)/freeze-venv && $(CACHE)/freeze-venv/bin/pip install -q -r requirements-dev.txt 2>&1 | grep -v "^WARNING: Location"; \
+	  $(CACHE)/freeze-venv/bin/pip freeze --exclude-editable | sort > constraints.txt && rm -rf $(CACHE)/freeze-venv
+	@echo "constraints.txt updated"
+
+clean:
+	rm -rf $(CACHE) build tests/output

@@ -1,0 +1,233 @@
+# -*- coding: utf-8 -*-
+# Copyright: ailab.cluster contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The one way ailab.cluster modules talk to the Proxmox VE API (private to the collection).
+
+Connection options and their argument spec, PVE version detection, UPID task waiting that checks
+the task's exit status, one clear message for API errors, 1/0 booleans, and retries with backoff
+for reads (connection errors and HTTP 5xx) only: a write is never sent twice.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import time
+import traceback
+
+from ansible.module_utils.basic import env_fallback, missing_required_lib
+
+PROXMOXER_IMPORT_ERROR = None
+try:
+    from proxmoxer import ProxmoxAPI
+    from proxmoxer.core import AuthenticationError, ResourceException
+    import requests
+except ImportError:  # pragma: no cover - reported by ProxmoxClient.from_module
+    ProxmoxAPI = None
+    AuthenticationError = ResourceException = Exception
+    requests = None
+    PROXMOXER_IMPORT_ERROR = traceback.format_exc()
+
+# Shared by every Proxmox module; documented once in the ailab.cluster.proxmox doc fragment.
+PROXMOX_CONNECTION_SPEC = dict(
+    api_host=dict(type="str", required=True, fallback=(env_fallback, ["PROXMOX_HOST"])),
+    api_port=dict(type="int", default=8006, fallback=(env_fallback, ["PROXMOX_PORT"])),
+    api_user=dict(type="str", default="root@pam", fallback=(env_fallback, ["PROXMOX_USER"])),
+    api_password=dict(type="str", no_log=True, fallback=(env_fallback, ["PROXMOX_PASSWORD"])),
+    api_token_id=dict(type="str", fallback=(env_fallback, ["PROXMOX_TOKEN_ID"])),
+    api_token_secret=dict(type="str", no_log=True, fallback=(env_fallback, ["PROXMOX_TOKEN_SECRET"])),
+    validate_certs=dict(type="bool", default=True, fallback=(env_fallback, ["PROXMOX_VALIDATE_CERTS"])),
+    ca_path=dict(type="path", fallback=(env_fallback, ["PROXMOX_CA_PATH"])),
+    api_timeout=dict(type="int", default=30),
+    api_retries=dict(type="int", default=3),
+)
+PROXMOX_CONNECTION_REQUIRED_ONE_OF = [("api_password", "api_token_secret")]
+PROXMOX_CONNECTION_REQUIRED_TOGETHER = [("api_token_id", "api_token_secret")]
+PROXMOX_CONNECTION_MUTUALLY_EXCLUSIVE = [("api_password", "api_token_secret")]
+
+
+def proxmox_argument_spec(**module_options):
+    """Connection options plus the module's own options."""
+    spec = dict(PROXMOX_CONNECTION_SPEC)
+    spec.update(module_options)
+    return spec
+
+
+def proxmox_module_kwargs():
+    """The connection's required/exclusive rules, to pass to AnsibleModule()."""
+    return dict(
+        required_one_of=list(PROXMOX_CONNECTION_REQUIRED_ONE_OF),
+        required_together=list(PROXMOX_CONNECTION_REQUIRED_TOGETHER),
+        mutually_exclusive=list(PROXMOX_CONNECTION_MUTUALLY_EXCLUSIVE),
+    )
+
+
+def to_pve(value):
+    """PVE takes 1/0 for booleans (it rejects 'True'); lists become comma lists."""
+    if isinstance(value, bool):
+        return 1 if value else 0
+    if isinstance(value, (list, tuple)):
+        return ",".join(str(to_pve(v)) for v in value)
+    return value
+
+
+def pve_params(params):
+    """Drop unset (None) parameters and convert the rest with :func:`to_pve`."""
+    return dict((k, to_pve(v)) for k, v in params.items() if v is not None)
+
+
+class ProxmoxError(Exception):
+    """An API or task failure, already phrased for the user."""
+
+    def __init__(self, msg, status=None, errors=None):
+        super(ProxmoxError, self).__init__(msg)
+        self.msg = msg
+        self.status = status
+        self.errors = errors or {}
+
+
+def describe_api_error(exc, what):
+    """One sentence for a failed call on ``what`` (e.g. "VM 100 on pve-1")."""
+    status = getattr(exc, "status_code", None)
+    reason = getattr(exc, "status_message", None) or ""
+    content = getattr(exc, "content", None) or ""
+    errors = getattr(exc, "errors", None) or {}
+    if status == 401:
+        hint = "authentication failed: check api_user and api_password or api_token_id/api_token_secret"
+    elif status == 403:
+        hint = "permission denied: give the API user or token the privileges this action needs"
+    elif status == 400 and errors:
+        hint = "invalid parameters: " + "; ".join("%s: %s" % (k, str(v).strip()) for k, v in sorted(errors.items()))
+    elif status == 501:
+        hint = "this Proxmox VE version does not have that API call (%s)" % (content or reason).strip()
+    else:
+        hint = (content or reason or str(exc)).strip()
+    return ProxmoxError("Proxmox VE API error on %s (HTTP %s): %s" % (what, status, hint), status=status, errors=errors)
+
+
+def describe_connection_error(exc, endpoint, what):
+    """One sentence for a request that never got an HTTP answer."""
+    if isinstance(exc, requests.exceptions.SSLError):
+        hint = ("the API certificate is not trusted: set ca_path to the CA that signed it "
+                "(a copy of /etc/pve/pve-root-ca.pem from a node)")
+    elif isinstance(exc, requests.exceptions.Timeout):
+        hint = "no answer in time: check the address or raise api_timeout"
+    elif isinstance(exc, requests.exceptions.ConnectionError):
+        hint = "connection failed: check api_host, api_port and that pveproxy runs and is reachable"
+    else:
+        hint = "request failed"
+    reason = str(exc)
+    if len(reason) > 300:
+        reason = reason[:300] + "..."
+    return ProxmoxError("Cannot connect to the Proxmox VE API at %s for %s: %s (%s)" % (endpoint, what, hint, reason))
+
+
+class ProxmoxClient(object):
+    """A proxmoxer session with the collection's rules for reads, writes and tasks."""
+
+    def __init__(self, api, endpoint="", retries=3, backoff=0.5, sleep=time.sleep):
+        self.api = api
+        self.endpoint = endpoint
+        self.retries = retries
+        self.backoff = backoff
+        self._sleep = sleep
+        self._version = None
+        self.reads = 0
+        self.writes = 0
+
+    @classmethod
+    def from_module(cls, module):
+        """Connect with the module's connection options, or fail the module with what to fix."""
+        if PROXMOXER_IMPORT_ERROR:
+            module.fail_json(msg=missing_required_lib("proxmoxer and requests"), exception=PROXMOXER_IMPORT_ERROR)
+        p = module.params
+        verify = p["ca_path"] if (p["validate_certs"] and p["ca_path"]) else p["validate_certs"]
+        kwargs = dict(port=p["api_port"], user=p["api_user"], verify_ssl=verify, timeout=p["api_timeout"])
+        if p["api_token_secret"]:
+            user, token = p["api_user"], p["api_token_id"]
+            if "!" in token:  # accept the full "user@realm!name" form too
+                user, token = token.split("!", 1)
+            kwargs.update(user=user, token_name=token, token_value=p["api_token_secret"])
+        else:
+            kwargs.update(password=p["api_password"])
+        endpoint = "%s:%s" % (p["api_host"], p["api_port"])
+        try:
+            # Password logins ask for a ticket here; token sessions send nothing yet.
+            api = ProxmoxAPI(p["api_host"], **kwargs)
+        except AuthenticationError:
+            module.fail_json(msg="Proxmox VE login as %s at %s failed: authentication failed: check api_user and "
+                                 "api_password (or use api_token_id/api_token_secret)" % (p["api_user"], endpoint))
+        except requests.exceptions.RequestException as exc:
+            module.fail_json(msg=describe_connection_error(exc, endpoint, "login").msg)
+        return cls(api, endpoint=endpoint, retries=max(p["api_retries"], 0))
+
+    # -------------------------------------------------------------------- calls
+    def _resource(self, path):
+        return self.api(path.strip("/"))
+
+    def get(self, path, what=None, **params):
+        """GET with retries and backoff on connection errors and HTTP 5xx."""
+        attempt = 0
+        while True:
+            self.reads += 1
+            try:
+                return self._resource(path).get(**pve_params(params))
+            except ResourceException as exc:
+                if exc.status_code < 500 or exc.status_code == 501 or attempt >= self.retries:
+                    raise describe_api_error(exc, what or path) from exc
+            except requests.exceptions.RequestException as exc:
+                if attempt >= self.retries or isinstance(exc, requests.exceptions.SSLError):
+                    raise describe_connection_error(exc, self.endpoint, what or path) from exc
+            attempt += 1
+            self._sleep(self.backoff * (2 ** (attempt - 1)))
+
+    def _write(self, method, path, what, params):
+        self.writes += 1
+        try:
+            return getattr(self._resource(path), method)(**pve_params(params))
+        except ResourceException as exc:
+            raise describe_api_error(exc, what or path) from exc
+        except requests.exceptions.RequestException as exc:
+            raise describe_connection_error(exc, self.endpoint, what or path) from exc
+
+    def post(self, path, what=None, **params):
+        return self._write("post", path, what, params)
+
+    def put(self, path, what=None, **params):
+        return self._write("put", path, what, params)
+
+    def delete(self, path, what=None, **params):
+        return self._write("delete", path, what, params)
+
+    # -------------------------------------------------------------------- version
+    @property
+    def version(self):
+        """``/version`` of the node answering, read once."""
+        if self._version is None:
+            self._version = self.get("version", what="the API version")
+        return self._version
+
+    @property
+    def major(self):
+        """Major PVE release (8, 9, ...)."""
+        return int(str(self.version.get("release") or self.version["version"]).split(".", 1)[0])
+
+    # -------------------------------------------------------------------- tasks
+    def wait_task(self, node, upid, what, timeout=600, poll=0.2):
+        """Wait for a UPID task and fail with the tail of its log unless it ended OK."""
+        deadline = time.time() + timeout
+        delay = min(poll, 0.05)
+        while True:
+            status = self.get("nodes/%s/tasks/%s/status" % (node, upid), what="task %s" % upid)
+            if status.get("status") == "stopped":
+                break
+            if time.time() > deadline:
+                raise ProxmoxError("Timed out after %ss waiting for %s (task %s still running)" % (timeout, what, upid))
+            self._sleep(delay)
+            delay = min(delay * 2, poll * 5)
+        exitstatus = status.get("exitstatus", "")
+        if exitstatus == "OK" or str(exitstatus).startswith("WARNINGS"):
+            return status
+        log = self.get("nodes/%s/tasks/%s/log" % (node, upid), what="task %s log" % upid, limit=500)
+        tail = [line.get("t", "") for line in log[-10:]] if isinstance(log, list) else []
+        raise ProxmoxError("%s failed: %s. Task log tail: %s" % (what, exitstatus or "unknown error", " | ".join(tail)))

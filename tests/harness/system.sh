@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# System set-up for the molecule and integration tiers: Debian packages and a Docker daemon.
+# Idempotent; run as root on Debian (the lab controller or CI machine).
+set -euo pipefail
+
+need=()
+command -v dockerd >/dev/null 2>&1 || need+=(docker.io)
+command -v debootstrap >/dev/null 2>&1 || need+=(debootstrap)
+command -v openssl >/dev/null 2>&1 || need+=(openssl)
+if ((${#need[@]})); then
+  if [[ $(id -u) -ne 0 ]]; then
+    echo "ERROR: missing system packages: ${need[*]} (run as root or: sudo apt-get install -y ${need[*]})" >&2
+    exit 1
+  fi
+  echo "==> apt-get install ${need[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+
+if ! docker info >/dev/null 2>&1; then
+  echo "==> starting dockerd (log: /var/log/ailab-dockerd.log)"
+  if command -v systemctl >/dev/null 2>&1 && systemctl is-system-running >/dev/null 2>&1; then
+    systemctl start docker
+  else
+    nohup dockerd >/var/log/ailab-dockerd.log 2>&1 &
+  fi
+  for _ in $(seq 1 60); do
+    docker info >/dev/null 2>&1 && break
+    sleep 1
+  done
+  docker info >/dev/null 2>&1 || { tail -n 20 /var/log/ailab-dockerd.log >&2; echo "ERROR: dockerd did not start" >&2; exit 1; }
+fi

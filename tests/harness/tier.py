@@ -1,0 +1,231 @@
+"""Run one test tier of ailab.cluster and record its result, or print the summary of all tiers.
+
+Usage: tier.py lint|sanity|units|molecule [SCENARIO]|integration|summary
+
+Each tier writes ``$AILAB_RESULTS/<tier>.json`` with passed/failed/skipped counts and its wall
+time; ``summary`` prints one table and a closing ``N passed, N failed`` line, and exits non-zero
+when any tier failed or did not run.
+"""
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+RESULTS = Path(os.environ.get("AILAB_RESULTS", ROOT / ".cache" / "results"))
+TIERS = ("lint", "sanity", "units", "molecule", "integration")
+BIN = Path(sys.executable).parent
+
+
+def run(cmd, **kwargs):
+    """Run a command from the repository root, streaming its output; return the exit code."""
+    print(f"--> {' '.join(str(c) for c in cmd)}", flush=True)
+    return subprocess.call([str(c) for c in cmd], cwd=kwargs.pop("cwd", ROOT), **kwargs)
+
+
+def record(tier, passed, failed, skipped, started, notes=""):
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    result = {"tier": tier, "passed": passed, "failed": failed, "skipped": skipped,
+              "seconds": round(time.monotonic() - started, 1), "notes": notes}
+    (RESULTS / f"{tier}.json").write_text(json.dumps(result))
+    print(f"== {tier}: {passed} passed, {failed} failed, {skipped} skipped "
+          f"in {result['seconds']:.0f}s {notes}", flush=True)
+    return 1 if failed else 0
+
+
+def tracked_files():
+    """Files git tracks plus untracked files it does not ignore (what the collection contains)."""
+    out = subprocess.check_output(["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=ROOT)
+    return [p for p in out.decode().split("\0") if p and (ROOT / p).exists() and not (ROOT / p).is_symlink()]
+
+
+def pytest_counts(junit):
+    tree = ET.parse(junit).getroot()
+    suites = [tree] if tree.tag == "testsuite" else list(tree)
+    total = sum(int(s.get("tests", 0)) for s in suites)
+    failed = sum(int(s.get("failures", 0)) + int(s.get("errors", 0)) for s in suites)
+    skipped = sum(int(s.get("skipped", 0)) for s in suites)
+    return total - failed - skipped, failed, skipped
+
+
+# ------------------------------------------------------------------------------------------ tiers
+def drop_installed_copy():
+    """Remove an installed copy of ailab.cluster that would shadow the checkout (tools may make one)."""
+    shutil.rmtree(Path.home() / ".ansible" / "collections" / "ansible_collections" / "ailab" / "cluster",
+                  ignore_errors=True)
+
+
+def tier_lint():
+    started = time.monotonic()
+    drop_installed_copy()
+    checks = {
+        "yamllint": [BIN / "yamllint", "--strict", "."],
+        "ansible-lint": [BIN / "ansible-lint", "--profile", "production"],
+        "ruff": [BIN / "ruff", "check", "plugins", "tests"],
+    }
+    failed = [name for name, cmd in checks.items() if run(cmd) != 0]
+    return record("lint", len(checks) - len(failed), len(failed), 0, started,
+                  f"(failed: {', '.join(failed)})" if failed else "")
+
+
+def seed_pip_bootstrap():
+    """Give ansible-test its pip bootstrap script without the download host it normally uses."""
+    from ansible_test._internal.python_requirements import get_venv_packages  # noqa: PLC0415
+
+    version = get_venv_packages(type("Python", (), {"version": "3"})())["pip"]
+    cache = Path.home() / ".ansible" / "test" / "cache"
+    cache.mkdir(parents=True, exist_ok=True)
+    script = cache / f"get_pip_{version.replace('.', '_')}.py"
+    shutil.copy2(ROOT / "tests" / "harness" / "get_pip.py", script)
+    if not list(cache.glob(f"pip-{version}-py3-none-any.whl")):
+        subprocess.check_call([BIN / "python", "-m", "pip", "download", "-q", "--no-deps", "-d", cache, f"pip=={version}"],
+                              stderr=subprocess.DEVNULL)
+
+
+def tier_sanity():
+    """ansible-test sanity from an ansible_collections/ailab/cluster copy of the tracked files."""
+    started = time.monotonic()
+    seed_pip_bootstrap()
+    tree = ROOT / "build" / "sanity" / "ansible_collections" / "ailab" / "cluster"
+    shutil.rmtree(tree.parents[2], ignore_errors=True)
+    for rel in tracked_files():
+        dest = tree / rel
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(ROOT / rel, dest)
+    # Dependencies (galaxy.yml) next to the copy, from the pinned `ansible` package, so that
+    # doc fragments and module_utils of other collections resolve.
+    import yaml  # noqa: PLC0415 - from the tier's virtual environment
+
+    bundled = Path(yaml.__file__).parents[1] / "ansible_collections"
+    for dep in (yaml.safe_load((ROOT / "galaxy.yml").read_text()).get("dependencies") or {}):
+        namespace, name = dep.split(".")
+        link = tree.parents[1] / namespace / name
+        link.parent.mkdir(parents=True, exist_ok=True)
+        link.symlink_to(bundled / namespace / name)
+    # ansible-test lists files with git: give the copy a repository of its own (the checkout's
+    # .gitignore hides build/).
+    subprocess.run("git init -q && git add -A", shell=True, cwd=tree, check=True)
+    env = dict(os.environ, PATH=f"{BIN}:{os.environ['PATH']}")
+    # Every CPython the machine has (pyenv or system) lets the compile/import tests cover the
+    # module-side Python versions too; ansible-test skips the versions it cannot find.
+    extra = sorted({str(p.parent) for p in Path("/root/.pyenv/versions").glob("3.*/bin/python3")})
+    if extra:
+        env["PATH"] = f"{BIN}:" + ":".join(extra) + ":" + os.environ["PATH"]
+    log = RESULTS / "sanity.log"
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    with open(log, "w") as fh:
+        proc = subprocess.Popen([BIN / "ansible-test", "sanity", "--venv", "--color", "no",
+                                 "--python", f"{sys.version_info.major}.{sys.version_info.minor}"],
+                                cwd=tree, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        for line in proc.stdout:
+            sys.stdout.write(line)
+            fh.write(line)
+        rc = proc.wait()
+    text = log.read_text()
+    ran = len(re.findall(r"^Running sanity test [\"']", text, re.M))
+    skipped = len(re.findall(r"^WARNING: Skipping sanity test [\"']", text, re.M))
+    m = re.search(r"The (\d+) sanity test\(s\) listed below \(out of (\d+)\) failed", text)
+    failed = int(m.group(1)) if m else (1 if rc else 0)
+    return record("sanity", max(ran - failed, 0), failed, skipped, started)
+
+
+def tier_units():
+    started = time.monotonic()
+    junit = RESULTS / "units.xml"
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    rc = run([BIN / "python", "-m", "pytest", "tests/unit", "-q", "-n", "2", "-p", "no:cacheprovider",
+              f"--junitxml={junit}"])
+    if not junit.exists():
+        return record("units", 0, 1, 0, started, f"(pytest exited {rc} without a report)")
+    passed, failed, skipped = pytest_counts(junit)
+    if rc not in (0, 5) and not failed:
+        failed = 1
+    return record("units", passed, failed, skipped, started)
+
+
+def tier_molecule(only=None):
+    started = time.monotonic()
+    drop_installed_copy()
+    scenarios = sorted(p.parent.name for p in (ROOT / "molecule").glob("*/molecule.yml"))
+    if only:
+        scenarios = [s for s in scenarios if s == only]
+    failed = [s for s in scenarios if run([BIN / "molecule", "test", "-s", s]) != 0]
+    return record("molecule", len(scenarios) - len(failed), len(failed), 0, started,
+                  f"(failed: {', '.join(failed)})" if failed else "")
+
+
+def tier_integration():
+    """Every tests/integration/test_*.yml against the PVE 8 and the PVE 9 simulator, and the
+    sandbox lab (make lab) twice: the second run must report changed=0."""
+    started = time.monotonic()
+    sys.path.insert(0, str(ROOT / "tests"))
+    sys.path.insert(0, str(ROOT / "tests" / "harness"))
+    from lab import simulator_env  # noqa: PLC0415
+    from pvesim.testing import SimulatorProcess  # noqa: PLC0415
+
+    playbooks = sorted((ROOT / "tests" / "integration").glob("test_*.yml"))
+    passed, failed = 0, []
+    for pve in (8, 9):
+        with SimulatorProcess(pve=pve) as sim:
+            env = dict(os.environ, AILAB_PVE_MAJOR=str(pve), **simulator_env(sim))
+            for playbook in playbooks:
+                if run([BIN / "ansible-playbook", playbook], env=env) == 0:
+                    passed += 1
+                else:
+                    failed.append(f"{playbook.name}@pve{pve}")
+            # The lab on the sandbox inventory, twice against the same simulator.
+            recaps = []
+            for attempt in (1, 2):
+                out = subprocess.run([BIN / "ansible-playbook", "-i", "inventories/sandbox", "site.yml"], cwd=ROOT,
+                                     env=env, capture_output=True, text=True, check=False)
+                sys.stdout.write(out.stdout[-3000:])
+                recaps.append(out.returncode == 0 and re.findall(r"changed=(\d+)", out.stdout))
+            if recaps[0] and recaps[1] and all(c == "0" for c in recaps[1]):
+                passed += 1
+            else:
+                failed.append(f"site.yml idempotent@pve{pve}")
+    return record("integration", passed, len(failed), 0, started, f"(failed: {', '.join(failed)})" if failed else "")
+
+
+def summary():
+    rows, rc = [], 0
+    for tier in TIERS:
+        path = RESULTS / f"{tier}.json"
+        if not path.exists():
+            rows.append((tier, "-", "-", "-", "-", "DID NOT RUN"))
+            rc = 1
+            continue
+        r = json.loads(path.read_text())
+        status = "FAILED" if r["failed"] else ("EMPTY" if not r["passed"] else "ok")
+        rc |= status != "ok"
+        rows.append((tier, r["passed"], r["failed"], r["skipped"], f"{r['seconds']:.0f}s", status))
+    print("\n" + "=" * 64)
+    print(f"{'tier':<13}{'passed':>8}{'failed':>8}{'skipped':>9}{'time':>9}  status")
+    print("-" * 64)
+    for row in rows:
+        print(f"{row[0]:<13}{row[1]:>8}{row[2]:>8}{row[3]:>9}{row[4]:>9}  {row[5]}")
+    print("=" * 64)
+    nums = [json.loads((RESULTS / f"{t}.json").read_text()) for t in TIERS if (RESULTS / f"{t}.json").exists()]
+    print(f"{sum(n['passed'] for n in nums)} passed, {sum(n['failed'] for n in nums) + (rc and not any(n['failed'] for n in nums))} failed, "
+          f"{sum(n['skipped'] for n in nums)} skipped")
+    return rc
+
+
+def main(argv):
+    if not argv or argv[0] not in TIERS + ("summary",):
+        sys.exit(__doc__)
+    if argv[0] == "summary":
+        return summary()
+    if argv[0] == "molecule":
+        return tier_molecule(argv[1] if len(argv) > 1 else None)
+    return globals()[f"tier_{argv[0]}"]()
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

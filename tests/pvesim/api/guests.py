@@ -1,0 +1,875 @@
+"""QEMU VMs (``/nodes/{node}/qemu``) and LXC containers (``/nodes/{node}/lxc``).
+
+Both guest kinds share one implementation; ``Kind`` holds what differs (task names, disk keys,
+messages). Asynchronous calls reserve what they need at once (the VMID of a VM being created, a
+``lock`` on the config) and change the state when their task finishes, so a client that does not
+wait for the task sees what it would see on PVE.
+
+Disks use PVE's syntax: ``scsi0: local-lvm:32`` allocates a 32 GiB volume and is stored as
+``local-lvm:vm-100-disk-0,size=32G``; removed or replaced disks become ``unusedN``.
+"""
+
+import re
+import time
+from dataclasses import dataclass
+
+from ..errors import ApiError, NotModelled, ParamError, TaskFailure
+from ..formats import format_size, parse_size, split_list
+from ..state import (
+    Guest,
+    digest_of,
+    is_disk_key,
+    mac_for,
+    new_uuid,
+    parse_property_string,
+    print_property_string,
+)
+from . import route
+
+GIB = 1024**3
+NEW_DISK = re.compile(r"^([^:]+):(\d+(?:\.\d+)?)$")
+RESIZE = re.compile(r"^(\+)?(\d+(?:\.\d+)?)([KMGT])?$")
+NET_MODELS = ("virtio", "e1000", "e1000e", "rtl8139", "vmxnet3", "e1000-82540em", "e1000-82544gc", "e1000-82545em",
+              "i82551", "i82557b", "i82559er", "ne2k_isa", "ne2k_pci", "pcnet")
+DISK_ORDER = ("size", "backup", "cache", "discard", "iothread", "ssd", "media", "format")
+
+
+@dataclass(frozen=True)
+class Kind:
+    """What differs between VMs and containers."""
+
+    name: str
+    word: str
+    prefix: str
+    volume_key: str
+    create_ignore: tuple
+
+    def task(self, action):
+        """PVE task type for ``action`` (``qmstart`` / ``vzstart``)."""
+        if action in ("resize", "hastart", "hastop", "hamigrate"):
+            return action
+        if action == "migrate":
+            return "qmigrate" if self.name == "qemu" else "vzmigrate"
+        return ("qm" if self.name == "qemu" else "vz") + action
+
+
+QEMU = Kind("qemu", "VM", "/nodes/{node}/qemu", "file",
+            ("node", "vmid", "start", "storage", "pool", "unique", "archive", "live-restore", "bwlimit", "force",
+             "import-working-storage", "ha-managed"))
+LXC = Kind("lxc", "CT", "/nodes/{node}/lxc", "volume",
+           ("node", "vmid", "start", "storage", "pool", "unique", "restore", "force", "bwlimit", "ostemplate",
+            "password", "ssh-public-keys", "ignore-unpack-errors", "ha-managed"))
+CONFIG_CONTROL = ("node", "vmid", "delete", "revert", "digest", "skiplock", "force", "background_delay")
+
+
+def _stamp():
+    return time.strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _guest(call, kind):
+    return call.state.guest(call.get("vmid"), call.get("node"), kind.name)
+
+
+def _check_lock(guest, kind, skiplock=False):
+    if guest.lock and not skiplock:
+        raise ApiError(f"{kind.word} {guest.vmid} is locked ({guest.lock})")
+
+
+def _unused_key(config):
+    index = 0
+    while f"unused{index}" in config:
+        index += 1
+    return f"unused{index}"
+
+
+def _owned(volid, vmid):
+    name = volid.split(":", 1)[-1].split("/")[-1]
+    return f"-{vmid}-" in name
+
+
+# ------------------------------------------------------------ config edits
+def _disk_value(state, guest, kind, key, value, params):
+    """Allocate/validate one disk option; return the value PVE would store."""
+    parsed = parse_property_string(value, kind.volume_key)
+    volume = parsed.get(kind.volume_key, "")
+    node = guest.node
+    if kind.name == "qemu" and volume in ("none", "cdrom"):
+        return value
+    match = NEW_DISK.match(volume)
+    if match and kind.name == "qemu" and match.group(2) == "0" and parsed.get("import-from"):
+        source = state.volume(parsed.pop("import-from"), node)
+        size = source.size if source else 8 * GIB
+        match = None
+        volid = state.allocate(guest, volume.split(":", 1)[0], size, parsed.get("format"))
+        parsed[kind.volume_key] = volid
+        parsed["size"] = format_size(size)
+        return print_property_string(parsed, kind.volume_key, DISK_ORDER)
+    if match:
+        storage_id, size_gib = match.group(1), float(match.group(2))
+        if key.startswith("efidisk") or key.startswith("tpmstate"):
+            size = 4 * 1024**2
+        else:
+            size = int(size_gib * GIB)
+        volid = state.allocate(guest, storage_id, size, parsed.get("format"))
+        parsed[kind.volume_key] = volid
+        parsed["size"] = format_size(size)
+        return print_property_string(parsed, kind.volume_key, DISK_ORDER)
+    if kind.name == "qemu" and volume.endswith(":cloudinit"):
+        storage_id = volume.split(":", 1)[0]
+        volid = state.allocate(guest, storage_id, 4 * 1024**2, None, name=f"vm-{guest.vmid}-cloudinit")
+        parsed[kind.volume_key] = volid
+        parsed["media"] = "cdrom"
+        return print_property_string(parsed, kind.volume_key, DISK_ORDER)
+    if ":" not in volume:
+        if kind.name == "lxc" and volume.startswith("/"):
+            return value  # bind mount
+        raise ParamError({key: f"invalid format - unable to parse volume ID '{volume}'\n"})
+    storage_id = volume.split(":", 1)[0]
+    state.storage_on_node(storage_id, node)
+    existing = state.volume(volume, node)
+    if existing is None:
+        raise ApiError(f"volume '{volume}' does not exist")
+    if "size" not in parsed and parsed.get("media") != "cdrom":
+        parsed["size"] = format_size(existing.size)
+    return print_property_string(parsed, kind.volume_key, DISK_ORDER)
+
+
+def _net_value(guest, kind, key, value):
+    """Normalise a NIC: QEMU ``model=MAC,...``; LXC adds ``hwaddr`` and ``type=veth``."""
+    index = int(key[3:])
+    if kind.name == "qemu":
+        parsed = parse_property_string(value, "model")
+        model = parsed.pop("model", None)
+        mac = parsed.pop("macaddr", None)
+        for candidate in NET_MODELS:
+            if candidate in parsed:
+                model, mac = candidate, parsed.pop(candidate)
+        mac = mac or mac_for(guest.vmid, index, guest.config.get("vmgenid", ""))
+        rest = ",".join(f"{k}={v}" for k, v in parsed.items())
+        return f"{model}={mac}" + (f",{rest}" if rest else "")
+    parsed = parse_property_string(value, None)
+    parsed.setdefault("hwaddr", mac_for(guest.vmid, index, "ct"))
+    parsed.setdefault("type", "veth")
+    order = ("name", "bridge", "hwaddr", "ip", "gw", "ip6", "gw6", "firewall", "tag", "mtu", "rate", "type")
+    return print_property_string(parsed, None, order)
+
+
+def _detach(state, guest, key):
+    """Move the volume of disk ``key`` to an ``unusedN`` slot (or forget cdrom/bind mounts)."""
+    value = guest.config.pop(key, None)
+    if not isinstance(value, str):
+        return
+    kind = QEMU if guest.kind == "qemu" else LXC
+    parsed = parse_property_string(value, kind.volume_key)
+    volume = parsed.get(kind.volume_key, "")
+    if parsed.get("media") == "cdrom" or ":" not in volume or not _owned(volume, guest.vmid):
+        return
+    guest.config[_unused_key(guest.config)] = volume
+
+
+def apply_config(state, guest, kind, params, creating=False):
+    """Apply option changes to ``guest`` (allocating disks, normalising NICs) and deletions."""
+    ignore = kind.create_ignore if creating else CONFIG_CONTROL
+    deletions = split_list(params.get("delete", ""))
+    for key in deletions:
+        if key in params:
+            raise ApiError(f"unable to delete and set option '{key}' at the same time")
+    changes = {}
+    for key, value in params.items():
+        if key in ignore:
+            continue
+        if isinstance(value, str) and key.startswith("hostpci"):
+            mapping = parse_property_string(value, "host").get("mapping")
+            if mapping and mapping not in state.pci_mappings:
+                raise ApiError(f"PCI mapping '{mapping}' does not exist")
+        if key.startswith("unused") and not creating:
+            raise ParamError({key: "unable to set unused disks directly - use the disk options"})
+        if is_disk_key(kind.name, key):
+            changes[key] = _disk_value(state, guest, kind, key, value, params)
+        elif key.startswith("net") and key[3:].isdigit():
+            changes[key] = _net_value(guest, kind, key, value)
+        else:
+            changes[key] = value
+    for key, value in changes.items():
+        if is_disk_key(kind.name, key) and key in guest.config and guest.config[key] != value:
+            _detach(state, guest, key)
+        guest.config[key] = value
+    for key in deletions:
+        if key.startswith("unused") and key in guest.config:
+            state.free_volume(guest.config.pop(key), guest.node)
+        elif is_disk_key(kind.name, key):
+            if kind.name == "lxc" and key == "rootfs":
+                raise ApiError("unable to delete required option 'rootfs'")
+            _detach(state, guest, key)
+        else:
+            guest.config.pop(key, None)
+
+
+def _release_volumes(state, guest):
+    for (scope, volid), volume in list(state.volumes.items()):
+        if volume.vmid == guest.vmid and (scope in ("", guest.node)) and _owned(volid, guest.vmid):
+            del state.volumes[(scope, volid)]
+
+
+# ------------------------------------------------------------------ lists
+def _status_entry(state, guest, kind):
+    node = state.nodes[guest.node]
+    running = guest.status == "running"
+    entry = {
+        "vmid": guest.vmid, "name": guest.name, "status": guest.status, "cpus": guest.cpus(node.cpus),
+        "maxmem": guest.memory_bytes(), "mem": guest.memory_bytes() // 3 if running else 0,
+        "maxdisk": guest.boot_disk_size(), "disk": 0, "uptime": guest.uptime(), "cpu": 0.01 if running else 0,
+        "netin": 0, "netout": 0, "diskread": 0, "diskwrite": 0,
+    }
+    if kind.name == "lxc":
+        entry["type"] = "lxc"
+        entry["maxswap"] = int(guest.config.get("swap", 512)) * 1024**2
+    if running:
+        entry["pid"] = 10000 + guest.vmid
+    if guest.lock:
+        entry["lock"] = guest.lock
+    if guest.config.get("template"):
+        entry["template"] = 1
+    if guest.config.get("tags"):
+        entry["tags"] = guest.config["tags"]
+    return entry
+
+
+def _list(kind):
+    def handler(call):
+        state = call.state
+        return [_status_entry(state, g, kind) for g in sorted(state.guests.values(), key=lambda g: g.vmid)
+                if g.kind == kind.name and g.node == call.get("node")]
+
+    handler.__doc__ = f"{kind.word}s on a node."
+    return handler
+
+
+def _status_current(kind):
+    def handler(call):
+        state = call.state
+        guest = _guest(call, kind)
+        entry = _status_entry(state, guest, kind)
+        ha = state.ha_managed(guest)
+        entry["ha"] = {"managed": 1, "state": ha.get("state", "started")} if ha else {"managed": 0}
+        if ha and ha.get("group"):
+            entry["ha"]["group"] = ha["group"]
+        if kind.name == "qemu":
+            entry["qmpstatus"] = guest.status
+            agent = parse_property_string(guest.config.get("agent", "0"), "enabled").get("enabled", "0")
+            if agent in ("1", 1):
+                entry["agent"] = 1
+            if guest.status == "running":
+                entry["running-qemu"] = "9.2.0"
+                entry["running-machine"] = "pc-i440fx-9.2+pve1"
+        return entry
+
+    handler.__doc__ = f"Current status of a {kind.word}."
+    return handler
+
+
+def _read_config(kind):
+    def handler(call):
+        guest = _guest(call, kind)
+        if call.get("snapshot"):
+            raise ApiError(f"snapshot '{call.get('snapshot')}' does not exist")
+        return {**guest.config, "digest": digest_of(guest.config)}
+
+    handler.__doc__ = f"Configuration of a {kind.word} (with digest)."
+    return handler
+
+
+def _update_config(kind, asynchronous):
+    def handler(call):
+        state = call.state
+        guest = _guest(call, kind)
+        _check_lock(guest, kind, call.get("skiplock"))
+        if call.get("digest") and call.get("digest") != digest_of(guest.config):
+            raise ApiError("detected modified configuration - file changed by other user? Try again.")
+        if not asynchronous:
+            apply_config(state, guest, kind, call.params)
+            return None
+        params = dict(call.params)
+        staged = Guest(guest.vmid, guest.kind, guest.node, dict(guest.config), guest.status, guest.started)
+        apply_config(state, staged, kind, params)
+
+        def work(task):
+            current = state.guests.get(guest.vmid)
+            if current is not None:
+                current.config = staged.config
+
+        return call.task(guest.node, kind.task("config"), guest.vmid, work)
+
+    mode = "asynchronous, returns a UPID" if asynchronous else "synchronous"
+    handler.__doc__ = f"Change {kind.word} options ({mode})."
+    return handler
+
+
+# ----------------------------------------------------------------- create
+def _create(kind):
+    def handler(call):
+        state = call.state
+        node, vmid = call.get("node"), call.get("vmid")
+        if call.get("archive") or call.get("restore"):
+            raise NotModelled("POST", f"{kind.prefix} (restore from backup)")
+        state.check_vmid_unused(vmid)
+        guest = Guest(vmid=vmid, kind=kind.name, node=node, config={})
+        params = dict(call.params)
+        if kind.name == "qemu":
+            guest.config.update({"vmgenid": new_uuid(), "smbios1": f"uuid={new_uuid()}",
+                                 "meta": f"creation-qemu=9.2.0,ctime={int(time.time())}"})
+        else:
+            template = params.get("ostemplate")
+            storage_id = template.split(":", 1)[0] if ":" in template else ""
+            config = state.storage_on_node(storage_id, node) if storage_id else None
+            if config is None or "vztmpl" not in split_list(config.get("content", "")):
+                raise ApiError(f"volume '{template}' does not exist" if config is None else
+                               f"storage '{storage_id}' does not support container templates")
+            if state.volume(template, node) is None:
+                raise ApiError(f"volume '{template}' does not exist")
+            params.setdefault("rootfs", f"{params.get('storage', 'local')}:4")
+            params.setdefault("hostname", f"CT{vmid}")
+            guest.config["arch"] = params.pop("arch", "amd64")
+            guest.config["ostype"] = params.pop("ostype", _ostype(template))
+        apply_config(state, guest, kind, params, creating=True)
+        if kind.name == "qemu" and "boot" not in guest.config:
+            order = [k for k in sorted(guest.config) if is_disk_key("qemu", k) and not k.startswith(("efi", "tpm"))
+                     and "cloudinit" not in str(guest.config[k])]
+            order += [k for k in sorted(guest.config) if k.startswith("net")]
+            if order:
+                guest.config["boot"] = "order=" + ";".join(order)
+        guest.config["lock"] = "create"
+        state.guests[vmid] = guest
+        start = bool(call.get("start"))
+
+        def work(task):
+            guest.config.pop("lock", None)
+            if start:
+                _do_start(state, guest, kind, task)
+
+        def undo(task):
+            state.guests.pop(vmid, None)
+            _release_volumes(state, guest)
+
+        return call.task(node, kind.task("create"), vmid, work, undo=undo)
+
+    handler.__doc__ = f"Create a {kind.word} (task {kind.task('create')})."
+    return handler
+
+
+def _ostype(template):
+    name = template.rsplit("/", 1)[-1].lower()
+    for os_name in ("debian", "ubuntu", "alpine", "centos", "fedora", "archlinux", "rocky", "almalinux"):
+        if name.startswith(os_name):
+            return os_name
+    return "unmanaged"
+
+
+# ------------------------------------------------------------ power state
+def _do_start(state, guest, kind, task):
+    """Start checks done by the worker (bridges, PCI devices), then mark running."""
+    node = state.nodes[guest.node]
+    if guest.status == "running":
+        raise TaskFailure(f"{kind.word} {guest.vmid} already running")
+    for key, value in sorted(guest.config.items()):
+        if key.startswith("net") and key[3:].isdigit():
+            bridge = parse_property_string(value, None).get("bridge")
+            if bridge and bridge not in node.bridges:
+                raise TaskFailure(f"bridge '{bridge}' does not exist")
+        if key.startswith("hostpci") and key[7:].isdigit():
+            _check_pci(state, guest, node, key, value)
+    guest.status, guest.started = "running", time.time()
+
+
+def _check_pci(state, guest, node, key, value):
+    parsed = parse_property_string(value, "host")
+    devices = {d["id"] for d in node.pci_devices}
+    if parsed.get("mapping"):
+        mapping = state.pci_mappings.get(parsed["mapping"])
+        if mapping is None:
+            raise TaskFailure(f"PCI mapping '{parsed['mapping']}' does not exist")
+        if not any(f"node={node.name}" in entry.split(",") for entry in mapping.get("map", [])):
+            raise TaskFailure(f"PCI mapping '{parsed['mapping']}' has no entry for node '{node.name}'")
+        return
+    for host in parsed.get("host", "").split(";"):
+        full = host if host.count(":") == 2 else f"0000:{host}"
+        if not any(device == full or device.startswith(full + ".") for device in devices):
+            raise TaskFailure(f"no PCI device found for '{host}'")
+
+
+def _ha_request(call, kind, guest, action):
+    """Forward a start/stop to the HA stack (``Requesting HA start for VM 100``)."""
+    state = call.state
+    sid = state.ha_sid(guest)
+    verb = "start" if action == "hastart" else "stop"
+
+    def work(task):
+        resource = state.ha_resources.get(sid)
+        if resource is not None:
+            resource["state"] = "started" if verb == "start" else "stopped"
+        current = state.guests.get(guest.vmid)
+        if current is None:
+            return
+        if verb == "start" and current.status != "running":
+            _do_start(state, current, kind, task)
+        elif verb == "stop":
+            current.status, current.started = "stopped", None
+
+    return call.task(guest.node, action, guest.vmid, work,
+                     lines=(f"Requesting HA {verb} for {kind.word} {guest.vmid}",))
+
+
+def _ha_active(state, guest):
+    resource = state.ha_managed(guest)
+    return resource is not None and resource.get("state") != "ignored"
+
+
+def _start(kind):
+    def handler(call):
+        state = call.state
+        guest = _guest(call, kind)
+        _check_lock(guest, kind, call.get("skiplock"))
+        if guest.config.get("template"):
+            raise ApiError(f"you can't start a {kind.word.lower() if kind.name == 'qemu' else kind.word} "
+                           f"if it's a template")
+        if _ha_active(state, guest) and not call.get("migratedfrom"):
+            return _ha_request(call, kind, guest, "hastart")
+
+        def work(task):
+            _do_start(state, guest, kind, task)
+
+        return call.task(guest.node, kind.task("start"), guest.vmid, work)
+
+    handler.__doc__ = f"Start a {kind.word}."
+    return handler
+
+
+def _stop(kind, action):
+    def handler(call):
+        state = call.state
+        guest = _guest(call, kind)
+        if action != "stop":
+            _check_lock(guest, kind, call.get("skiplock"))
+        if action in ("stop", "shutdown") and _ha_active(state, guest):
+            return _ha_request(call, kind, guest, "hastop")
+
+        def work(task):
+            if guest.status != "running":
+                if action == "stop":
+                    return
+                raise TaskFailure(f"{kind.word} {guest.vmid} not running")
+            if action == "reboot":
+                guest.started = time.time()
+            else:
+                guest.status, guest.started = "stopped", None
+
+        return call.task(guest.node, kind.task(action), guest.vmid, work)
+
+    handler.__doc__ = f"{action.capitalize()} a {kind.word}."
+    return handler
+
+
+# ----------------------------------------------------------------- delete
+def _delete(kind):
+    def handler(call):
+        state = call.state
+        guest = _guest(call, kind)
+        _check_lock(guest, kind, call.get("skiplock"))
+        if guest.status == "running":
+            raise ApiError(f"{kind.word} {guest.vmid} is running - destroy failed")
+        if int(guest.config.get("protection", 0)):
+            raise ApiError(f"can't remove {kind.word} {guest.vmid} - protection mode enabled")
+        sid = state.ha_sid(guest)
+        if sid in state.ha_resources and not call.get("purge"):
+            raise ApiError(f"unable to remove {kind.word} {guest.vmid} - used in HA resources and purge parameter "
+                           f"not set.")
+        purge = bool(call.get("purge"))
+
+        def work(task):
+            state.guests.pop(guest.vmid, None)
+            _release_volumes(state, guest)
+            if purge:
+                state.ha_resources.pop(sid, None)
+                for rule_id, rule in list(state.ha_rules.items()):
+                    remaining = [r for r in split_list(rule.get("resources", "")) if r != sid]
+                    if remaining:
+                        rule["resources"] = ",".join(remaining)
+                    else:
+                        del state.ha_rules[rule_id]
+                for job in state.backup_jobs.values():
+                    if "vmid" in job:
+                        remaining = [v for v in split_list(str(job["vmid"])) if v != str(guest.vmid)]
+                        job["vmid"] = ",".join(remaining)
+
+        return call.task(guest.node, kind.task("destroy"), guest.vmid, work)
+
+    handler.__doc__ = f"Destroy a {kind.word} (must be stopped)."
+    return handler
+
+
+# ------------------------------------------------------------------ clone
+def _clone(kind):
+    def handler(call):
+        state = call.state
+        source = _guest(call, kind)
+        newid = call.get("newid")
+        target = call.get("target") or source.node
+        state.check_vmid_unused(newid)
+        state.online_node(target)
+        is_template = bool(source.config.get("template"))
+        full = call.get("full")
+        full = (not is_template) if full is None else bool(full)
+        if not full and not is_template:
+            raise ApiError("Linked clone feature is only available for templates")
+        storage_id = call.get("storage")
+        if target != source.node:
+            local = [key for key, parsed in source.disks()
+                     if not state.is_shared(parsed.get(kind.volume_key, "").split(":", 1)[0])]
+            if local and not (storage_id and state.is_shared(storage_id)):
+                raise ApiError(f"can't clone {kind.word} to node '{target}' ({kind.word} uses local storage)")
+        if source.lock and source.lock != "clone":
+            raise ApiError(f"{kind.word} {source.vmid} is locked ({source.lock})")
+        clone = Guest(vmid=newid, kind=kind.name, node=target, config={})
+        for key, value in source.config.items():
+            if key in ("lock", "template", "digest") or key.startswith("unused"):
+                continue
+            clone.config[key] = value
+        name_key = "name" if kind.name == "qemu" else "hostname"
+        clone.config[name_key] = call.get(name_key) or f"Copy-of-{source.name}"
+        if call.get("description"):
+            clone.config["description"] = call.get("description")
+        if kind.name == "qemu":
+            clone.config["vmgenid"] = new_uuid()
+            clone.config["smbios1"] = f"uuid={new_uuid()}"
+        for key in list(clone.config):
+            if key.startswith("net") and key[3:].isdigit():
+                parsed = parse_property_string(clone.config[key], "model" if kind.name == "qemu" else None)
+                if kind.name == "qemu":
+                    model = parsed.pop("model", "virtio")
+                    for candidate in NET_MODELS:
+                        if candidate in parsed:
+                            model = candidate
+                            parsed.pop(candidate)
+                    clone.config[key] = _net_value(clone, kind, key, print_property_string(
+                        {"model": model, **{k: v for k, v in parsed.items() if k != "macaddr"}}, "model"))
+                else:
+                    parsed.pop("hwaddr", None)
+                    clone.config[key] = _net_value(clone, kind, key, print_property_string(parsed))
+        for key, source_disk in source.disks():
+            volume = source_disk.get(kind.volume_key, "")
+            stored = state.volume(volume, source.node)
+            size = parse_size(source_disk.get("size", "0")) or (stored.size if stored else 8 * GIB)
+            disk = dict(source_disk)
+            disk[kind.volume_key] = state.allocate(clone, storage_id or volume.split(":", 1)[0], size,
+                                                   call.get("format"))
+            clone.config[key] = print_property_string(disk, kind.volume_key, DISK_ORDER)
+        for key, value in source.config.items():
+            cloudinit = _cloudinit_storage(value, source.vmid) if is_disk_key(kind.name, key) else None
+            if cloudinit:
+                clone.config[key] = _disk_value(state, clone, kind, key,
+                                                f"{storage_id or cloudinit}:cloudinit,media=cdrom", {})
+        clone.config["lock"] = "clone"
+        state.guests[newid] = clone
+
+        def work(task):
+            clone.config.pop("lock", None)
+
+        def undo(task):
+            state.guests.pop(newid, None)
+            _release_volumes(state, clone)
+
+        lines = [f"create {'full' if full else 'linked'} clone of drive {key} ({parsed.get(kind.volume_key)})"
+                 for key, parsed in source.disks()]
+        return call.task(source.node, kind.task("clone"), source.vmid, work, undo=undo, lines=lines)
+
+    handler.__doc__ = f"Clone a {kind.word} or template (task {kind.task('clone')})."
+    return handler
+
+
+def _cloudinit_storage(value, vmid):
+    """The storage of a guest's own cloud-init drive (``<storage>:vm-<vmid>-cloudinit``), or None."""
+    volume = parse_property_string(value, "file").get("file", "") if isinstance(value, str) else ""
+    name = volume.split(":", 1)[-1].split("/")[-1]
+    if name in (f"vm-{vmid}-cloudinit", f"vm-{vmid}-cloudinit.qcow2", f"vm-{vmid}-cloudinit.raw"):
+        return volume.split(":", 1)[0]
+    return None
+
+
+# ---------------------------------------------------------------- migrate
+def _migration_problem(state, guest, kind, target, params):
+    """Why the worker would abort (checked when the task runs), or None."""
+    if not state.nodes[target].online:
+        return "Can't connect to destination address using public key"
+    running = guest.status == "running"
+    for _, parsed in guest.disks():
+        volume = parsed.get(kind.volume_key, "")
+        storage_id = volume.split(":", 1)[0]
+        if state.is_shared(storage_id):
+            continue
+        try:
+            state.storage_on_node(storage_id, target)
+        except ApiError as exc:
+            return exc.message
+        if running and kind.name == "qemu" and not params.get("with-local-disks"):
+            return (f"can't migrate local disk '{volume}': can't live migrate attached local disks without "
+                    f"with-local-disks option")
+    for key, value in guest.config.items():
+        if key.startswith("hostpci") and key[7:].isdigit():
+            parsed = parse_property_string(value, "host")
+            mapping = state.pci_mappings.get(parsed.get("mapping", ""))
+            if mapping is None:
+                return f"can't migrate VM which uses local devices: {key}"
+            if not any(f"node={target}" in entry.split(",") for entry in mapping.get("map", [])):
+                return f"PCI mapping '{parsed['mapping']}' has no entry for node '{target}'"
+            if running and not int(mapping.get("live-migration-capable", 0)):
+                return f"can't migrate running VM which uses mapped devices: {key}"
+    return None
+
+
+def _migration_log(state, guest, kind, target, online):
+    node_ip = state.nodes[target].ip
+    downtime = 45 + guest.vmid % 11
+    lines = [f"{_stamp()} starting migration of {kind.word} {guest.vmid} to node '{target}' ({node_ip})"]
+    for _, parsed in guest.disks():
+        volume = parsed.get(kind.volume_key, "")
+        if not state.is_shared(volume.split(":", 1)[0]):
+            lines.append(f"{_stamp()} found local disk '{volume}' (attached)")
+    if kind.name == "qemu" and online:
+        memory = guest.memory_bytes() / GIB
+        lines += [
+            f"{_stamp()} starting VM {guest.vmid} on remote node '{target}'",
+            f"{_stamp()} start remote tunnel",
+            f"{_stamp()} ssh tunnel ver 1",
+            f"{_stamp()} starting online/live migration on unix:/run/qemu-server/{guest.vmid}.migrate",
+            f"{_stamp()} set migration capabilities",
+            f"{_stamp()} migration downtime limit: 100 ms",
+            f"{_stamp()} migration cachesize: {max(0.25, memory / 8):.1f} GiB",
+            f"{_stamp()} set migration parameters",
+            f"{_stamp()} start migrate command to unix:/run/qemu-server/{guest.vmid}.migrate",
+            f"{_stamp()} migration active, transferred 94.6 MiB of {memory:.1f} GiB VM-state, 130.8 MiB/s",
+            f"{_stamp()} average migration speed: 586.3 MiB/s - downtime {downtime} ms",
+            f"{_stamp()} migration status: completed",
+        ]
+    elif kind.name == "lxc" and online:
+        lines += [f"{_stamp()} shutdown CT {guest.vmid}",
+                  f"{_stamp()} starting CT {guest.vmid} on remote node '{target}'"]
+    lines.append(f"{_stamp()} migration finished successfully (duration 00:00:01)")
+    return lines
+
+
+def _migrate(kind):
+    def handler(call):
+        state = call.state
+        guest = _guest(call, kind)
+        target = call.get("target")
+        if target == guest.node:
+            raise ParamError({"target": "target is local node."})
+        state.node(target)
+        _check_lock(guest, kind)
+        running = guest.status == "running"
+        if kind.name == "qemu" and running and not call.get("online"):
+            raise ApiError("can't migrate running VM without --online")
+        if kind.name == "lxc" and running:
+            if call.get("online"):
+                raise ApiError("lxc live migration is currently not implemented")
+            if not call.get("restart"):
+                raise ApiError("CT is running - use online migration or restart mode")
+        if _ha_active(state, guest):
+            def ha_work(task):
+                if state.nodes[target].online:
+                    state.move_local_volumes(guest, target)
+                    guest.node = target
+
+            return call.task(guest.node, "hamigrate", guest.vmid, ha_work,
+                             lines=(f"Requesting HA migration for {kind.word} {guest.vmid} to node {target}",))
+        params = dict(call.params)
+        guest.config["lock"] = "migrate"
+        source = guest.node
+
+        def work(task):
+            guest.config.pop("lock", None)
+            problem = _migration_problem(state, guest, kind, target, params)
+            if problem:
+                task.log(f"{_stamp()} ERROR: migration aborted (duration 00:00:00): {problem}")
+                raise TaskFailure("migration aborted")
+            for line in _migration_log(state, guest, kind, target, running):
+                task.log(line)
+            state.move_local_volumes(guest, target)
+            guest.node = target
+            if running:
+                guest.started = time.time() if kind.name == "lxc" else guest.started
+
+        def undo(task):
+            guest.config.pop("lock", None)
+
+        duration = call.app.settings.migrate_duration
+        return call.task(source, kind.task("migrate"), guest.vmid, work, duration=duration, undo=undo)
+
+    handler.__doc__ = f"Migrate a {kind.word} to another node (task {kind.task('migrate')})."
+    return handler
+
+
+# ----------------------------------------------------- resize and template
+def _resize(kind):
+    def handler(call):
+        state = call.state
+        guest = _guest(call, kind)
+        _check_lock(guest, kind, call.get("skiplock"))
+        if call.get("digest") and call.get("digest") != digest_of(guest.config):
+            raise ApiError("detected modified configuration - file changed by other user? Try again.")
+        disk = call.get("disk")
+        value = guest.config.get(disk)
+        if not isinstance(value, str) or not is_disk_key(kind.name, disk):
+            raise ApiError(f"disk '{disk}' does not exist")
+        parsed = parse_property_string(value, kind.volume_key)
+        if parsed.get("media") == "cdrom":
+            raise ApiError(f"disk '{disk}' is a cdrom and cannot be resized")
+        match = RESIZE.match(call.get("size"))
+        if not match:
+            raise ParamError({"size": "invalid format - value does not look like a valid disk size\n"})
+        current = parse_size(parsed.get("size", "0")) or 0
+        amount = parse_size(match.group(2) + (match.group(3) or "")) or 0
+        new_size = current + amount if match.group(1) else amount
+        if new_size < current:
+            raise ApiError("shrinking disks is not supported")
+        volume = state.volume(parsed.get(kind.volume_key, ""), guest.node)
+
+        def work(task):
+            if volume is not None:
+                total, used = state.storage_usage(volume.storage, guest.node)
+                if used + new_size - volume.size > total:
+                    raise TaskFailure(f"not enough free space on storage '{volume.storage}'")
+                volume.size = new_size
+            parsed["size"] = format_size(new_size)
+            guest.config[disk] = print_property_string(parsed, kind.volume_key, DISK_ORDER)
+
+        return call.task(guest.node, "resize", guest.vmid, work)
+
+    handler.__doc__ = f"Grow a {kind.word} disk (task resize)."
+    return handler
+
+
+def _template(kind):
+    def handler(call):
+        state = call.state
+        guest = _guest(call, kind)
+        _check_lock(guest, kind)
+        if guest.config.get("template"):
+            raise ApiError("you can't convert a template to a template")
+        if guest.status == "running":
+            raise ApiError(f"you can't convert a {kind.word} to template if {kind.word} is running")
+
+        def work(task):
+            for key, parsed in guest.disks():
+                volume = parsed.get(kind.volume_key, "")
+                renamed = volume.replace(f"vm-{guest.vmid}-disk-", f"base-{guest.vmid}-disk-")
+                stored = state.volume(volume, guest.node)
+                if stored is not None and renamed != volume:
+                    state.free_volume(volume, guest.node)
+                    stored.volid = renamed
+                    state.volumes[(stored.scope, renamed)] = stored
+                parsed[kind.volume_key] = renamed
+                guest.config[key] = print_property_string(parsed, kind.volume_key, DISK_ORDER)
+            guest.config["template"] = 1
+
+        return call.task(guest.node, kind.task("template"), guest.vmid, work)
+
+    handler.__doc__ = f"Convert a {kind.word} into a template."
+    return handler
+
+
+# ------------------------------------------------------------ guest agent
+def _agent_guest(call):
+    state = call.state
+    guest = _guest(call, QEMU)
+    if guest.status != "running":
+        raise ApiError(f"VM {guest.vmid} is not running")
+    agent = parse_property_string(guest.config.get("agent", "0"), "enabled").get("enabled", "0")
+    if str(agent) not in ("1",):
+        raise ApiError("No QEMU guest agent configured")
+    if guest.uptime() < call.app.settings.agent_delay:
+        raise ApiError("QEMU guest agent is not running")
+    return state, guest
+
+
+@route("GET", "/nodes/{node}/qemu/{vmid}/agent/network-get-interfaces")
+def agent_interfaces(call):
+    """Guest-agent view of the VM's NICs (static ipconfigN addresses or a DHCP lease)."""
+    state, guest = _agent_guest(call)
+    result = [{
+        "name": "lo", "hardware-address": "00:00:00:00:00:00",
+        "ip-addresses": [{"ip-address": "127.0.0.1", "ip-address-type": "ipv4", "prefix": 8},
+                         {"ip-address": "::1", "ip-address-type": "ipv6", "prefix": 128}],
+        "statistics": {"rx-bytes": 0, "rx-packets": 0, "tx-bytes": 0, "tx-packets": 0,
+                       "rx-errs": 0, "tx-errs": 0, "rx-dropped": 0, "tx-dropped": 0},
+    }]
+    for key in sorted((k for k in guest.config if k.startswith("net") and k[3:].isdigit()), key=lambda k: int(k[3:])):
+        index = int(key[3:])
+        parsed = parse_property_string(guest.config[key], "model")
+        mac = next((parsed[m] for m in NET_MODELS if m in parsed), parsed.get("macaddr", "")).lower()
+        address, prefix = state.guest_ip(guest, index)
+        result.append({
+            "name": f"ens{18 + index}", "hardware-address": mac,
+            "ip-addresses": [{"ip-address": address, "ip-address-type": "ipv4", "prefix": prefix}],
+            "statistics": {"rx-bytes": 123456, "rx-packets": 1000, "tx-bytes": 65432, "tx-packets": 800,
+                           "rx-errs": 0, "tx-errs": 0, "rx-dropped": 0, "tx-dropped": 0},
+        })
+    return {"result": result}
+
+
+@route("POST", "/nodes/{node}/qemu/{vmid}/agent/ping")
+def agent_ping(call):
+    """Ping the guest agent."""
+    _agent_guest(call)
+    return {"result": {}}
+
+
+@route("GET", "/nodes/{node}/qemu/{vmid}/agent/get-host-name")
+def agent_hostname(call):
+    """Host name reported by the guest agent (the VM name)."""
+    _, guest = _agent_guest(call)
+    return {"result": {"host-name": guest.name}}
+
+
+@route("GET", "/nodes/{node}/qemu/{vmid}/agent/get-osinfo")
+def agent_osinfo(call):
+    """OS information reported by the guest agent."""
+    _agent_guest(call)
+    return {"result": {"id": "ubuntu", "name": "Ubuntu", "pretty-name": "Ubuntu 24.04.2 LTS", "version-id": "24.04",
+                       "kernel-release": "6.8.0-57-generic", "machine": "x86_64"}}
+
+
+@route("GET", "/nodes/{node}/lxc/{vmid}/interfaces")
+def lxc_interfaces(call):
+    """Interfaces of a running container."""
+    state = call.state
+    guest = _guest(call, LXC)
+    if guest.status != "running":
+        raise ApiError(f"CT {guest.vmid} is not running")
+    result = [{"name": "lo", "hwaddr": "00:00:00:00:00:00", "inet": "127.0.0.1/8", "inet6": "::1/128"}]
+    for key in sorted((k for k in guest.config if k.startswith("net") and k[3:].isdigit()), key=lambda k: int(k[3:])):
+        parsed = parse_property_string(guest.config[key], None)
+        address, prefix = state.guest_ip(guest, int(key[3:]))
+        result.append({"name": parsed.get("name", f"eth{key[3:]}"), "hwaddr": parsed.get("hwaddr", "").lower(),
+                       "inet": f"{address}/{prefix}"})
+    return result
+
+
+# --------------------------------------------------------------- routes
+for _kind in (QEMU, LXC):
+    _p = _kind.prefix
+    route("GET", _p)(_list(_kind))
+    route("POST", _p)(_create(_kind))
+    route("DELETE", _p + "/{vmid}")(_delete(_kind))
+    route("GET", _p + "/{vmid}/config")(_read_config(_kind))
+    route("PUT", _p + "/{vmid}/config")(_update_config(_kind, asynchronous=False))
+    route("GET", _p + "/{vmid}/status/current")(_status_current(_kind))
+    route("POST", _p + "/{vmid}/status/start")(_start(_kind))
+    route("POST", _p + "/{vmid}/status/stop")(_stop(_kind, "stop"))
+    route("POST", _p + "/{vmid}/status/shutdown")(_stop(_kind, "shutdown"))
+    route("POST", _p + "/{vmid}/status/reboot")(_stop(_kind, "reboot"))
+    route("POST", _p + "/{vmid}/clone")(_clone(_kind))
+    route("POST", _p + "/{vmid}/migrate")(_migrate(_kind))
+    route("PUT", _p + "/{vmid}/resize")(_resize(_kind))
+    route("POST", _p + "/{vmid}/template")(_template(_kind))
+route("POST", QEMU.prefix + "/{vmid}/config")(_update_config(QEMU, asynchronous=True))

@@ -1,0 +1,81 @@
+"""Backup jobs (``/cluster/backup``) and PCI mappings (``/cluster/mapping/pci``)."""
+
+import pytest
+from proxmoxer.core import ResourceException
+
+GPU_MAP = ["node=pve-1,path=0000:01:00,id=10de:2204,iommugroup=14",
+           "node=pve-2,path=0000:01:00,id=10de:2204,iommugroup=14"]
+
+
+def test_backup_job_crud(pve_sim, wait):
+    api = pve_sim.api()
+    wait(api, api.nodes("pve-1").qemu.post(vmid=100, scsi0="local-lvm:8", scsi1="local-lvm:2,backup=0"))
+    api.cluster.backup.post(id="nightly", schedule="02:30", storage="nas", vmid="100", mode="snapshot",
+                            compress="zstd", **{"prune-backups": "keep-daily=7,keep-weekly=4"})
+    job = api.cluster.backup("nightly").get()
+    assert (job["schedule"], job["storage"], job["vmid"], job["enabled"]) == ("02:30", "nas", "100", 1)
+    assert job["prune-backups"] == "keep-daily=7,keep-weekly=4" and job["digest"]
+    assert [j["id"] for j in api.cluster.backup.get()] == ["nightly"]
+    volumes = api.cluster.backup("nightly").included_volumes.get()
+    assert volumes == {"children": [{"id": 100, "name": "VM100", "type": "qemu", "children": [
+        {"id": "scsi0", "name": "local-lvm:vm-100-disk-0", "included": 1, "reason": "enabled"},
+        {"id": "scsi1", "name": "local-lvm:vm-100-disk-1", "included": 0, "reason": "disabled"},
+    ]}]}
+    api.cluster.backup("nightly").put(all=1, enabled=0, delete="compress")
+    job = api.cluster.backup("nightly").get()
+    assert (job["all"], job["enabled"], "vmid" in job, "compress" in job) == (1, 0, False, False)
+    with pytest.raises(ResourceException) as raised:
+        api.cluster.backup.post(id="bad", schedule="daily", storage="local-lvm", all=1)
+    assert raised.value.content == "storage 'local-lvm' does not support backups"
+    with pytest.raises(ResourceException) as raised:
+        api.cluster.backup.post(id="both", schedule="daily", storage="nas", all=1, vmid="100")
+    assert raised.value.status_code == 400 and raised.value.errors == {"all": "option conflicts with option 'vmid'"}
+    with pytest.raises(ResourceException) as raised:
+        api.cluster.backup.post(id="nightly", schedule="daily", storage="nas", all=1)
+    assert raised.value.content == "Job 'nightly' already exists"
+    api.cluster.backup("nightly").delete()
+    assert api.cluster.backup.get() == []
+    with pytest.raises(ResourceException) as raised:
+        api.cluster.backup("nightly").get()
+    assert raised.value.content == "Job 'nightly' does not exist"
+
+
+def test_backup_job_from_legacy_starttime(pve8_sim):
+    api = pve8_sim.api()
+    api.cluster.backup.post(id="weekly", starttime="03:15", dow="sat,sun", storage="nas", all=1)
+    assert api.cluster.backup("weekly").get()["schedule"] == "sat,sun 03:15"
+
+
+def test_pci_mapping_crud_and_checks(pve_sim):
+    api = pve_sim.api()
+    api.cluster.mapping.pci.post(id="rtx3090", map=GPU_MAP, description="RTX 3090 for JupyterHub")
+    mapping = api.cluster.mapping.pci("rtx3090").get()
+    assert mapping["map"] == GPU_MAP and mapping["description"] == "RTX 3090 for JupyterHub"
+    with pytest.raises(ResourceException) as raised:
+        api.cluster.mapping.pci.post(id="rtx3090", map=GPU_MAP)
+    assert raised.value.content == "pci ID 'rtx3090' already defined"
+    listed = api.cluster.mapping.pci.get(**{"check-node": "pve-1"})
+    assert listed[0]["id"] == "rtx3090" and listed[0]["checks"] == []
+    api.cluster.mapping.pci("rtx3090").put(map=GPU_MAP[:1] + ["node=pve-2,path=0000:02:00,id=10de:2204"],
+                                           delete="description")
+    assert "description" not in api.cluster.mapping.pci("rtx3090").get()
+    checks = api.cluster.mapping.pci.get(**{"check-node": "pve-2"})[0]["checks"]
+    assert checks == [{"severity": "error", "message": "PCI device '0000:02:00' does not exist."}]
+    with pytest.raises(ResourceException) as raised:
+        api.cluster.mapping.pci.post(id="broken", map=["node=pve-1,path=not-a-path,id=10de:2204"])
+    assert raised.value.status_code == 400 and list(raised.value.errors) == ["map[0]"]
+    api.cluster.mapping.pci("rtx3090").delete()
+    assert api.cluster.mapping.pci.get() == []
+
+
+def test_mapped_gpu_follows_the_vm(pve9_sim, wait):
+    api = pve9_sim.api()
+    api.cluster.mapping.pci.post(id="rtx3090", map=GPU_MAP[:1])
+    wait(api, api.nodes("pve-1").qemu.post(vmid=100, scsi0="nas:8", hostpci0="mapping=rtx3090,pcie=1"))
+    assert wait(api, api.nodes("pve-1").qemu(100).status.start.post())["exitstatus"] == "OK"
+    wait(api, api.nodes("pve-1").qemu(100).status.stop.post())
+    status = wait(api, api.nodes("pve-1").qemu(100).migrate.post(target="pve-2"))
+    assert status["exitstatus"] == "migration aborted"
+    api.cluster.mapping.pci("rtx3090").put(map=GPU_MAP)
+    assert wait(api, api.nodes("pve-1").qemu(100).migrate.post(target="pve-2"))["exitstatus"] == "OK"
+    assert [d["id"] for d in api.nodes("pve-2").hardware.pci.get()] == ["0000:01:00.0", "0000:01:00.1"]

@@ -1,0 +1,106 @@
+"""Fault injection (failing/slow tasks, HTTP errors, node failures), the request log and reset."""
+
+import time
+
+import pytest
+from proxmoxer.core import ResourceException
+
+
+def test_next_task_of_a_type_fails_with_the_message(pve9_sim, wait):
+    api = pve9_sim.api()
+    pve9_sim.fault("task_fail", task_type="qmcreate", message="lvcreate failed: out of extents", count=1)
+    status = wait(api, api.nodes("pve-1").qemu.post(vmid=100, scsi0="local-lvm:8"))
+    assert status["exitstatus"] == "lvcreate failed: out of extents"
+    log = api.nodes("pve-1").tasks(status["upid"]).log.get()
+    assert log[-1]["t"] == "TASK ERROR: lvcreate failed: out of extents"
+    # A failed create leaves nothing behind, and the fault was consumed.
+    assert api.cluster.resources.get(type="vm") == []
+    assert api.nodes("pve-1").storage("local-lvm").content.get() == []
+    assert pve9_sim.control("GET", "faults") == []
+    assert wait(api, api.nodes("pve-1").qemu.post(vmid=100, scsi0="local-lvm:8"))["exitstatus"] == "OK"
+
+
+def test_http_errors_for_matching_requests(pve9_sim):
+    api = pve9_sim.api()
+    pve9_sim.fault("http_error", path=r"^/cluster/status$", method="GET", status=503, count=2,
+                   message="Service Unavailable")
+    for _ in range(2):
+        with pytest.raises(ResourceException) as raised:
+            api.cluster.status.get()
+        assert (raised.value.status_code, raised.value.content) == (503, "Service Unavailable")
+    assert api.cluster.status.get()[0]["name"] == "ailab"
+    api.version.get()  # other paths were never affected
+
+
+def test_slow_tasks_and_wait(pve9_sim):
+    api = pve9_sim.api()
+    pve9_sim.fault("slow_tasks", task_type="*", delay=0.3, count=0)
+    upid = api.nodes("pve-1").qemu.post(vmid=100, scsi0="local-lvm:1")
+    time.sleep(0.1)
+    assert api.nodes("pve-1").tasks(upid).status.get()["status"] == "running"
+    assert api.nodes("pve-1").tasks.get(source="active")[0]["upid"] == upid
+    assert pve9_sim.wait_tasks()
+    assert api.nodes("pve-1").tasks(upid).status.get()["exitstatus"] == "OK"
+    pve9_sim.clear_faults()
+    assert pve9_sim.control("GET", "faults") == []
+
+
+def test_stopping_a_task_aborts_it(pve9_sim, wait):
+    api = pve9_sim.api()
+    pve9_sim.fault("slow_tasks", task_type="qmcreate", delay=0.5)
+    upid = api.nodes("pve-1").qemu.post(vmid=100, scsi0="local-lvm:1")
+    api.nodes("pve-1").tasks(upid).delete()
+    assert wait(api, upid)["exitstatus"] == "received interrupt"
+    assert api.cluster.resources.get(type="vm") == []
+
+
+def test_request_log_separates_reads_and_writes(pve9_sim, wait):
+    api = pve9_sim.api(auth="password")
+    pve9_sim.clear_log()
+    api.cluster.status.get()
+    upid = api.nodes("pve-1").qemu.post(vmid=100, scsi0="local-lvm:1", cipassword="hunter22")
+    wait(api, upid)
+    log = pve9_sim.requests_log()
+    assert [(e["method"], e["path"], e["write"]) for e in log][:2] == [
+        ("GET", "/cluster/status", False), ("POST", "/nodes/pve-1/qemu", True)]
+    writes = pve9_sim.writes()
+    assert len(writes) == 1
+    assert writes[0]["params"] == {"vmid": "100", "scsi0": "local-lvm:1", "cipassword": "**********"}
+    assert writes[0]["status"] == 200 and writes[0]["user"] == pve9_sim.user
+    assert all(e["path"] == f"/nodes/pve-1/tasks/{upid}/status" for e in pve9_sim.reads()[1:])
+    # Logging in is not a write.
+    pve9_sim.clear_log()
+    pve9_sim.api(auth="password").version.get()
+    assert pve9_sim.writes() == []
+    assert [e["path"] for e in pve9_sim.requests_log()] == ["/access/ticket", "/version"]
+
+
+def test_reset_returns_to_the_seed(pve9_sim, wait):
+    api = pve9_sim.api()
+    wait(api, api.nodes("pve-1").qemu.post(vmid=100, scsi0="local-lvm:1"))
+    pve9_sim.node_down("pve-2")
+    pve9_sim.fault("task_fail", task_type="qmstart", message="boom")
+    pve9_sim.reset()
+    assert pve9_sim.requests_log() == []
+    assert api.cluster.resources.get(type="vm") == []
+    assert api.cluster.status.get()[0]["quorate"] == 1
+    assert pve9_sim.control("GET", "faults") == []
+
+
+def test_settings_change_task_duration(pve9_sim, wait):
+    api = pve9_sim.api()
+    assert pve9_sim.settings()["task_duration"] == 0.05
+    pve9_sim.settings(task_duration=0)
+    started = time.monotonic()
+    wait(api, api.nodes("pve-1").qemu.post(vmid=100, scsi0="local-lvm:1"))
+    assert time.monotonic() - started < 0.5
+    pve9_sim.settings(task_duration=0.05)
+
+
+def test_bad_fault_requests_are_rejected(pve9_sim):
+    from pvesim.testing import SimulatorError
+
+    with pytest.raises(SimulatorError, match="unknown fault kind"):
+        pve9_sim.fault("meteor")
+    with pytest.raises(SimulatorError, match="unknown fault option"):
+        pve9_sim.fault("task_fail", colour="red")
