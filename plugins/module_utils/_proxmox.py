@@ -76,6 +76,34 @@ def pve_params(params):
     return dict((k, to_pve(v)) for k, v in params.items() if v is not None)
 
 
+def _normalized(value, unordered):
+    value = to_pve(value)
+    if unordered and isinstance(value, str):
+        return ",".join(sorted(v.strip() for v in value.split(",") if v.strip()))
+    return str(value).strip() if value is not None else None
+
+
+def config_changes(desired, current, unordered=()):
+    """What to send so that ``current`` (as PVE returns it) matches ``desired``.
+
+    ``desired`` holds the options the user set (None = not managed, left alone). Values compare as
+    PVE stores them: booleans as 1/0, numbers as text, and the keys in ``unordered`` as comma lists
+    whose order does not matter (for example storage ``content`` or ``nodes``).
+    Returns ``(changes, before, after)``: the parameters to write, and the managed keys' values
+    before and after, for ``diff``.
+    """
+    changes, before, after = {}, {}, {}
+    for key, value in desired.items():
+        if value is None:
+            continue
+        old = current.get(key)
+        before[key] = old
+        after[key] = to_pve(value)
+        if _normalized(value, key in unordered) != _normalized(old, key in unordered):
+            changes[key] = to_pve(value)
+    return changes, before, after
+
+
 class ProxmoxError(Exception):
     """An API or task failure, already phrased for the user."""
 

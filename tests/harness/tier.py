@@ -120,8 +120,7 @@ def tier_sanity():
     log = RESULTS / "sanity.log"
     RESULTS.mkdir(parents=True, exist_ok=True)
     with open(log, "w") as fh:
-        proc = subprocess.Popen([BIN / "ansible-test", "sanity", "--venv", "--color", "no",
-                                 "--python", f"{sys.version_info.major}.{sys.version_info.minor}"],
+        proc = subprocess.Popen([BIN / "ansible-test", "sanity", "--venv", "--color", "no"],
                                 cwd=tree, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         for line in proc.stdout:
             sys.stdout.write(line)
@@ -190,7 +189,31 @@ def tier_integration():
                 passed += 1
             else:
                 failed.append(f"site.yml idempotent@pve{pve}")
+    if collection_installs_offline():
+        passed += 1
+    else:
+        failed.append("collection build/install/ansible-doc")
     return record("integration", passed, len(failed), 0, started, f"(failed: {', '.join(failed)})" if failed else "")
+
+
+def collection_installs_offline():
+    """`ansible-galaxy collection build`, an offline install into an empty path, and ansible-doc
+    of every module from there."""
+    import tempfile  # noqa: PLC0415
+
+    with tempfile.TemporaryDirectory(prefix="ailab-galaxy-") as tmp:
+        env = {k: v for k, v in os.environ.items() if k != "ANSIBLE_CONFIG"}
+        if run([BIN / "ansible-galaxy", "collection", "build", "--force", "--output-path", tmp, ROOT], cwd=tmp, env=env):
+            return False
+        tarball = next(Path(tmp).glob("ailab-cluster-*.tar.gz"))
+        target = Path(tmp) / "installed"
+        if run([BIN / "ansible-galaxy", "collection", "install", "--offline", "--no-deps", "-p", target, tarball],
+               cwd=tmp, env=env):
+            return False
+        modules = sorted(p.stem for p in (ROOT / "plugins" / "modules").glob("[a-z]*.py"))
+        env["ANSIBLE_COLLECTIONS_PATH"] = str(target)
+        return run([BIN / "ansible-doc", *[f"ailab.cluster.{m}" for m in modules]], cwd=tmp, env=env,
+                   stdout=subprocess.DEVNULL) == 0
 
 
 def summary():

@@ -5,6 +5,7 @@ import pytest
 from ansible_collections.ailab.cluster.plugins.module_utils._proxmox import (
     ProxmoxClient,
     ProxmoxError,
+    config_changes,
     pve_params,
     to_pve,
 )
@@ -78,3 +79,19 @@ def test_missing_path_on_pve8_says_the_version_lacks_it(pve8_sim):
         client.get("cluster/ha/rules", what="the HA rules")
     assert exc.value.status == 501
     assert "does not have that API call" in exc.value.msg
+
+
+def test_config_changes_compares_as_pve_stores_values():
+    current = {"onboot": 1, "cores": "2", "content": "rootdir,images", "description": "lab\n", "unmanaged": "x"}
+    desired = {"onboot": True, "cores": 2, "content": "images,rootdir", "description": "lab", "memory": None}
+    changes, before, after = config_changes(desired, current, unordered=("content",))
+    assert changes == {}
+    assert before == {"onboot": 1, "cores": "2", "content": "rootdir,images", "description": "lab\n"}
+    assert "unmanaged" not in before and "memory" not in after
+
+
+def test_config_changes_reports_only_differences():
+    changes, before, after = config_changes({"onboot": False, "cores": 4, "tags": "gpu"}, {"onboot": 1, "cores": 4})
+    assert changes == {"onboot": 0, "tags": "gpu"}
+    assert before == {"onboot": 1, "cores": 4, "tags": None}
+    assert after == {"onboot": 0, "cores": 4, "tags": "gpu"}
