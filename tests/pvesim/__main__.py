@@ -45,6 +45,8 @@ def build_parser():
     parser.add_argument("--control-token", help="token for the /_sim control API (default: random)")
     parser.add_argument("--task-duration", type=float, default=0.05, help="seconds a task runs (default 0.05)")
     parser.add_argument("--verbose", action="store_true", help="log every request to stderr")
+    parser.add_argument("--exit-on-stdin-eof", action="store_true",
+                        help="stop when stdin closes (the parent process went away); used by testing.py")
     return parser
 
 
@@ -99,6 +101,8 @@ def main(argv=None):
 
     signal.signal(signal.SIGTERM, terminate)
     signal.signal(signal.SIGINT, terminate)
+    if args.exit_on_stdin_eof:
+        threading.Thread(target=_stop_on_eof, args=(server,), daemon=True).start()
     sys.stdout.write(json.dumps(info) + "\n")
     sys.stdout.flush()
     try:
@@ -107,6 +111,14 @@ def main(argv=None):
         server.server_close()
         app.tasks.stop()
     return 0
+
+
+def _stop_on_eof(server):
+    """Shut the server down once stdin reaches EOF, so a crashed test run leaves no orphan."""
+    # os.read on the descriptor: sys.stdin's buffer lock would block interpreter shutdown
+    while os.read(0, 4096):
+        pass
+    server.shutdown()
 
 
 if __name__ == "__main__":

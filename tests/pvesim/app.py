@@ -15,7 +15,9 @@ request in the request log used by tests to assert "no write on an idempotent re
 """
 
 import json
+import sys
 import threading
+import traceback
 import time
 from dataclasses import dataclass, field
 from urllib.parse import parse_qsl
@@ -181,6 +183,10 @@ class Simulator:
             response = Response(400, {"data": None, "errors": exc.errors}, exc.message)
         except ApiError as exc:
             response = Response(exc.status, {"data": None, "message": exc.message + "\n"}, exc.message)
+        except Exception as exc:  # a simulator bug: answer 500 and say so, keep serving
+            traceback.print_exc(file=sys.stderr)
+            message = f"internal pvesim error: {exc!r}"
+            response = Response(500, {"data": None, "message": message + "\n"}, message)
         self.requests.add({
             "time": time.time(), "method": method, "path": api_path, "params": redact(params),
             "status": response.status, "write": write,

@@ -23,7 +23,6 @@ class Personality:
     release: str
     repoid: str
     kernel: str
-    debian: str
     drop_paths: tuple = ()
     drop_params: dict = field(default_factory=dict)
 
@@ -60,7 +59,6 @@ PVE8 = Personality(
     release="8.4",
     repoid="b502d23c55afcba1",
     kernel="6.8.12-15-pve",
-    debian="12 (bookworm)",
     drop_paths=(
         "/cluster/ha/rules",
         "/cluster/ha/status/arm-ha",
@@ -84,7 +82,6 @@ PVE9 = Personality(
     release="9.1",
     repoid="9e0a1a1ebbc8ac33",
     kernel="6.17.2-1-pve",
-    debian="13 (trixie)",
 )
 
 PERSONALITIES = {8: PVE8, 9: PVE9}

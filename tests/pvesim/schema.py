@@ -14,6 +14,7 @@ import json
 import os
 import re
 from pathlib import Path
+from urllib.parse import unquote
 
 from .errors import NotImplementedPath, ParamError
 from .formats import FormatError, check_named_format, is_known_format
@@ -405,7 +406,8 @@ class ApiSchema:
         path_params = {}
         stripped = path.strip("/")
         if stripped:
-            for segment in stripped.split("/"):
+            for raw in stripped.split("/"):
+                segment = unquote(raw) if "%" in raw else raw
                 child = current.literal.get(segment)
                 if child is None:
                     child = current.placeholder

@@ -38,8 +38,12 @@ class PveRequestHandler(BaseHTTPRequestHandler):
         super().setup()
 
     def _serve(self):
-        length = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(length) if length else b""
+        try:
+            length = int(self.headers.get("Content-Length") or 0)
+        except ValueError:
+            self.send_error(400, "invalid Content-Length")
+            return
+        body = self.rfile.read(length) if length > 0 else b""
         path, _, query = self.path.partition("?")
         response = self.server.app.handle(self.command, path, query, body, self.headers, self.client_address)
         payload = json.dumps(response.body, separators=(",", ":")).encode()

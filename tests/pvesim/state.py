@@ -10,6 +10,7 @@ import copy
 import hashlib
 import ipaddress
 import json
+import re
 import threading
 import time
 import uuid
@@ -22,8 +23,6 @@ from .formats import format_size, parse_size, split_list
 GIB = 1024**3
 MIB = 1024**2
 NO_QUORUM = "cluster not ready - no quorum?"
-QEMU_DISK_PREFIXES = ("ide", "sata", "scsi", "virtio", "efidisk", "tpmstate")
-LXC_DISK_KEYS = ("rootfs",)
 # Storage types whose guest volumes are files ("<vmid>/vm-<vmid>-disk-N.<fmt>").
 FILE_STORAGES = {"dir", "nfs", "cifs", "cephfs", "btrfs", "glusterfs"}
 SHARED_STORAGES = {"nfs", "cifs", "cephfs", "rbd", "pbs", "iscsi", "iscsidirect", "glusterfs", "esxi"}
@@ -59,7 +58,6 @@ STORAGE_TYPES = {
             "options": ("monhost", "pool", "data-pool", "namespace", "username", "keyring", "krbd", "nodes",
                         "disable", "content", "bwlimit")},
 }
-STORAGE_EXTRA_KEYS = {"total_gib"}
 
 
 @dataclass
@@ -169,11 +167,13 @@ class Guest:
         return int(time.time() - self.started) if self.status == "running" and self.started else 0
 
 
+_QEMU_DISK_KEY = re.compile(r"(?:ide|sata|scsi|virtio|efidisk|tpmstate)\d+")
+_LXC_DISK_KEY = re.compile(r"rootfs|mp\d+")
+
+
 def is_disk_key(kind, key):
-    """True for config keys that hold a volume (``scsi0``, ``rootfs``, ``mp0``, ``unused0``...)."""
-    if kind == "lxc":
-        return key == "rootfs" or (key.startswith("mp") and key[2:].isdigit())
-    return any(key.startswith(prefix) and key[len(prefix):].isdigit() for prefix in QEMU_DISK_PREFIXES)
+    """True for config keys that hold an attached volume (``scsi0``, ``efidisk0``, ``rootfs``, ``mp0``)."""
+    return bool((_LXC_DISK_KEY if kind == "lxc" else _QEMU_DISK_KEY).fullmatch(key))
 
 
 def parse_property_string(text, default_key=None):
@@ -295,7 +295,6 @@ class ClusterState:
         for mapping_entry in seed.get("pci_mappings") or []:
             entry = dict(mapping_entry)
             self.pci_mappings[entry.pop("id")] = entry
-        self.ha_master_since = time.time() - 3600
 
     def _register_volume(self, guest, volid, size):
         storage_id = volid.split(":", 1)[0]

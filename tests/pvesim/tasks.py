@@ -78,8 +78,9 @@ class TaskRunner:
     ``faults`` (a ``faults.FaultInjector``) may make a task fail or take longer.
     """
 
-    def __init__(self, lock, faults, duration=0.05):
+    def __init__(self, lock, faults, duration=0.05, history=20_000):
         self.lock = lock
+        self.history = history
         self.faults = faults
         self.duration = duration
         self.tasks = {}
@@ -109,6 +110,8 @@ class TaskRunner:
         with self._cond:
             self.tasks[task.upid] = task
             self._order.append(task.upid)
+            if len(self._order) > self.history:
+                self._forget_oldest()
             heapq.heappush(self._heap, (time.monotonic() + max(delay, 0.0), next(self._seq), task.upid))
             self._cond.notify()
         return task
@@ -119,12 +122,21 @@ class TaskRunner:
 
     def recent(self, node=None):
         """Tasks newest first, optionally only those of ``node``."""
-        result = []
-        for upid in reversed(self._order):
-            task = self.tasks[upid]
-            if node is None or task.node == node:
-                result.append(task)
-        return result
+        with self._cond:
+            tasks = [self.tasks[upid] for upid in reversed(self._order)]
+        return [task for task in tasks if node is None or task.node == node]
+
+    def _forget_oldest(self):
+        """Drop the oldest finished tasks beyond ``history`` (called with ``_cond`` held)."""
+        keep = []
+        excess = len(self._order) - self.history
+        for upid in self._order:
+            if excess > 0 and self.tasks[upid].status == "stopped":
+                del self.tasks[upid]
+                excess -= 1
+            else:
+                keep.append(upid)
+        self._order[:] = keep
 
     def running(self):
         """Number of tasks that have not finished yet."""
@@ -168,6 +180,8 @@ class TaskRunner:
 
     def _finish(self, task):
         with self.lock:
+            if self.tasks.get(task.upid) is not task:
+                return  # dropped by a reset while it was due
             try:
                 if task.work is not None:
                     task.work(task)

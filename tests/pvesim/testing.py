@@ -57,7 +57,7 @@ class SimulatorProcess:
             return self
         self.state_dir.mkdir(parents=True, exist_ok=True)
         command = [sys.executable, "-m", "pvesim", "--pve", str(self.pve), "--port", "0",
-                   "--state-dir", str(self.state_dir), *self.args]
+                   "--state-dir", str(self.state_dir), "--exit-on-stdin-eof", *self.args]
         if self.seed is not None:
             seed_path = self.seed
             if isinstance(self.seed, dict):
@@ -68,7 +68,9 @@ class SimulatorProcess:
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(TESTS_DIR), env.get("PYTHONPATH")]))
         stderr_path = self.state_dir / "pvesim.stderr"
         self._stderr = open(stderr_path, "wb")  # noqa: SIM115 - closed in stop()
-        self.process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=self._stderr, env=env)
+        # stdin stays open for the child's lifetime: if this process dies, the child sees EOF and exits
+        self.process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr,
+                                        env=env)
         line = self._read_line()
         if not line:
             self.stop()
@@ -99,8 +101,9 @@ class SimulatorProcess:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait(5)
-        if self.process.stdout:
-            self.process.stdout.close()
+        for stream in (self.process.stdin, self.process.stdout):
+            if stream:
+                stream.close()
         self._stderr.close()
         if self._session is not None:
             self._session.close()

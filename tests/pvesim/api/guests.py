@@ -88,7 +88,7 @@ def _owned(volid, vmid):
 
 
 # ------------------------------------------------------------ config edits
-def _disk_value(state, guest, kind, key, value, params):
+def _disk_value(state, guest, kind, key, value):
     """Allocate/validate one disk option; return the value PVE would store."""
     parsed = parse_property_string(value, kind.volume_key)
     volume = parsed.get(kind.volume_key, "")
@@ -99,7 +99,6 @@ def _disk_value(state, guest, kind, key, value, params):
     if match and kind.name == "qemu" and match.group(2) == "0" and parsed.get("import-from"):
         source = state.volume(parsed.pop("import-from"), node)
         size = source.size if source else 8 * GIB
-        match = None
         volid = state.allocate(guest, volume.split(":", 1)[0], size, parsed.get("format"))
         parsed[kind.volume_key] = volid
         parsed["size"] = format_size(size)
@@ -185,7 +184,7 @@ def apply_config(state, guest, kind, params, creating=False):
         if key.startswith("unused") and not creating:
             raise ParamError({key: "unable to set unused disks directly - use the disk options"})
         if is_disk_key(kind.name, key):
-            changes[key] = _disk_value(state, guest, kind, key, value, params)
+            changes[key] = _disk_value(state, guest, kind, key, value)
         elif key.startswith("net") and key[3:].isdigit():
             changes[key] = _net_value(guest, kind, key, value)
         else:
@@ -298,7 +297,15 @@ def _update_config(kind, asynchronous):
             if current is not None:
                 current.config = staged.config
 
-        return call.task(guest.node, kind.task("config"), guest.vmid, work)
+        def undo(task):
+            kept = {str(v) for v in guest.config.values()}
+            for value in staged.config.values():
+                volume = parse_property_string(value, kind.volume_key).get(kind.volume_key, "") if isinstance(
+                    value, str) else ""
+                if ":" in volume and _owned(volume, guest.vmid) and not any(volume in k for k in kept):
+                    state.free_volume(volume, guest.node)
+
+        return call.task(guest.node, kind.task("config"), guest.vmid, work, undo=undo)
 
     mode = "asynchronous, returns a UPID" if asynchronous else "synchronous"
     handler.__doc__ = f"Change {kind.word} options ({mode})."
@@ -448,8 +455,7 @@ def _stop(kind, action):
     def handler(call):
         state = call.state
         guest = _guest(call, kind)
-        if action != "stop":
-            _check_lock(guest, kind, call.get("skiplock"))
+        _check_lock(guest, kind, call.get("skiplock"))
         if action in ("stop", "shutdown") and _ha_active(state, guest):
             return _ha_request(call, kind, guest, "hastop")
 
@@ -567,7 +573,7 @@ def _clone(kind):
             cloudinit = _cloudinit_storage(value, source.vmid) if is_disk_key(kind.name, key) else None
             if cloudinit:
                 clone.config[key] = _disk_value(state, clone, kind, key,
-                                                f"{storage_id or cloudinit}:cloudinit,media=cdrom", {})
+                                                f"{storage_id or cloudinit}:cloudinit,media=cdrom")
         clone.config["lock"] = "clone"
         state.guests[newid] = clone
 
@@ -706,6 +712,50 @@ def _migrate(kind):
         return call.task(source, kind.task("migrate"), guest.vmid, work, duration=duration, undo=undo)
 
     handler.__doc__ = f"Migrate a {kind.word} to another node (task {kind.task('migrate')})."
+    return handler
+
+
+def _migrate_preconditions(kind):
+    def handler(call):
+        state = call.state
+        guest = _guest(call, kind)
+        running = guest.status == "running"
+        allowed, not_allowed = [], {}
+        for name, node in state.nodes.items():
+            if name == guest.node or (call.get("target") and name != call.get("target")):
+                continue
+            unavailable = []
+            for _, parsed in guest.disks():
+                storage_id = parsed.get(kind.volume_key, "").split(":", 1)[0]
+                try:
+                    state.storage_on_node(storage_id, name)
+                except ApiError:
+                    unavailable.append(storage_id)
+            if unavailable or not node.online:
+                not_allowed[name] = {"unavailable_storages": sorted(set(unavailable))} if unavailable else {}
+            else:
+                allowed.append(name)
+        if kind.name == "lxc":
+            return {"running": int(running), "allowed-nodes": allowed, "not-allowed-nodes": not_allowed}
+        local_disks = []
+        for (scope, volid), volume in sorted(state.volumes.items()):
+            if volume.vmid == guest.vmid and scope == guest.node:
+                attached = any(p.get("file") == volid for _, p in guest.disks())
+                local_disks.append({"volid": volid, "size": volume.size, "cdrom": 0, "is_unused": int(not attached)})
+        local_resources, mapped = [], {}
+        for key, value in sorted(guest.config.items()):
+            if key.startswith("hostpci") and key[7:].isdigit():
+                mapping = parse_property_string(value, "host").get("mapping")
+                if mapping:
+                    capable = int((state.pci_mappings.get(mapping) or {}).get("live-migration-capable", 0))
+                    mapped[key] = {"live-migration": capable}
+                else:
+                    local_resources.append(key)
+        return {"running": int(running), "allowed_nodes": allowed, "not_allowed_nodes": not_allowed,
+                "local_disks": local_disks, "local_resources": local_resources, "mapped-resources": sorted(mapped),
+                "mapped-resource-info": mapped, "has-dbus-vmstate": 1}
+
+    handler.__doc__ = f"Which nodes a {kind.word} can migrate to, and what blocks the others."
     return handler
 
 
@@ -870,6 +920,7 @@ for _kind in (QEMU, LXC):
     route("POST", _p + "/{vmid}/status/reboot")(_stop(_kind, "reboot"))
     route("POST", _p + "/{vmid}/clone")(_clone(_kind))
     route("POST", _p + "/{vmid}/migrate")(_migrate(_kind))
+    route("GET", _p + "/{vmid}/migrate")(_migrate_preconditions(_kind))
     route("PUT", _p + "/{vmid}/resize")(_resize(_kind))
     route("POST", _p + "/{vmid}/template")(_template(_kind))
 route("POST", QEMU.prefix + "/{vmid}/config")(_update_config(QEMU, asynchronous=True))

@@ -167,8 +167,8 @@ def manager_status(call):
 
 
 # ------------------------------------------------------------- resources
-def _resource_entry(state, sid, resource):
-    entry = {"sid": sid, **resource, "digest": digest_of(state.ha_resources)}
+def _resource_entry(state, sid, resource, digest=None):
+    entry = {"sid": sid, **resource, "digest": digest or digest_of(state.ha_resources)}
     if not state.personality.ha_rules and entry.get("group") and entry["group"] not in state.ha_groups:
         entry["errors"] = {"group": f"group '{entry['group']}' does not exist"}
     return entry
@@ -195,7 +195,8 @@ def _check_group_param(call):
 def list_resources(call):
     """All HA resources (``type`` filter: vm or ct)."""
     state = call.state
-    return [_resource_entry(state, sid, r) for sid, r in sorted(state.ha_resources.items())
+    digest = digest_of(state.ha_resources)
+    return [_resource_entry(state, sid, r, digest) for sid, r in sorted(state.ha_resources.items())
             if not call.get("type") or r.get("type") == call.get("type")]
 
 
@@ -322,15 +323,16 @@ def relocate_resource(call):
 
 
 # --------------------------------------------------------- groups (PVE 8)
-def _group_entry(state, name, group):
-    return {"group": name, "type": "group", **group, "digest": digest_of(state.ha_groups)}
+def _group_entry(state, name, group, digest=None):
+    return {"group": name, "type": "group", **group, "digest": digest or digest_of(state.ha_groups)}
 
 
 @route("GET", "/cluster/ha/groups")
 def list_groups(call):
     """All HA groups (PVE 8)."""
     state = call.state
-    return [_group_entry(state, name, group) for name, group in sorted(state.ha_groups.items())]
+    digest = digest_of(state.ha_groups)
+    return [_group_entry(state, name, group, digest) for name, group in sorted(state.ha_groups.items())]
 
 
 @route("GET", "/cluster/ha/groups/{group}")
@@ -395,8 +397,8 @@ def delete_group(call):
 
 
 # ---------------------------------------------------------- rules (PVE 9)
-def _rule_entry(state, name, rule):
-    entry = {"rule": name, **rule, "digest": digest_of(state.ha_rules)}
+def _rule_entry(state, name, rule, digest=None):
+    entry = {"rule": name, **rule, "digest": digest or digest_of(state.ha_rules)}
     if rule.get("type") == "node-affinity":
         entry.setdefault("strict", 0)
     return entry
@@ -429,13 +431,14 @@ def _check_rule(state, name, rule, errors_prefix):
 def list_rules(call):
     """All HA rules in order (``type`` and ``resource`` filters)."""
     state = call.state
+    digest = digest_of(state.ha_rules)
     result = []
     for name, rule in sorted(state.ha_rules.items(), key=lambda item: item[1].get("order", 0)):
         if call.get("type") and rule.get("type") != call.get("type"):
             continue
         if call.get("resource") and normalize_sid(call.get("resource")) not in split_list(rule.get("resources", "")):
             continue
-        result.append(_rule_entry(state, name, rule))
+        result.append(_rule_entry(state, name, rule, digest))
     return result
 
 
