@@ -55,7 +55,7 @@ version:
   type: dict
   sample: {version: "9.1.3", release: "9.1", repoid: "e5010dce", major: 9}
 cluster:
-  description: Cluster name, quorum and size; RV(cluster.name) is null on a standalone node.
+  description: Cluster name, quorum and size; the name is null on a standalone node.
   returned: always
   type: dict
   sample: {name: ailab, quorate: true, nodes: 2, config_version: 2}

@@ -96,7 +96,7 @@ class Authenticator:
 
     def verify_csrf(self, token, userid):
         """True when ``token`` is a valid, unexpired CSRF token for ``userid``."""
-        stamp, _, signature = (token or "").partition(":")
+        stamp, _ignored, signature = (token or "").partition(":")
         try:
             age = time.time() - int(stamp, 16)
         except ValueError:

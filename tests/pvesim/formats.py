@@ -51,7 +51,7 @@ def _is_ipv6(value):
 
 
 def _cidr_ok(value, version, low, high):
-    address, _, bits = value.partition("/")
+    address, _ignored, bits = value.partition("/")
     if not bits.isdigit():
         return False
     ok = _is_ipv4(address) if version == 4 else _is_ipv6(address)
@@ -204,7 +204,7 @@ def check_named_format(name, value):
     if validator is not None:
         validator(value)
         return True
-    base, _, kind = name.rpartition("-")
+    base, _ignored, kind = name.rpartition("-")
     if kind == "list" and base in VALIDATORS:
         for item in split_list(value):
             VALIDATORS[base](item)
@@ -218,5 +218,5 @@ def check_named_format(name, value):
 
 def is_known_format(name):
     """True when ``name`` (optionally with ``-list``/``-opt``) has a validator here."""
-    base, _, kind = name.rpartition("-")
+    base, _ignored, kind = name.rpartition("-")
     return name in VALIDATORS or (kind in ("list", "opt") and base in VALIDATORS)

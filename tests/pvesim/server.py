@@ -44,7 +44,7 @@ class PveRequestHandler(BaseHTTPRequestHandler):
             self.send_error(400, "invalid Content-Length")
             return
         body = self.rfile.read(length) if length > 0 else b""
-        path, _, query = self.path.partition("?")
+        path, _ignored, query = self.path.partition("?")
         response = self.server.app.handle(self.command, path, query, body, self.headers, self.client_address)
         payload = json.dumps(response.body, separators=(",", ":")).encode()
         self.send_response(response.status, _reason(response.reason))

@@ -156,7 +156,7 @@ class Guest:
 
     def boot_disk_size(self):
         """Size in bytes of the first disk (rootfs for containers)."""
-        for _, parsed in self.disks():
+        for _ignored, parsed in self.disks():
             size = parse_size(parsed.get("size", "0"))
             if size:
                 return size
@@ -254,7 +254,7 @@ class ClusterState:
             self.storage_capacity[storage_id] = capacity
         self.volumes = {}
         for entry in seed.get("volumes") or []:
-            storage_id, _, volname = entry["volid"].partition(":")
+            storage_id, _ignored, volname = entry["volid"].partition(":")
             content = entry.get("content") or volname.split("/", 1)[0]
             size = int(float(entry.get("size_mib", 100)) * MIB)
             scopes = [""] if self.is_shared(storage_id) else entry.get("nodes") or list(self.nodes)
@@ -268,7 +268,7 @@ class ClusterState:
             if guest.status == "running":
                 guest.started = time.time() - 3600
             self.guests[guest.vmid] = guest
-            for _, parsed in guest.disks():
+            for _ignored, parsed in guest.disks():
                 volid = parsed.get("volume" if guest.kind == "lxc" else "file")
                 self._register_volume(guest, volid, parse_size(parsed.get("size", "8G")) or 8 * GIB)
         ha = seed.get("ha") or {}
@@ -363,7 +363,7 @@ class ClusterState:
     def storage_usage(self, storage_id, node):
         """``(total, used)`` bytes of a storage as seen from ``node``."""
         scope = "" if self.is_shared(storage_id) else node
-        used = sum(v.size for (s, _), v in self.volumes.items() if v.storage == storage_id and s == scope)
+        used = sum(v.size for (s, _ignored), v in self.volumes.items() if v.storage == storage_id and s == scope)
         total = self.storage_capacity.get(storage_id, 100 * GIB)
         base = total // 50
         return total, min(total, used + base)
@@ -488,10 +488,10 @@ class ClusterState:
             strict = bool(int(group.get("restricted", 0)))
         ranked = []
         for entry in entries:
-            name, _, priority = entry.partition(":")
+            name, _ignored, priority = entry.partition(":")
             if name in online:
                 ranked.append((-int(priority or 0), name))
-        preferred = [name for _, name in sorted(ranked)]
+        preferred = [name for _ignored, name in sorted(ranked)]
         if strict:
             return preferred
         return preferred + [name for name in online if name not in preferred]

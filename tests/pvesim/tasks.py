@@ -173,7 +173,7 @@ class TaskRunner:
                     self._cond.wait(timeout)
                 if self._stop:
                     return
-                _, _, upid = heapq.heappop(self._heap)
+                _ignored, _ignored, upid = heapq.heappop(self._heap)
                 task = self.tasks.get(upid)
             if task is not None:
                 self._finish(task)

@@ -607,7 +607,7 @@ def _migration_problem(state, guest, kind, target, params):
     if not state.nodes[target].online:
         return "Can't connect to destination address using public key"
     running = guest.status == "running"
-    for _, parsed in guest.disks():
+    for _ignored, parsed in guest.disks():
         volume = parsed.get(kind.volume_key, "")
         storage_id = volume.split(":", 1)[0]
         if state.is_shared(storage_id):
@@ -636,7 +636,7 @@ def _migration_log(state, guest, kind, target, online):
     node_ip = state.nodes[target].ip
     downtime = 45 + guest.vmid % 11
     lines = [f"{_stamp()} starting migration of {kind.word} {guest.vmid} to node '{target}' ({node_ip})"]
-    for _, parsed in guest.disks():
+    for _ignored, parsed in guest.disks():
         volume = parsed.get(kind.volume_key, "")
         if not state.is_shared(volume.split(":", 1)[0]):
             lines.append(f"{_stamp()} found local disk '{volume}' (attached)")
@@ -725,7 +725,7 @@ def _migrate_preconditions(kind):
             if name == guest.node or (call.get("target") and name != call.get("target")):
                 continue
             unavailable = []
-            for _, parsed in guest.disks():
+            for _ignored, parsed in guest.disks():
                 storage_id = parsed.get(kind.volume_key, "").split(":", 1)[0]
                 try:
                     state.storage_on_node(storage_id, name)
@@ -740,7 +740,7 @@ def _migrate_preconditions(kind):
         local_disks = []
         for (scope, volid), volume in sorted(state.volumes.items()):
             if volume.vmid == guest.vmid and scope == guest.node:
-                attached = any(p.get("file") == volid for _, p in guest.disks())
+                attached = any(p.get("file") == volid for _ignored, p in guest.disks())
                 local_disks.append({"volid": volid, "size": volume.size, "cdrom": 0, "is_unused": int(not attached)})
         local_resources, mapped = [], {}
         for key, value in sorted(guest.config.items()):
@@ -877,7 +877,7 @@ def agent_ping(call):
 @route("GET", "/nodes/{node}/qemu/{vmid}/agent/get-host-name")
 def agent_hostname(call):
     """Host name reported by the guest agent (the VM name)."""
-    _, guest = _agent_guest(call)
+    _ignored, guest = _agent_guest(call)
     return {"result": {"host-name": guest.name}}
 
 

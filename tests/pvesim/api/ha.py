@@ -27,7 +27,7 @@ def _stamp(seconds):
 
 
 def _guest_of(state, sid):
-    kind, _, name = sid.partition(":")
+    kind, _ignored, name = sid.partition(":")
     guest = state.guests.get(int(name)) if name.isdigit() else None
     if guest is None or (kind == "vm") != (guest.kind == "qemu"):
         return None
@@ -91,7 +91,7 @@ def _explicit_nodes(state, sid, resource):
         entries = split_list(state.ha_groups[resource["group"]].get("nodes", ""))
     ranked = {}
     for entry in entries:
-        name, _, priority = entry.partition(":")
+        name, _ignored, priority = entry.partition(":")
         if name in state.nodes and state.nodes[name].online:
             ranked[name] = int(priority or 0)
     if not ranked:

@@ -204,7 +204,7 @@ def node_storage_content(call):
     call.state.storage_on_node(storage_id, node)
     scope = "" if call.state.is_shared(storage_id) else node
     result = []
-    for (volume_scope, _), volume in sorted(call.state.volumes.items()):
+    for (volume_scope, _ignored), volume in sorted(call.state.volumes.items()):
         if volume.storage != storage_id or volume_scope != scope:
             continue
         if call.get("content") and volume.content != call.get("content"):

@@ -1,23 +1,8 @@
-"""Make ``import pvesim`` work and provide the simulator fixtures to these tests."""
+"""Helpers for the simulator's own tests (its fixtures come from tests/unit/conftest.py)."""
 
-import sys
 import time
-from pathlib import Path
 
 import pytest
-
-TESTS_DIR = Path(__file__).resolve().parents[2]
-if str(TESTS_DIR) not in sys.path:
-    sys.path.insert(0, str(TESTS_DIR))
-
-from pvesim.pytest_plugin import (  # noqa: E402,F401 - fixtures are used by name
-    pve8_sim,
-    pve8_sim_process,
-    pve9_sim,
-    pve9_sim_process,
-    pve_sim,
-    pve_sim_process,
-)
 
 
 def wait_task(api, upid, timeout=10.0):

@@ -18,8 +18,8 @@ def test_default_seed_is_the_two_node_lab(pve_sim):
     assert [(n["name"], n["online"]) for n in nodes] == [("pve-1", 1), ("pve-2", 1)]
     assert [n["status"] for n in api.nodes.get()] == ["online", "online"]
     assert api.nodes("pve-2").status.get()["cpuinfo"]["cpus"] == 32
-    assert {s["storage"]: s["type"] for s in api.storage.get()} == {"local": "dir", "local-lvm": "lvmthin",
-                                                                      "nas": "nfs"}
+    types = {s["storage"]: s["type"] for s in api.storage.get()}
+    assert types == {"local": "dir", "local-lvm": "lvmthin", "nas": "nfs"}
     on_node = {s["storage"]: s["shared"] for s in api.nodes("pve-2").storage.get()}
     assert on_node == {"local": 0, "local-lvm": 0, "nas": 1}
     resources = api.cluster.resources.get(type="storage")
@@ -90,7 +90,7 @@ def test_storage_digest_protects_against_concurrent_changes(pve_sim):
 def test_losing_a_node_of_two_loses_quorum(pve_sim):
     api = pve_sim.api()
     pve_sim.node_down("pve-2")
-    cluster, _, node2 = api.cluster.status.get()
+    cluster, _ignored, node2 = api.cluster.status.get()
     assert cluster["quorate"] == 0 and node2["online"] == 0
     assert {n["node"]: n["status"] for n in api.nodes.get()} == {"pve-1": "online", "pve-2": "offline"}
     assert api.cluster.ha.status.current.get()[0]["status"] == "No quorum on node 'pve-1'!"

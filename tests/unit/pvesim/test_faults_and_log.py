@@ -24,7 +24,7 @@ def test_http_errors_for_matching_requests(pve9_sim):
     api = pve9_sim.api()
     pve9_sim.fault("http_error", path=r"^/cluster/status$", method="GET", status=503, count=2,
                    message="Service Unavailable")
-    for _ in range(2):
+    for _ignored in range(2):
         with pytest.raises(ResourceException) as raised:
             api.cluster.status.get()
         assert (raised.value.status_code, raised.value.content) == (503, "Service Unavailable")

@@ -26,7 +26,7 @@ def test_pve8_ha_groups_crud(pve8_sim, wait):
     assert (resource["group"], resource["state"], resource["max_restart"]) == ("gpu", "started", 2)
     assert "failback" not in resource
     # The CRM moves the service to the group's highest-priority node and starts it.
-    vm = [r for r in api.cluster.resources.get(type="vm")][0]
+    vm = list(api.cluster.resources.get(type="vm"))[0]
     assert (vm["node"], vm["status"], vm["hastate"]) == ("pve-2", "running", "started")
     service = [e for e in api.cluster.ha.status.current.get() if e["type"] == "service"][0]
     assert (service["sid"], service["group"], service["node"]) == ("vm:100", "gpu", "pve-2")

@@ -48,7 +48,7 @@ def test_types_enums_bounds_and_formats(schemas):
 
 
 def test_indexed_and_property_string_options(schemas):
-    resolved, _ = schemas[9].resolve("POST", "/nodes/pve-1/qemu")
+    resolved, _ignored = schemas[9].resolve("POST", "/nodes/pve-1/qemu")
     valid = resolved.validate({"node": "pve-1", "vmid": "100", "net0": "virtio,bridge=vmbr0,firewall=1",
                                "scsi0": "local-lvm:32,iothread=1", "ipconfig0": "ip=10.0.0.5/24,gw=10.0.0.1",
                                "hostpci0": "mapping=gpu,pcie=1", "agent": "1"})
@@ -78,7 +78,7 @@ def test_pve8_schema_lacks_rules_and_failback(schemas):
         schemas[8].resolve("GET", "/cluster/ha/rules")
     assert _errors(schemas[8], "POST", "/cluster/ha/resources", {"sid": "vm:100", "failback": "1"}) == {
         "failback": UNKNOWN}
-    resolved, _ = schemas[9].resolve("POST", "/cluster/ha/resources")
+    resolved, _ignored = schemas[9].resolve("POST", "/cluster/ha/resources")
     assert resolved.validate({"sid": "vm:100", "failback": "0"})["failback"] == 0
 
 
