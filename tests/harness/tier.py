@@ -180,7 +180,7 @@ def tier_integration():
                     failed.append(f"{playbook.name}@pve{pve}")
             # The lab on the sandbox inventory, twice against the same simulator.
             recaps = []
-            for attempt in (1, 2):
+            for _run in (1, 2):
                 out = subprocess.run([BIN / "ansible-playbook", "-i", "inventories/sandbox", "site.yml"], cwd=ROOT,
                                      env=env, capture_output=True, text=True, check=False)
                 sys.stdout.write(out.stdout[-3000:])
