@@ -1,0 +1,1013 @@
+# -*- coding: utf-8 -*-
+# Copyright: ailab.cluster contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Proxmox VE high availability for ailab.cluster modules (private to the collection).
+
+The one place for what the three HA modules (``proxmox_ha_group``, ``proxmox_ha_rule``,
+``proxmox_ha_resource``) share:
+
+* single or list mode: a module takes either the options of one object or a list of dicts with
+  the same keys (``groups``/``rules``/``resources``); every object is validated by the same rules
+  (:class:`ItemSpec`) before any request, and list mode reads each collection once and writes only
+  the differences, optionally removing unlisted objects (``purge``);
+* the plan/apply engine (:func:`run_ha_module`): read, work out every write, fail on bad input
+  before the first write, then write in a fixed order (deletions, resources, rules, failback,
+  migrations), or only predict in check mode;
+* the PVE 8 -> 9 mapping of HA groups to node-affinity rules named ``ha-group-<name>``, which the
+  group module (nodes, strict, failback) and the resource module (rule membership) both use.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import re
+import time
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
+from ansible_collections.ailab.cluster.plugins.module_utils._proxmox import (
+    ProxmoxClient,
+    ProxmoxError,
+    config_changes,
+    proxmox_argument_spec,
+    proxmox_module_kwargs,
+)
+
+# PVE 9 turned every HA group into a node-affinity rule with this prefix (pve-ha-manager's own
+# migration does the same); the group module manages that rule and the resource module its members.
+GROUP_RULE_PREFIX = "ha-group-"
+
+_NODE_RE = re.compile(r"^([a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?)(:(\d+))?$")
+_SID_RE = re.compile(r"^(vm|ct):([1-9][0-9]{2,8})$")
+_CONFIGID_RE = re.compile(r"^[a-zA-Z][a-zA-Z0-9_-]+$")  # pve-configid: two characters or more
+
+
+def group_rule_id(group):
+    """The PVE 9 node-affinity rule that stands for HA group ``group``."""
+    return GROUP_RULE_PREFIX + group
+
+
+def split_list(value):
+    """``"a,b"`` or ``["a", "b"]`` -> ``["a", "b"]`` (PVE returns lists as comma strings)."""
+    if value is None:
+        return []
+    if isinstance(value, (list, tuple)):
+        return [str(v).strip() for v in value if str(v).strip()]
+    return [v.strip() for v in str(value).split(",") if v.strip()]
+
+
+def node_priorities(value):
+    """``"pve-1:2,pve-2"`` -> ``{"pve-1": 2, "pve-2": 0}`` (no priority is priority 0 in PVE)."""
+    nodes = {}
+    for entry in split_list(value):
+        name, _sep, prio = entry.partition(":")
+        nodes[name] = int(prio) if prio.isdigit() else 0
+    return nodes
+
+
+def canonical_nodes(value):
+    """Node list in one comparable form: sorted ``node:prio``."""
+    return ",".join("%s:%s" % (n, p) for n, p in sorted(node_priorities(value).items()))
+
+
+def canonical_sids(value):
+    return ",".join(sorted(set(split_list(value))))
+
+
+def check_nodes(nodes):
+    """Error text for a bad ``node[:prio]`` list, else None."""
+    if not nodes:
+        return "nodes must name at least one node"
+    bad = [n for n in nodes if not _NODE_RE.match(str(n))]
+    if bad:
+        return "nodes must be node names with an optional priority (node[:prio], for example pve-1:2), got %s" % (
+            ", ".join(bad))
+    names = [str(n).partition(":")[0] for n in nodes]
+    if len(set(names)) != len(names):
+        return "nodes names a node twice: %s" % ", ".join(sorted(set(n for n in names if names.count(n) > 1)))
+    return None
+
+
+def check_sids(sids, what="resources"):
+    """Error text for a bad list of ``vm:<id>``/``ct:<id>`` resource ids, else None."""
+    bad = [s for s in sids if not _SID_RE.match(str(s))]
+    if bad:
+        return "%s must be HA resource ids like vm:100 or ct:101, got %s" % (what, ", ".join(bad))
+    if len(set(sids)) != len(sids):
+        return "%s lists a resource twice" % what
+    return None
+
+
+def check_configid(value, what):
+    if not _CONFIGID_RE.match(value or ""):
+        return "%s must start with a letter and hold at least two letters, digits, '-' or '_', got %r" % (what, value)
+    return None
+
+
+# ------------------------------------------------------------------ options
+class ItemSpec(object):
+    """The options of one HA object, used for the single-object options and for each list item.
+
+    ``options`` is an Ansible argument spec with the real ``required`` and ``default`` values; it
+    validates each object (together with ``rules``: mutually_exclusive, required_if, ... and
+    ``check``, a function returning an error text for what an argument spec cannot say). The
+    module's own argument spec (:meth:`argument_spec`) drops ``required`` and ``default``, so that
+    an unset top-level option can be told apart from a default and list mode can refuse them.
+    """
+
+    def __init__(self, kind, list_name, identity, options, rules=None, check=None, key=None):
+        self.kind = kind
+        self._key = key
+        self.list_name = list_name
+        self.identity = identity
+        self.options = options
+        self.rules = rules or {}
+        self.check = check
+
+    def _loose(self):
+        return dict((key, dict((k, v) for k, v in option.items() if k not in ("required", "default")))
+                    for key, option in self.options.items())
+
+    def argument_spec(self, **module_options):
+        """Connection options + single-object options + the list option + ``purge`` + own options."""
+        spec = self._loose()
+        spec[self.list_name] = dict(type="list", elements="dict", options=self._loose())
+        spec["purge"] = dict(type="bool", default=False)
+        spec.update(module_options)
+        return proxmox_argument_spec(**spec)
+
+    def module(self, **module_options):
+        """The AnsibleModule for this spec (check mode supported)."""
+        kwargs = proxmox_module_kwargs()
+        kwargs["required_one_of"] = kwargs.get("required_one_of", []) + [self._required_one()]
+        return AnsibleModule(argument_spec=self.argument_spec(**module_options), supports_check_mode=True, **kwargs)
+
+    def _required_one(self):
+        keys = [self.identity, self.list_name]
+        for group in self.rules.get("required_one_of", []):
+            if self.identity in group:  # e.g. resources: sid or vmid
+                keys = list(group) + [self.list_name]
+        return tuple(keys)
+
+    def items(self, module):
+        """``(items, list_mode)``: every object validated, defaults filled in; fails the module on bad input."""
+        params = module.params
+        given = sorted(k for k in self.options if params.get(k) is not None)
+        if params.get(self.list_name) is not None:
+            if given:
+                module.fail_json(msg="%s: set %s inside each item of %s, not next to the list (list mode takes "
+                                     "only %s and purge)" % (self.kind, ", ".join(given), self.list_name,
+                                                             self.list_name))
+            raw, list_mode = params[self.list_name], True
+        else:
+            if params.get("purge"):
+                module.fail_json(msg="%s: purge needs list mode: give the complete list in %s"
+                                     % (self.kind, self.list_name))
+            raw, list_mode = [dict((k, params.get(k)) for k in self.options)], False
+        validator = ArgumentSpecValidator(self.options, **self.rules)
+        items, seen = [], set()
+        for index, raw_entry in enumerate(raw):
+            entry = dict((k, v) for k, v in (raw_entry or {}).items() if v is not None and k in self.options)
+            label = "%s[%d]" % (self.list_name, index) if list_mode else self.kind
+            result = validator.validate(entry)
+            errors = list(result.error_messages)
+            item = result.validated_parameters
+            if not errors and self.check:
+                error = self.check(item)
+                if error:
+                    errors.append(error)
+            if errors:
+                name = entry.get(self.identity) or entry.get("vmid")
+                module.fail_json(msg="%s%s: %s" % (label, " (%s)" % name if name and list_mode else "",
+                                                   "; ".join(errors)))
+            key = self.key(item)
+            if key in seen:
+                module.fail_json(msg="%s: %s %s is listed twice; list each object once" % (label, self.kind, key))
+            seen.add(key)
+            items.append(item)
+        return items, list_mode
+
+    def key(self, item):
+        """The object's id (its name, or ``vm:100`` for a resource)."""
+        return self._key(item) if self._key else item[self.identity]
+
+
+# ------------------------------------------------------------------ engine
+class Write(object):
+    """One planned API write; ``then`` (optional) runs after it, given the client and the answer."""
+
+    def __init__(self, phase, method, path, what, params=None, then=None):
+        self.phase = phase
+        self.method = method
+        self.path = path
+        self.what = what
+        self.params = params or {}
+        self.then = then
+
+    def run(self, client):
+        answer = getattr(client, self.method)(self.path, what=self.what, **self.params)
+        if self.then is not None:
+            self.then(client, answer)
+        return answer
+
+
+# Write phases, in the order they run.
+DELETE_RESOURCES, RESOURCES, GROUPS, RULES_DELETE, RULES_SHRINK, RULES_GROW, FAILBACK, MOVES = range(8)
+
+
+class HAState(object):
+    """What one module run reads, each collection at most once (and only when it is needed)."""
+
+    def __init__(self, client):
+        self.client = client
+        self._cache = {}
+
+    def _list(self, key, path, what, ident):
+        if key not in self._cache:
+            entries = self.client.get(path, what=what) or []
+            self._cache[key] = dict((e[ident], dict(e)) for e in entries)
+        return self._cache[key]
+
+    def groups(self):
+        return self._list("groups", "cluster/ha/groups", "the HA groups", "group")
+
+    def rules(self):
+        return self._list("rules", "cluster/ha/rules", "the HA rules", "rule")
+
+    def resources(self):
+        return self._list("resources", "cluster/ha/resources", "the HA resources", "sid")
+
+    def cluster(self):
+        """``(guests, nodes)``: ``{vmid: entry}`` of VMs/CTs and ``{node: online}``, one read."""
+        if "cluster" not in self._cache:
+            guests, nodes = {}, {}
+            for entry in self.client.get("cluster/resources", what="the cluster resources") or []:
+                if entry.get("type") in ("qemu", "lxc"):
+                    guests[int(entry["vmid"])] = entry
+                elif entry.get("type") == "node":
+                    nodes[entry.get("node")] = entry.get("status") == "online"
+            self._cache["cluster"] = (guests, nodes)
+        return self._cache["cluster"]
+
+
+class Planner(object):
+    """Base of the per-kind planners: collects writes, per-object results, diff and warnings."""
+
+    spec = None  # ItemSpec
+
+    def __init__(self, module, client, purge):
+        self.module = module
+        self.client = client
+        self.purge = purge
+        self.state = HAState(client)
+        self.writes = []
+        self.results = []
+        self.before = {}
+        self.after = {}
+        self.warnings = []
+
+    @property
+    def major(self):
+        return self.client.major
+
+    def write(self, phase, method, path, what, params=None, then=None):
+        self.writes.append(Write(phase, method, path, what, params, then))
+
+    def record(self, key, action, before, after, **extra):
+        """One object's outcome; ``before``/``after`` go to the diff when they differ."""
+        result = {self.spec.identity: key, "action": action}
+        result.update(extra)
+        result["config"] = after
+        self.results.append(result)
+        if before != after:
+            if before is not None:
+                self.before[key] = before
+            if after is not None:
+                self.after[key] = after
+        return result
+
+    # planners implement these
+    def check_version(self, items):
+        """Refuse options the PVE version lacks (raise ProxmoxError) and add mapping warnings."""
+
+    def plan(self, items):
+        raise NotImplementedError
+
+    def check_nodes_exist(self, what, nodes):
+        """Refuse unknown node names before any write (one read of the cluster resources)."""
+        _guests, known = self.state.cluster()
+        unknown = sorted(set(str(n).partition(":")[0] for n in nodes) - set(known))
+        if unknown:
+            raise ProxmoxError("%s names %s, which %s not a node of this cluster (nodes: %s)" % (
+                what, ", ".join(unknown), "is" if len(unknown) == 1 else "are", ", ".join(sorted(known))))
+
+    def return_values(self, list_mode):
+        """The module's result keys besides changed/diff/warnings."""
+        if list_mode:
+            return {self.spec.list_name: self.results}
+        single = dict(self.results[0])
+        single.pop(self.spec.identity)
+        single[self.spec.kind] = single.pop("config")
+        return single
+
+
+def run_ha_module(planner_class, **module_options):
+    """The whole run of an HA module: validate, connect, read, plan, write (unless check mode), exit."""
+    spec = planner_class.spec
+    module = spec.module(**module_options)
+    items, list_mode = spec.items(module)
+    client = ProxmoxClient.from_module(module)
+    planner = planner_class(module, client, module.params["purge"])
+    done = []
+    try:
+        planner.check_version(items)
+        planner.plan(items)
+        writes = sorted(planner.writes, key=lambda w: w.phase)  # stable: planned order within a phase
+        changed = bool(writes)
+        if changed and not module.check_mode:
+            for write in writes:
+                write.run(client)
+                done.append(write.what)
+    except ProxmoxError as exc:
+        for warning in planner.warnings:
+            module.warn(warning)
+        module.fail_json(msg=exc.msg, status=exc.status, completed=done)
+    for warning in planner.warnings:
+        module.warn(warning)
+    result = dict(changed=changed)
+    result.update(planner.return_values(list_mode))
+    if module._diff:
+        result["diff"] = dict(before=_diff_side(planner.before, list_mode), after=_diff_side(planner.after, list_mode))
+    module.exit_json(**result)
+
+
+def _diff_side(side, list_mode):
+    """List mode: ``{id: config}`` of the changed objects; single mode: the object's config."""
+    if list_mode:
+        return side
+    return next(iter(side.values()), {}) if side else {}
+
+
+def compare(desired, current):
+    """The PUT parameters that make ``current`` match ``desired`` (:func:`config_changes`; None = not
+    managed), where a desired ``""`` removes the option (``delete``)."""
+    changes = config_changes(desired, current)[0]
+    params = dict((k, v) for k, v in changes.items() if v != "")
+    delete = sorted(k for k, v in changes.items() if v == "")
+    if delete:
+        params["delete"] = ",".join(delete)
+    return params
+
+
+def with_defaults(entry, defaults):
+    """A PVE config as compared: unset options get PVE's default, booleans 1/0 as text."""
+    current = dict(defaults)
+    current.update(dict((k, v) for k, v in (entry or {}).items() if v is not None))
+    return current
+
+
+def applied(current, params):
+    """``current`` after a PUT of ``params`` (``delete`` removes options)."""
+    after = dict(current or {})
+    after.update(dict((k, v) for k, v in params.items() if k not in ("delete", "digest")))
+    for key in split_list(params.get("delete")):
+        after.pop(key, None)
+    return after
+
+
+# ------------------------------------------------------------------ groups
+def _check_group(item):
+    if item["state"] == "present":
+        return check_nodes(item["nodes"])
+    return None
+
+
+GROUP_SPEC = ItemSpec(
+    kind="group",
+    list_name="groups",
+    identity="name",
+    options=dict(
+        name=dict(type="str", required=True, aliases=["group"]),
+        nodes=dict(type="list", elements="str"),
+        restricted=dict(type="bool"),
+        nofailback=dict(type="bool"),
+        comment=dict(type="str"),
+        state=dict(type="str", default="present", choices=["present", "absent"]),
+    ),
+    rules=dict(required_if=[("state", "present", ["nodes"])]),
+    check=lambda item: check_configid(item["name"], "name") or _check_group(item),
+)
+
+GROUP_DEFAULTS = {"restricted": 0, "nofailback": 0, "comment": ""}
+RULE_DEFAULTS = {"strict": 0, "disable": 0, "comment": ""}
+
+
+class GroupPlanner(Planner):
+    """HA groups on PVE 8; on PVE 9 the node-affinity rule ``ha-group-<name>`` of each group."""
+
+    spec = GROUP_SPEC
+
+    def check_version(self, items):
+        if self.major >= 9 and items:
+            names = sorted(i["name"] for i in items)
+            if len(names) == 1:
+                what = "HA group %s is managed as the node-affinity rule %s" % (names[0], group_rule_id(names[0]))
+            else:
+                what = "HA groups %s%s are managed as the node-affinity rules %s<group>" % (
+                    ", ".join(names[:5]), " and %d more" % (len(names) - 5) if len(names) > 5 else "",
+                    GROUP_RULE_PREFIX)
+            self.warnings.append(
+                "Proxmox VE %s has no HA groups: %s (restricted -> strict, nodes -> rule nodes, nofailback -> "
+                "failback of the rule's resources). Move to ailab.cluster.proxmox_ha_rule when the inventory no "
+                "longer serves PVE 8." % (self.major, what))
+
+    def plan(self, items):
+        if self.major >= 9:
+            self._plan_rules(items)
+        else:
+            self._plan_groups(items)
+
+    # PVE 8 ------------------------------------------------------------------
+    def _plan_groups(self, items):
+        groups = self.state.groups()
+        deleting = []
+        for item in items:
+            name = item["name"]
+            current = groups.get(name)
+            before = self._group_view(name, current) if current else None
+            if item["state"] == "absent":
+                if current:
+                    deleting.append(name)
+                    self.write(GROUPS, "delete", "cluster/ha/groups/%s" % name, "HA group %s" % name)
+                self.record(name, "deleted" if current else "absent", before, None)
+                continue
+            desired = dict(nodes=canonical_nodes(item["nodes"]), restricted=item["restricted"],
+                           nofailback=item["nofailback"], comment=item["comment"])
+            send = dict(nodes=",".join(item["nodes"]), restricted=item["restricted"],
+                        nofailback=item["nofailback"], comment=item["comment"] or None)
+            if current is None:
+                self.check_nodes_exist("HA group %s" % name, item["nodes"])
+                self.write(GROUPS, "post", "cluster/ha/groups", "HA group %s" % name, dict(group=name, **send))
+                after = self._group_view(name, dict((k, v) for k, v in send.items() if v is not None))
+                self.record(name, "created", None, after)
+                continue
+            now = with_defaults(current, GROUP_DEFAULTS)
+            now["nodes"] = canonical_nodes(now.get("nodes"))
+            params = compare(desired, now)
+            if "nodes" in params:
+                self.check_nodes_exist("HA group %s" % name, item["nodes"])
+                params["nodes"] = send["nodes"]
+            after = applied(current, params)
+            if params:
+                self.write(GROUPS, "put", "cluster/ha/groups/%s" % name, "HA group %s" % name, params)
+            self.record(name, "updated" if params else "unchanged", before, self._group_view(name, after))
+        if self.purge:
+            listed = set(i["name"] for i in items)
+            for name in sorted(set(groups) - listed):
+                deleting.append(name)
+                self.write(GROUPS, "delete", "cluster/ha/groups/%s" % name, "HA group %s" % name)
+                self.record(name, "deleted", self._group_view(name, groups[name]), None)
+        if deleting:
+            self._check_unused(deleting)
+
+    def _check_unused(self, names):
+        """PVE 8 refuses to delete a group a resource uses: say so before any write."""
+        users = {}
+        for sid, resource in sorted(self.state.resources().items()):
+            if resource.get("group") in names:
+                users.setdefault(resource["group"], []).append(sid)
+        if users:
+            name = sorted(users)[0]
+            raise ProxmoxError("HA group %s is still used by %s: move those resources to another group or remove "
+                               "the group from them (ailab.cluster.proxmox_ha_resource group: '') before deleting it"
+                               % (name, ", ".join(users[name])))
+
+    @staticmethod
+    def _group_view(name, entry):
+        entry = with_defaults(entry, GROUP_DEFAULTS)
+        return dict(name=name, nodes=split_list(entry.get("nodes")), restricted=bool(int(entry["restricted"])),
+                    nofailback=bool(int(entry["nofailback"])), comment=entry["comment"])
+
+    # PVE 9 ------------------------------------------------------------------
+    def _plan_rules(self, items):
+        rules = self.state.rules()
+        resources = None
+        if any(i["state"] == "present" and i["nofailback"] is not None for i in items):
+            resources = self.state.resources()
+        for item in items:
+            name = item["name"]
+            rule_id = group_rule_id(name)
+            current = rules.get(rule_id)
+            if current is not None and current.get("type") != "node-affinity":
+                raise ProxmoxError("HA group %s maps to rule %s on Proxmox VE 9, but that is a %s rule: rename or "
+                                   "delete that rule (ailab.cluster.proxmox_ha_rule) first"
+                                   % (name, rule_id, current.get("type")))
+            before = self._rule_view(name, current, resources) if current else None
+            if item["state"] == "absent":
+                if current:
+                    self.write(RULES_DELETE, "delete", "cluster/ha/rules/%s" % rule_id, "HA rule %s" % rule_id)
+                self.record(name, "deleted" if current else "absent", before, None, rule=rule_id)
+                continue
+            if current is None:
+                self.warnings.append(
+                    "HA group %s has no rule %s yet: a Proxmox VE 9 node-affinity rule needs at least one HA "
+                    "resource, and no resource names this group. ailab.cluster.proxmox_ha_resource with group: %s "
+                    "creates the rule (disabled) with its first resource; the next run of this module enables it "
+                    "with these nodes (the proxmox_ha role runs resources before groups on PVE 9, so one run "
+                    "is enough)." % (name, rule_id, name))
+                self.record(name, "deferred", None, None, rule=rule_id)
+                continue
+            desired = dict(nodes=canonical_nodes(item["nodes"]), strict=item["restricted"], comment=item["comment"],
+                           disable=False)
+            now = with_defaults(current, RULE_DEFAULTS)
+            now["nodes"] = canonical_nodes(now.get("nodes"))
+            params = compare(desired, now)
+            if "nodes" in params:
+                self.check_nodes_exist("HA group %s" % name, item["nodes"])
+                params["nodes"] = ",".join(item["nodes"])
+            if params.get("disable") == 0:  # enabled is the default: drop the option instead of writing 0
+                del params["disable"]
+                params["delete"] = ",".join(sorted(split_list(params.get("delete")) + ["disable"]))
+            after_rule = applied(current, params)
+            if params:
+                params["type"] = "node-affinity"
+                self.write(RULES_GROW, "put", "cluster/ha/rules/%s" % rule_id, "HA rule %s" % rule_id, params)
+            failback_changes = 0
+            after_resources = resources
+            if item["nofailback"] is not None:
+                after_resources = dict((sid, dict(r)) for sid, r in resources.items())
+                wanted = 0 if item["nofailback"] else 1
+                for sid in sorted(split_list(current.get("resources"))):
+                    resource = after_resources.get(sid)
+                    if resource is None or int(with_defaults(resource, {"failback": 1})["failback"]) == wanted:
+                        continue
+                    resource["failback"] = wanted
+                    failback_changes += 1
+                    self.write(FAILBACK, "put", "cluster/ha/resources/%s" % sid, "HA resource %s" % sid,
+                               dict(failback=wanted))
+            after = self._rule_view(name, after_rule, after_resources)
+            action = "updated" if params or failback_changes else "unchanged"
+            self.record(name, action, before, after, rule=rule_id)
+        if self.purge:
+            listed = set(group_rule_id(i["name"]) for i in items)
+            for rule_id in sorted(r for r in rules if r.startswith(GROUP_RULE_PREFIX) and r not in listed):
+                name = rule_id[len(GROUP_RULE_PREFIX):]
+                self.write(RULES_DELETE, "delete", "cluster/ha/rules/%s" % rule_id, "HA rule %s" % rule_id)
+                self.record(name, "deleted", self._rule_view(name, rules[rule_id], None), None, rule=rule_id)
+
+    @staticmethod
+    def _rule_view(name, rule, resources):
+        """A group as seen through its PVE 9 rule (``nofailback`` only when every member agrees)."""
+        rule = with_defaults(rule, RULE_DEFAULTS)
+        view = dict(name=name, nodes=split_list(rule.get("nodes")), restricted=bool(int(rule["strict"])),
+                    comment=rule["comment"], rule=group_rule_id(name), resources=sorted(split_list(rule.get("resources"))),
+                    enabled=not int(rule["disable"]))
+        if resources is not None:
+            values = set(int(with_defaults(resources.get(s), {"failback": 1})["failback"]) for s in view["resources"])
+            view["nofailback"] = (values == {0}) if len(values) == 1 else None
+        return view
+
+
+# ------------------------------------------------------------------ rules
+def _check_rule(item):
+    error = check_configid(item["name"], "name")
+    if error or item["state"] == "absent":
+        return error
+    kind = item["type"]
+    if kind == "node-affinity":
+        if item["affinity"] is not None:
+            return "affinity is for resource-affinity rules; a node-affinity rule takes nodes and strict"
+        error = check_nodes(item["nodes"])
+    else:
+        if item["nodes"] is not None or item["strict"] is not None:
+            return "nodes and strict are for node-affinity rules; a resource-affinity rule takes affinity"
+        if len(item["resources"]) < 2:
+            return "a resource-affinity rule needs at least two resources"
+    return error or check_sids(item["resources"])
+
+
+RULE_SPEC = ItemSpec(
+    kind="rule",
+    list_name="rules",
+    identity="name",
+    options=dict(
+        name=dict(type="str", required=True, aliases=["rule"]),
+        type=dict(type="str", choices=["node-affinity", "resource-affinity"]),
+        resources=dict(type="list", elements="str"),
+        nodes=dict(type="list", elements="str"),
+        strict=dict(type="bool"),
+        affinity=dict(type="str", choices=["positive", "negative"]),
+        disable=dict(type="bool"),
+        comment=dict(type="str"),
+        state=dict(type="str", default="present", choices=["present", "absent"]),
+    ),
+    rules=dict(required_if=[("state", "present", ["type", "resources"]),
+                            ("type", "node-affinity", ["nodes"]),
+                            ("type", "resource-affinity", ["affinity"])]),
+    check=_check_rule,
+)
+
+RULES_NEED_PVE9 = "HA rules need Proxmox VE 9; use ailab.cluster.proxmox_ha_group on PVE 8"
+
+
+class RulePlanner(Planner):
+    """PVE 9 HA rules, updated in place; deleted and created again only when the type changes."""
+
+    spec = RULE_SPEC
+
+    def check_version(self, items):
+        if self.major < 9:
+            raise ProxmoxError("%s (this cluster runs Proxmox VE %s)" % (RULES_NEED_PVE9, self.client.version.get(
+                "version", self.major)))
+
+    def plan(self, items):
+        rules = self.state.rules()
+        future = dict((k, dict(v)) for k, v in rules.items())
+        touched = []
+        for item in items:
+            name = item["name"]
+            current = rules.get(name)
+            before = self._view(name, current) if current else None
+            if item["state"] == "absent":
+                if current:
+                    future.pop(name)
+                    self.write(RULES_DELETE, "delete", "cluster/ha/rules/%s" % name, "HA rule %s" % name)
+                self.record(name, "deleted" if current else "absent", before, None)
+                continue
+            if name.startswith(GROUP_RULE_PREFIX):
+                self.warnings.append("HA rule %s has the prefix %s that ailab.cluster.proxmox_ha_group uses for the "
+                                     "rules of HA groups on PVE 9; both modules would manage it" % (name, GROUP_RULE_PREFIX))
+            send = self._send(item)
+            if current is not None and current.get("type") == item["type"]:
+                params = self._update_params(item, current, send)
+                after = applied(current, params)
+                future[name] = after
+                if params:
+                    shrinking = set(split_list(after.get("resources"))) <= set(split_list(current.get("resources")))
+                    self.write(RULES_SHRINK if shrinking else RULES_GROW, "put", "cluster/ha/rules/%s" % name,
+                               "HA rule %s" % name, dict(params, type=item["type"]))
+                    touched.append(name)
+                self.record(name, "updated" if params else "unchanged", before, self._view(name, after))
+                continue
+            if current is not None:  # the type cannot change in place
+                self.write(RULES_DELETE, "delete", "cluster/ha/rules/%s" % name, "HA rule %s" % name)
+            create = dict((k, v) for k, v in send.items() if v is not None and v != "")
+            self.write(RULES_GROW, "post", "cluster/ha/rules", "HA rule %s" % name, dict(rule=name, **create))
+            future[name] = dict(create)
+            touched.append(name)
+            self.record(name, "replaced" if current else "created", before, self._view(name, create))
+        if self.purge:
+            listed = set(i["name"] for i in items)
+            for name in sorted(set(rules) - listed):
+                if name.startswith(GROUP_RULE_PREFIX):
+                    continue  # the rule of an HA group: ailab.cluster.proxmox_ha_group owns it
+                future.pop(name, None)
+                self.write(RULES_DELETE, "delete", "cluster/ha/rules/%s" % name, "HA rule %s" % name)
+                self.record(name, "deleted", self._view(name, rules[name]), None)
+        if touched:
+            self._check_future(future, touched)
+
+    @staticmethod
+    def _send(item):
+        send = dict(type=item["type"], resources=",".join(item["resources"]), disable=item["disable"],
+                    comment=item["comment"])
+        if item["type"] == "node-affinity":
+            send.update(nodes=",".join(item["nodes"]), strict=item["strict"])
+        else:
+            send.update(affinity=item["affinity"])
+        return send
+
+    @staticmethod
+    def _update_params(item, current, send):
+        desired = dict(resources=canonical_sids(item["resources"]), disable=item["disable"], comment=item["comment"])
+        now = with_defaults(current, RULE_DEFAULTS)
+        now["resources"] = canonical_sids(now.get("resources"))
+        if item["type"] == "node-affinity":
+            desired.update(nodes=canonical_nodes(item["nodes"]), strict=item["strict"])
+            now["nodes"] = canonical_nodes(now.get("nodes"))
+        else:
+            desired.update(affinity=item["affinity"])
+        params = compare(desired, now)
+        for key in ("nodes", "resources"):
+            if key in params:
+                params[key] = send[key]
+        return params
+
+    def _check_future(self, future, touched):
+        """Refuse, before any write, what PVE would refuse half-way: unmanaged resources, a resource in
+        two enabled node-affinity rules."""
+        managed = self.state.resources()
+        for name in touched:
+            if future[name].get("type") == "node-affinity":
+                self.check_nodes_exist("HA rule %s" % name, split_list(future[name].get("nodes")))
+            unmanaged = sorted(s for s in split_list(future[name].get("resources")) if s not in managed)
+            if unmanaged:
+                raise ProxmoxError("HA rule %s names %s, which %s not HA managed: add them with "
+                                   "ailab.cluster.proxmox_ha_resource first" % (
+                                       name, ", ".join(unmanaged), "is" if len(unmanaged) == 1 else "are"))
+        owner = {}
+        for name in sorted(future):
+            rule = future[name]
+            if rule.get("type") != "node-affinity" or int(with_defaults(rule, RULE_DEFAULTS)["disable"]):
+                continue
+            for sid in split_list(rule.get("resources")):
+                if sid in owner and (name in touched or owner[sid] in touched):
+                    raise ProxmoxError("HA resource %s would be in two enabled node-affinity rules, %s and %s: "
+                                       "Proxmox VE 9 allows one; remove it from one of them or disable one"
+                                       % (sid, owner[sid], name))
+                owner[sid] = name
+
+    @staticmethod
+    def _view(name, rule):
+        rule = with_defaults(rule, RULE_DEFAULTS)
+        view = dict(name=name, type=rule.get("type"), resources=sorted(split_list(rule.get("resources"))),
+                    disable=bool(int(rule["disable"])), comment=rule["comment"])
+        if rule.get("type") == "node-affinity":
+            view.update(nodes=split_list(rule.get("nodes")), strict=bool(int(rule["strict"])))
+        else:
+            view.update(affinity=rule.get("affinity"))
+        return view
+
+
+# ------------------------------------------------------------------ resources
+def _resource_sid(item):
+    """``vm:100`` from sid ``vm:100``, sid ``100`` + type, or vmid + type."""
+    if item.get("sid") is not None:
+        sid = str(item["sid"]).strip()
+        if sid.isdigit():
+            return "%s:%s" % (item["type"], sid)
+        return sid
+    return "%s:%s" % (item["type"], item["vmid"])
+
+
+def _check_resource(item):
+    sid = _resource_sid(item)
+    error = check_sids([sid], "sid")
+    if error:
+        return "%s (or vmid with type)" % error
+    move = item["migrate_to"] or item["relocate_to"]
+    if move is not None:
+        if item["state"] in ("absent", "ignored"):
+            return "migrate_to/relocate_to need an HA-managed resource (state is %s)" % item["state"]
+        if not _NODE_RE.match(move) or ":" in move:
+            return "migrate_to/relocate_to must be a node name, got %s" % move
+    if item["group"] and check_configid(item["group"], "group"):
+        return check_configid(item["group"], "group")
+    return None
+
+
+RESOURCE_SPEC = ItemSpec(
+    kind="resource",
+    list_name="resources",
+    identity="sid",
+    options=dict(
+        sid=dict(type="str"),
+        vmid=dict(type="int"),
+        type=dict(type="str", default="vm", choices=["vm", "ct"]),
+        state=dict(type="str", choices=["started", "stopped", "disabled", "ignored", "absent"]),
+        max_restart=dict(type="int"),
+        max_relocate=dict(type="int"),
+        group=dict(type="str"),
+        failback=dict(type="bool"),
+        comment=dict(type="str"),
+        migrate_to=dict(type="str"),
+        relocate_to=dict(type="str"),
+    ),
+    rules=dict(mutually_exclusive=[("sid", "vmid"), ("migrate_to", "relocate_to")],
+               required_one_of=[("sid", "vmid")]),
+    check=_check_resource,
+    key=_resource_sid,
+)
+
+RESOURCE_DEFAULTS = {"state": "started", "max_restart": 1, "max_relocate": 1, "comment": "", "group": "",
+                     "failback": 1}
+
+
+class ResourcePlanner(Planner):
+    """HA resources: requested state, limits, group (PVE 8) / group rule membership (PVE 9), failback
+    (PVE 9), comment, and migration or relocation through the HA manager."""
+
+    spec = RESOURCE_SPEC
+
+    def check_version(self, items):
+        if self.major < 9:
+            bad = [_resource_sid(i) for i in items if i["failback"] is not None]
+            if bad:
+                raise ProxmoxError("failback of HA resource %s needs Proxmox VE 9; on PVE 8 set nofailback on its HA "
+                                   "group (ailab.cluster.proxmox_ha_group)" % ", ".join(bad[:5]))
+            return
+        grouped = [_resource_sid(i) for i in items if i["group"] is not None]
+        if grouped:
+            more = " and %d more" % (len(grouped) - 5) if len(grouped) > 5 else ""
+            self.warnings.append(
+                "Proxmox VE %s has no HA groups: group of %s%s is managed as membership in the node-affinity rule "
+                "%s<group> (ailab.cluster.proxmox_ha_group manages its nodes)."
+                % (self.major, ", ".join(grouped[:5]), more, GROUP_RULE_PREFIX))
+
+    def plan(self, items):
+        resources = self.state.resources()
+        map_groups = self.major >= 9 and any(i["group"] is not None for i in items)
+        self.rules_before = self.state.rules() if map_groups else {}
+        self.future_rules = dict((k, dict(v)) for k, v in self.rules_before.items())
+        memberships, listed = [], set()
+        for item in items:
+            sid = _resource_sid(item)
+            listed.add(sid)
+            current = resources.get(sid)
+            before = self._view(sid, current) if current else None
+            if item["state"] == "absent":
+                if current:
+                    self._delete(sid)
+                self.record(sid, "deleted" if current else "absent", before, None)
+                continue
+            action, after = self._plan_config(item, sid, current)
+            extra = {}
+            if map_groups and item["group"] is not None:
+                memberships.append((sid, item["group"]))
+                old_group = self._group_of(sid)
+                if before is not None:
+                    before["group"] = old_group
+                after["group"] = item["group"]
+                if action == "unchanged" and old_group != item["group"]:
+                    action = "updated"
+            move = self._plan_move(item, sid)
+            if move is not None:
+                node, target, verb = move
+                extra = dict(moved=node != target, node=target)
+                if node != target:
+                    if before is not None:
+                        before["node"] = node
+                    after["node"] = target
+                    if action == "unchanged":
+                        action = "migrated" if verb == "migrate" else "relocated"
+            self.record(sid, action, before, after, **extra)
+        if self.purge:
+            for sid in sorted(set(resources) - listed):
+                self._delete(sid)
+                self.record(sid, "deleted", self._view(sid, resources[sid]), None)
+        if memberships:
+            self._plan_memberships(memberships)
+
+    def _group_of(self, sid):
+        """PVE 9: the group whose rule lists ``sid`` ('' when none)."""
+        for name, rule in sorted(self.rules_before.items()):
+            if name.startswith(GROUP_RULE_PREFIX) and sid in split_list(rule.get("resources")):
+                return name[len(GROUP_RULE_PREFIX):]
+        return ""
+
+    def _delete(self, sid):
+        self.write(DELETE_RESOURCES, "delete", "cluster/ha/resources/%s" % sid, "HA resource %s" % sid)
+        # PVE 9 also takes it out of its rules (purge=1) and drops the rules left empty
+        for name, rule in list(self.future_rules.items()):
+            members = split_list(rule.get("resources"))
+            if sid in members:
+                members.remove(sid)
+                if members:
+                    rule["resources"] = ",".join(members)
+                else:
+                    del self.future_rules[name]
+
+    def _plan_config(self, item, sid, current):
+        desired = dict(state=item["state"], max_restart=item["max_restart"], max_relocate=item["max_relocate"],
+                       comment=item["comment"])
+        if self.major >= 9:
+            desired["failback"] = item["failback"]
+        else:
+            desired["group"] = item["group"]
+        if current is None:
+            self._check_guest(sid)
+            create = dict((k, v) for k, v in desired.items() if v is not None and v != "")
+            if create.get("group"):
+                self._check_group_exists(sid, create["group"])
+            self.write(RESOURCES, "post", "cluster/ha/resources", "HA resource %s" % sid, dict(sid=sid, **create))
+            return "created", self._view(sid, create)
+        now = with_defaults(current, RESOURCE_DEFAULTS)
+        if now["state"] == "enabled":
+            now["state"] = "started"
+        params = compare(desired, now)
+        if params.get("group"):
+            self._check_group_exists(sid, params["group"])
+        if params:
+            self.write(RESOURCES, "put", "cluster/ha/resources/%s" % sid, "HA resource %s" % sid, params)
+        return ("updated" if params else "unchanged"), self._view(sid, applied(current, params))
+
+    def _check_guest(self, sid):
+        guests, _nodes = self.state.cluster()
+        kind, vmid = sid.split(":")
+        guest = guests.get(int(vmid))
+        if guest is None:
+            raise ProxmoxError("HA resource %s: there is no VM or container %s in the cluster; create the guest "
+                               "first" % (sid, vmid))
+        actual = "vm" if guest.get("type") == "qemu" else "ct"
+        if actual != kind:
+            raise ProxmoxError("HA resource %s: guest %s is a %s, so its HA id is %s:%s; fix sid or type"
+                               % (sid, vmid, "VM" if actual == "vm" else "container", actual, vmid))
+        return guest
+
+    def _check_group_exists(self, sid, group):
+        if group not in self.state.groups():
+            raise ProxmoxError("HA resource %s: HA group %s does not exist; create it with "
+                               "ailab.cluster.proxmox_ha_group first" % (sid, group))
+
+    def _plan_move(self, item, sid):
+        """``(node, target, verb)`` when migrate_to/relocate_to is set; plans the HA request if needed."""
+        target = item["migrate_to"] or item["relocate_to"]
+        if target is None:
+            return None
+        verb = "migrate" if item["migrate_to"] else "relocate"
+        _guests, nodes = self.state.cluster()
+        if target not in nodes:
+            raise ProxmoxError("HA resource %s: cannot %s to %s, which is not a node of this cluster (nodes: %s)"
+                               % (sid, verb, target, ", ".join(sorted(nodes))))
+        node = self._check_guest(sid).get("node")
+        if node == target:
+            return node, target, verb
+        if not nodes[target]:
+            raise ProxmoxError("HA resource %s: cannot %s to %s, the node is offline; bring it back or choose "
+                               "another node" % (sid, verb, target))
+        timeout = self.module.params["wait_timeout"]
+        what = "HA %s of %s from %s to %s" % (verb, sid, node, target)
+
+        def wait(client, answer):
+            blocking = answer.get("blocking-resources") if isinstance(answer, dict) else None
+            if blocking:
+                raise ProxmoxError("%s refused by the HA manager: blocked by %s; change the resource-affinity rules "
+                                   "or move those first" % (what, ", ".join(
+                                       "%s (%s)" % (b.get("sid"), b.get("cause")) for b in blocking)))
+            if timeout:
+                wait_for_node(client, sid, target, timeout, what)
+
+        self.write(MOVES, "post", "cluster/ha/resources/%s/%s" % (sid, verb), what, dict(node=target), then=wait)
+        return node, target, verb
+
+    def _plan_memberships(self, memberships):
+        """PVE 9: put each resource in the rule of its group and take it out of other group rules."""
+        rules = self.future_rules
+        baseline = dict((k, dict(v)) for k, v in rules.items())  # after PVE's own purge of deleted resources
+        for sid, group in memberships:
+            target = group_rule_id(group) if group else None
+            for name, rule in sorted(rules.items()):
+                members = split_list(rule.get("resources"))
+                if sid not in members or name == target or rule.get("type") != "node-affinity":
+                    continue
+                if name.startswith(GROUP_RULE_PREFIX):
+                    members.remove(sid)
+                    rule["resources"] = ",".join(members)
+                elif target and not int(with_defaults(rule, RULE_DEFAULTS)["disable"]):
+                    raise ProxmoxError("HA resource %s is in node-affinity rule %s, so it cannot join group %s "
+                                       "(rule %s): a resource can be in one enabled node-affinity rule; remove it "
+                                       "from %s or drop group" % (sid, name, group, target, name))
+            if target is None:
+                continue
+            if target not in rules:
+                _guests, nodes = self.state.cluster()
+                rules[target] = dict(type="node-affinity", resources=sid, nodes=",".join(sorted(nodes)), disable=1,
+                                     comment="Generated from HA group '%s'." % group)
+                self.warnings.append(
+                    "HA group %s has no rule %s yet: created it disabled with %s on all nodes; "
+                    "ailab.cluster.proxmox_ha_group enables it with the group's nodes" % (group, target, sid))
+                continue
+            if rules[target].get("type") != "node-affinity":
+                raise ProxmoxError("HA resource %s: group %s maps to rule %s, which is a %s rule; rename that rule"
+                                   % (sid, group, target, rules[target].get("type")))
+            members = split_list(rules[target].get("resources"))
+            if sid not in members:
+                rules[target]["resources"] = ",".join(members + [sid])
+        for name in sorted(rules):
+            old, new = baseline.get(name), rules[name]
+            if old is None:
+                self.write(RULES_GROW, "post", "cluster/ha/rules", "HA rule %s" % name, dict(rule=name, **new))
+            elif canonical_sids(old.get("resources")) == canonical_sids(new.get("resources")):
+                continue
+            elif not split_list(new.get("resources")):
+                self.write(RULES_SHRINK, "delete", "cluster/ha/rules/%s" % name, "HA rule %s" % name)
+            else:
+                shrinking = set(split_list(new.get("resources"))) <= set(split_list(old.get("resources")))
+                self.write(RULES_SHRINK if shrinking else RULES_GROW, "put", "cluster/ha/rules/%s" % name,
+                           "HA rule %s" % name, dict(type=old.get("type"), resources=new["resources"]))
+
+    def _view(self, sid, resource):
+        resource = with_defaults(resource, RESOURCE_DEFAULTS)
+        view = dict(sid=sid, state=resource["state"], max_restart=int(resource["max_restart"]),
+                    max_relocate=int(resource["max_relocate"]), comment=resource["comment"])
+        if self.major >= 9:
+            view["failback"] = bool(int(resource["failback"]))
+        else:
+            view["group"] = resource["group"]
+        return view
+
+
+def wait_for_node(client, sid, node, timeout, what, poll=0.5):
+    """Wait until the HA manager reports ``sid`` on ``node`` (migrations run after the API answers)."""
+    deadline = time.time() + timeout
+    delay = 0.05
+    while True:
+        for entry in client.get("cluster/ha/status/current", what="the HA status") or []:
+            if entry.get("sid") == sid and entry.get("node") == node:
+                return
+        if time.time() > deadline:
+            raise ProxmoxError("Timed out after %ss waiting for %s; the HA manager may still be working on it "
+                               "(see ha-manager status)" % (timeout, what))
+        time.sleep(delay)
+        delay = min(delay * 2, poll)
