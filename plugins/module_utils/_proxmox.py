@@ -193,7 +193,7 @@ class ProxmoxClient(object):
     def _resource(self, path):
         return self.api(path.strip("/"))
 
-    def get(self, path, what=None, **params):
+    def get(self, path, /, what=None, **params):
         """GET with retries and backoff on connection errors and HTTP 5xx."""
         attempt = 0
         while True:
@@ -218,13 +218,13 @@ class ProxmoxClient(object):
         except requests.exceptions.RequestException as exc:
             raise describe_connection_error(exc, self.endpoint, what or path) from exc
 
-    def post(self, path, what=None, **params):
+    def post(self, path, /, what=None, **params):
         return self._write("post", path, what, params)
 
-    def put(self, path, what=None, **params):
+    def put(self, path, /, what=None, **params):
         return self._write("put", path, what, params)
 
-    def delete(self, path, what=None, **params):
+    def delete(self, path, /, what=None, **params):
         return self._write("delete", path, what, params)
 
     # -------------------------------------------------------------------- version

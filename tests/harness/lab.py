@@ -45,7 +45,7 @@ def main():
     writes = sum(1 for r in log if r.get("write"))
     print(f"==> sandbox done: ansible-playbook exited {rc}; the Proxmox VE API saw {len(log)} requests "
           f"({len(log) - writes} reads, {writes} writes).")
-    print("    Layers run: Proxmox VE (cluster facts; GPU passthrough has no hosts in the sandbox).")
+    print("    Layers run: Proxmox VE (cluster facts, guests, HA; GPU passthrough has no SSH hosts in the sandbox).")
     print("    For a real lab: copy inventories/sandbox to inventories/<lab> and run "
           "ansible-playbook -i inventories/<lab> site.yml")
     return rc

@@ -18,6 +18,7 @@ from pathlib import Path
 from .app import Settings, Simulator
 from .auth import Account, new_password, new_secret
 from .control import ControlApi
+from .persist import StateFile, StateFileError
 from .personality import personality
 from .schema import default_schema_path
 from .seed import default_seed, load_seed
@@ -32,7 +33,10 @@ def build_parser():
     parser.add_argument("--bind", default="127.0.0.1", help="listen address (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=0, help="TCP port, 0 picks a free one (default 0)")
     parser.add_argument("--state-dir", help="directory for the CA, certificate and pvesim.json (default: temp dir)")
-    parser.add_argument("--seed", help="YAML/JSON seed file (default: the two-node ailab lab)")
+    parser.add_argument("--seed", help="YAML/JSON seed file, or a built-in seed: default (the two-node ailab lab), "
+                                       "empty, standalone")
+    parser.add_argument("--persist", metavar="FILE",
+                        help="load the cluster state from FILE when it exists and write it back after every change")
     parser.add_argument("--schema", help=f"apidata.js path (default $AILAB_PVE_SCHEMA or {default_schema_path()})")
     parser.add_argument("--user", default="root@pam", help="admin user (default root@pam)")
     parser.add_argument("--password", help="admin password (default: random)")
@@ -73,6 +77,12 @@ def main(argv=None):
     certs = ensure_certificates(state_dir, args.bind)
     app = Simulator(personality(args.pve), seed, accounts, schema, Settings(task_duration=args.task_duration))
     app.fingerprint = fingerprint(certs["cert_file"])
+    if args.persist:
+        app.persistence = StateFile(args.persist, app)
+        try:
+            app.persistence.load()
+        except StateFileError as exc:
+            sys.exit(f"pvesim: {exc}")
     ControlApi(app, control_token)
     server = PveHttpsServer(app, args.bind, args.port, certs["cert_file"], certs["key_file"], args.verbose)
 
@@ -90,7 +100,8 @@ def main(argv=None):
         "readonly_token_id": f"{args.readonly_user}!{args.readonly_token_name}",
         "readonly_token_name": args.readonly_token_name, "readonly_token_secret": ro_token_secret,
         "control_url": f"{url}/_sim", "control_token": control_token,
-        "state_dir": str(state_dir), "pid": os.getpid(),
+        "state_dir": str(state_dir), "persist": str(app.persistence.path) if app.persistence else None,
+        "pid": os.getpid(),
     }
     info_file = state_dir / "pvesim.json"
     info_file.write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
@@ -109,6 +120,9 @@ def main(argv=None):
         server.serve_forever(poll_interval=0.2)
     finally:
         server.server_close()
+        if app.persistence is not None:
+            app.tasks.wait_idle(2.0)  # let running tasks land before the last save
+            app.state_changed()
         app.tasks.stop()
     return 0
 

@@ -19,7 +19,7 @@ import sys
 import threading
 import traceback
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from urllib.parse import parse_qsl
 
 from .api import ROUTES, Call, load_endpoints
@@ -136,18 +136,29 @@ class Simulator:
         load_endpoints()
         self.personality = personality
         self.schema = ApiSchema(load_tree(schema_path), personality.drop_paths, personality.drop_params)
-        self.settings = settings or Settings()
+        self.default_settings = settings or Settings()  # what the command line set; reset() returns to it
+        self.settings = replace(self.default_settings)
         self.state = ClusterState(seed, personality)
         self.faults = FaultInjector()
         self.tasks = TaskRunner(self.state.lock, self.faults, self.settings.task_duration)
+        self.tasks.on_finish = self.state_changed
         self.auth = Authenticator(accounts)
         self.requests = RequestLog()
         self.control = None
         self.fingerprint = ""
+        self.persistence = None  # a persist.StateFile when --persist is given
+
+    def state_changed(self):
+        """Called after anything may have changed the state (write request, finished task, control call)."""
+        if self.persistence is not None:
+            try:
+                self.persistence.save()
+            except OSError as exc:  # keep serving; the next change tries again
+                print(f"pvesim: cannot write {self.persistence.path}: {exc}", file=sys.stderr)
 
     # -------------------------------------------------------------- control
     def reset(self, seed=None):
-        """Return to the seed (or a new one): state, tasks, faults and the request log."""
+        """Return to the seed (or a new one): state, tasks, faults, settings and the request log."""
         with self.state.lock:
             if seed is not None:
                 self.state.seed = seed
@@ -155,9 +166,12 @@ class Simulator:
             self.faults.clear()
             self.state.load(self.state.seed)
             self.requests.clear()
+            self.settings = replace(self.default_settings)
+            self.tasks.duration = self.settings.task_duration
+            self.state_changed()
 
     def apply_settings(self, **values):
-        """Change run-time settings (task duration, agent delay)."""
+        """Change run-time settings (task duration, migrate duration, agent delay)."""
         for key, value in values.items():
             if not hasattr(self.settings, key):
                 raise ValueError(f"unknown setting '{key}'")
@@ -223,10 +237,16 @@ class Simulator:
         call = Call(self, resolved, values, principal)
         with self.state.lock:
             if resolved.proxyto and resolved.proxyto in values:
-                self.state.online_node(values[resolved.proxyto])
-            if method != "GET" and resolved.template != "/access/ticket":
+                node = values[resolved.proxyto]
+                # a host outside the cluster (it is joining) still answers for its own tasks
+                if not (resolved.template.startswith("/nodes/{node}/tasks") and node in self.state.outside):
+                    self.state.online_node(node)
+            write = method != "GET" and resolved.template != "/access/ticket"
+            if write:
                 self.state.require_quorum()
             data = handler(call)
+        if write:
+            self.state_changed()
         caller["principal"] = call.principal  # a login names its user only once it succeeded
         return Response(200, {"data": data})
 

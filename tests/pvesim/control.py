@@ -9,7 +9,7 @@ Method   Path                       Effect
 GET      /_sim/health               ``{"pve": 9, "version": "9.1.2", "tasks_running": 0}``
 GET      /_sim/requests             API request log (``?since=<seq>`` for newer entries only)
 DELETE   /_sim/requests             clear the request log
-POST     /_sim/reset                back to the seed: state, tasks, faults and request log
+POST     /_sim/reset                back to the seed: state, tasks, faults, settings and request log
 POST     /_sim/reseed               replace the seed with the JSON body (``{"seed": {...}}``) and reset
 GET      /_sim/state                dump of the whole simulated cluster
 GET      /_sim/faults               armed faults
@@ -111,7 +111,9 @@ class ControlApi:
             node = payload.get("node")
             with self.app.state.lock:
                 self.app.state.set_node_online(node, kind == "node_up")
-                return {"kind": kind, "node": node, "quorate": self.app.state.quorate()}
+                result = {"kind": kind, "node": node, "quorate": self.app.state.quorate()}
+            self.app.state_changed()
+            return result
         return self.app.faults.add(kind, **payload).as_dict()
 
 

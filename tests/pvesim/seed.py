@@ -18,9 +18,21 @@ A seed is a mapping (YAML or JSON file, or a dict over the control API)::
     backup_jobs: [...]      # /cluster/backup entries (id, schedule, storage, vmid|all, ...)
     pci_mappings: [...]     # /cluster/mapping/pci entries (id, map: ["node=..,path=..,id=.."], ...)
 
-Every key is optional except ``nodes``. The default seed is the lab of the seed documents: a
-two-node cluster ``ailab`` (pve-1, pve-2), quorate, with storages ``local``, ``local-lvm`` and the
-shared NFS storage ``nas`` (a TrueNAS export) on both nodes, and no guests.
+Every key is optional except ``nodes``. ``cluster: {name: null}`` makes a standalone seed: the
+first node is a node without a cluster (it answers the API) and the other nodes are hosts that are
+not in a cluster yet; ``POST /cluster/config`` creates the cluster and ``POST /cluster/config/join``
+adds them. A node with ``member: false`` in a named cluster is such a host too.
+
+Built-in seeds, by name (``--seed NAME``, ``load_seed(NAME)``):
+
+* ``default`` - the lab of the seed documents: a two-node cluster ``ailab`` (pve-1, pve-2),
+  quorate, with storages ``local``, ``local-lvm`` and the shared NFS storage ``nas`` (a TrueNAS
+  export) on both nodes, an RTX 3090 in each node, and for the sandbox a stopped cloud-init
+  template VM 9000 ``debian-12-cloud`` on pve-1 (disks on ``nas``) and the PCI mapping
+  ``gpu-rtx3090`` for both nodes' GPUs.
+* ``empty`` - the same cluster without guests and PCI mappings (what the pytest fixtures start
+  from, so that every test creates the guests it uses).
+* ``standalone`` - ``empty`` before ``pvecm create``: pve-1 alone, pve-2 a host that may join.
 """
 
 import copy
@@ -69,10 +81,28 @@ DEFAULT_SEED = {
         {"volid": "nas:iso/ubuntu-24.04.2-live-server-amd64.iso", "size_mib": 3136},
         {"volid": "nas:iso/noble-server-cloudimg-amd64.img", "size_mib": 587},
     ],
-    "guests": [],
+    "guests": [
+        {
+            # The cloud-init template the sandbox clones lab VMs from (qm template 9000).
+            "vmid": 9000, "type": "qemu", "node": "pve-1", "status": "stopped",
+            "config": {
+                "name": "debian-12-cloud", "template": 1, "memory": "2048", "cores": 2, "agent": "1",
+                "ostype": "l26", "scsihw": "virtio-scsi-single",
+                "scsi0": "nas:9000/base-9000-disk-0.qcow2,size=10G",
+                "ide2": "nas:9000/vm-9000-cloudinit.qcow2,media=cdrom",
+                "net0": "virtio=BC:24:11:3C:90:00,bridge=vmbr0", "boot": "order=scsi0",
+                "vmgenid": "5d1c3a7e-2f4b-4c8e-9a61-0d3e7b9f9000",
+                "smbios1": "uuid=8e0f6c2a-7b1d-4e35-a9c4-3f5b2d1e9000",
+                "meta": "creation-qemu=9.2.0,ctime=1735689600",
+            },
+        },
+    ],
     "ha": {"groups": [], "resources": [], "rules": []},
     "backup_jobs": [],
-    "pci_mappings": [],
+    "pci_mappings": [
+        {"id": "gpu-rtx3090", "map": ["node=pve-1,path=0000:01:00,id=10de:2204",
+                                      "node=pve-2,path=0000:01:00,id=10de:2204"]},
+    ],
 }
 
 
@@ -81,8 +111,31 @@ def default_seed():
     return copy.deepcopy(DEFAULT_SEED)
 
 
+def empty_seed():
+    """The default cluster without guests and PCI mappings."""
+    seed = default_seed()
+    seed["guests"] = []
+    seed["pci_mappings"] = []
+    return seed
+
+
+def standalone_seed():
+    """The ``empty`` lab before the cluster exists: pve-1 standalone, pve-2 a host that may join."""
+    seed = empty_seed()
+    seed["cluster"] = dict(seed["cluster"], name=None)
+    return seed
+
+
+SEEDS = {"default": default_seed, "empty": empty_seed, "standalone": standalone_seed}
+
+
 def load_seed(path):
-    """Read a seed from a YAML or JSON file (JSON is tried first, then YAML)."""
+    """A built-in seed by name (``default``, ``empty``, ``standalone``), or a YAML or JSON file.
+
+    For a file, JSON is tried first, then YAML. A file of the same name as a built-in seed wins.
+    """
+    if str(path) in SEEDS and not Path(path).exists():
+        return SEEDS[str(path)]()
     text = Path(path).read_text(encoding="utf-8")
     try:
         data = json.loads(text)

@@ -4,6 +4,11 @@
 under ``ClusterState.lock`` (the API handlers and the task runner hold it), so the model itself
 needs no further locking. The helpers raise ``ApiError`` with the messages PVE uses, so the API
 modules stay short.
+
+``nodes`` are the nodes the API sees: the cluster members, or only the first (local) node of a
+standalone seed (``cluster: {name: null}``). ``outside`` holds the seed's other hosts, which are
+not in the cluster yet and become ``nodes`` when they join (``/cluster/config/join``).
+``dump()``/``restore()`` turn the whole state into a JSON document and back (``--persist``).
 """
 
 import copy
@@ -75,6 +80,15 @@ class Node:
     bridges: list = field(default_factory=lambda: ["vmbr0"])
     pci_devices: list = field(default_factory=list)
     boot_time: float = field(default_factory=lambda: time.time() - 86400 * 3)
+    votes: int = 1
+    link0: str = ""
+
+    def as_dict(self):
+        """JSON form (seed-like, exact memory) for ``dump()``."""
+        return {"name": self.name, "nodeid": self.nodeid, "ip": self.ip, "online": self.online, "cpus": self.cpus,
+                "sockets": self.sockets, "cpu_model": self.cpu_model, "memory": self.memory,
+                "bridges": list(self.bridges), "pci_devices": copy.deepcopy(self.pci_devices),
+                "boot_time": self.boot_time, "votes": self.votes, "link0": self.link0}
 
 
 @dataclass
@@ -108,6 +122,10 @@ class Guest:
     config: dict
     status: str = "stopped"
     started: float | None = None
+    # Changes PVE keeps until the next start (``[PENDING]`` section): values, and keys to delete
+    # (key -> force flag, in request order).
+    pending: dict = field(default_factory=dict)
+    pending_delete: dict = field(default_factory=dict)
 
     @property
     def lock(self):
@@ -162,9 +180,39 @@ class Guest:
                 return size
         return 0
 
+    def running_for(self):
+        """Seconds (float) since start, 0.0 when stopped."""
+        return time.time() - self.started if self.status == "running" and self.started else 0.0
+
     def uptime(self):
-        """Seconds since start, 0 when stopped."""
-        return int(time.time() - self.started) if self.status == "running" and self.started else 0
+        """Whole seconds since start, 0 when stopped (what ``uptime`` fields report)."""
+        return int(self.running_for())
+
+    def effective_config(self):
+        """The config with pending changes applied (what ``GET .../config`` returns by default)."""
+        config = {k: v for k, v in self.config.items() if k not in self.pending_delete}
+        config.update(self.pending)
+        return config
+
+    def digest(self):
+        """Digest of the whole config file, pending section included."""
+        if not self.pending and not self.pending_delete:
+            return digest_of(self.config)
+        return digest_of({"config": self.config, "pending": self.pending, "delete": list(self.pending_delete)})
+
+    def as_dict(self):
+        """JSON form for ``dump()``."""
+        return {"vmid": self.vmid, "type": self.kind, "node": self.node, "status": self.status,
+                "started": self.started, "config": copy.deepcopy(self.config), "pending": copy.deepcopy(self.pending),
+                "pending_delete": dict(self.pending_delete)}
+
+    @classmethod
+    def from_dict(cls, entry):
+        """Inverse of ``as_dict``."""
+        return cls(vmid=int(entry["vmid"]), kind=entry.get("type", "qemu"), node=entry["node"],
+                   config=dict(entry.get("config") or {}), status=entry.get("status", "stopped"),
+                   started=entry.get("started"), pending=dict(entry.get("pending") or {}),
+                   pending_delete=dict(entry.get("pending_delete") or {}))
 
 
 _QEMU_DISK_KEY = re.compile(r"(?:ide|sata|scsi|virtio|efidisk|tpmstate)\d+")
@@ -228,10 +276,13 @@ class ClusterState:
     def load(self, seed):
         """(Re)build the whole state from ``seed``."""
         cluster = seed.get("cluster") or {}
+        # name null: every seed node is a standalone host; the API answers as the first one
         self.cluster_name = cluster.get("name", "ailab")
         self.dhcp_subnet = ipaddress.ip_network(cluster.get("dhcp_subnet", "192.168.10.0/24"), strict=False)
-        self.config_version = int(cluster.get("config_version", len(seed["nodes"]) + 1))
         self.nodes = {}
+        self.outside = {}
+        self.outside_guests = {}
+        self.ha_moves = {}
         for index, entry in enumerate(seed["nodes"], start=1):
             node = Node(
                 name=entry["name"], nodeid=int(entry.get("nodeid", index)),
@@ -240,8 +291,12 @@ class ClusterState:
                 cpu_model=entry.get("cpu_model", "Intel(R) Xeon(R) CPU"),
                 memory=int(float(entry.get("memory_gib", 64)) * GIB),
                 bridges=list(entry.get("bridges", ["vmbr0"])), pci_devices=list(entry.get("pci_devices", [])),
+                votes=int(entry.get("votes", 1)),
             )
-            self.nodes[node.name] = node
+            node.link0 = entry.get("link0", node.ip)
+            member = index == 1 or (self.cluster_name is not None and entry.get("member", True))
+            (self.nodes if member else self.outside)[node.name] = node
+        self.config_version = int(cluster.get("config_version", len(self.nodes) + 1))
         self.storages = {}
         self.storage_capacity = {}
         for storage_entry in seed.get("storages") or []:
@@ -267,10 +322,17 @@ class ClusterState:
                           config=dict(entry.get("config") or {}), status=entry.get("status", "stopped"))
             if guest.status == "running":
                 guest.started = time.time() - 3600
+            if guest.node in self.outside:
+                self.outside_guests.setdefault(guest.node, []).append(guest)
+                continue
             self.guests[guest.vmid] = guest
             for _ignored, parsed in guest.disks():
                 volid = parsed.get("volume" if guest.kind == "lxc" else "file")
                 self._register_volume(guest, volid, parse_size(parsed.get("size", "8G")) or 8 * GIB)
+            for value in guest.config.values():
+                volid = parse_property_string(value, "file").get("file", "") if isinstance(value, str) else ""
+                if guest.kind == "qemu" and f"vm-{guest.vmid}-cloudinit" in volid and ":" in volid:
+                    self._register_volume(guest, volid, 4 * MIB)
         ha = seed.get("ha") or {}
         self.ha_groups = {g["group"]: {k: v for k, v in g.items() if k != "group"} for g in ha.get("groups") or []}
         self.ha_resources = {}
@@ -304,10 +366,15 @@ class ClusterState:
                                               size, fmt, guest.vmid)
 
     # -------------------------------------------------------------- cluster
+    @property
+    def clustered(self):
+        """False on a standalone node (no corosync cluster yet)."""
+        return self.cluster_name is not None
+
     def quorate(self):
-        """True when more than half of the votes (one per node) are online."""
-        online = sum(1 for node in self.nodes.values() if node.online)
-        return online * 2 > len(self.nodes)
+        """True when more than half of the votes are online (a standalone node always is)."""
+        online = sum(node.votes for node in self.nodes.values() if node.online)
+        return online * 2 > sum(node.votes for node in self.nodes.values())
 
     def require_quorum(self):
         """Raise PVE's no-quorum error when the cluster is not quorate."""
@@ -320,6 +387,33 @@ class ClusterState:
             if node.online:
                 return node
         return next(iter(self.nodes.values()))
+
+    def host(self, name):
+        """A Node of the cluster or a host of the seed outside it, else None."""
+        return self.nodes.get(name) or self.outside.get(name)
+
+    def create_cluster(self, name, nodeid=None, votes=None, link0=None):
+        """``pvecm create`` on the local node of a standalone seed."""
+        local = self.local_node()
+        self.cluster_name = name
+        local.nodeid = int(nodeid or 1)
+        local.votes = 1 if votes is None else int(votes)
+        local.link0 = link0 or local.ip
+        self.config_version = 1
+
+    def join(self, name, nodeid=None, votes=None, link0=None):
+        """``pvecm add``: host ``name`` becomes a cluster node (its own guest configs are dropped)."""
+        node = self.outside.pop(name)
+        self.outside_guests.pop(name, None)
+        used = {n.nodeid for n in self.nodes.values()}
+        node.nodeid = int(nodeid) if nodeid else next(i for i in range(1, len(used) + 2) if i not in used)
+        node.votes = 1 if votes is None else int(votes)
+        node.link0 = link0 or node.ip
+        node.online = True
+        node.boot_time = time.time()
+        self.nodes[name] = node
+        self.config_version += 1
+        return node
 
     def node(self, name):
         """Return a Node or fail like pveproxy resolving an unknown node name."""
@@ -378,8 +472,12 @@ class ClusterState:
         scope = "" if self.is_shared(storage_id) else node
         return self.volumes.get((scope, volid))
 
-    def allocate(self, guest, storage_id, size, fmt=None, name=None):
-        """Create a new guest volume on ``storage_id``; return its volid."""
+    def allocate(self, guest, storage_id, size, fmt=None, name=None, prefer=None):
+        """Create a new guest volume on ``storage_id`` for ``guest.node``; return its volid.
+
+        ``name`` forces the volume name; ``prefer`` is tried first and replaced by the next free
+        ``vm-<vmid>-disk-N`` when taken (what a storage migration does).
+        """
         node = guest.node
         config = self.storage_on_node(storage_id, node)
         needed = "images" if guest.kind == "qemu" else "rootdir"
@@ -397,15 +495,15 @@ class ClusterState:
         file_based = stype in FILE_STORAGES
         if fmt is None:
             fmt = "qcow2" if file_based and guest.kind == "qemu" else "raw"
+
+        def volid_for(base):
+            return f"{storage_id}:{guest.vmid}/{base}.{fmt}" if file_based else f"{storage_id}:{base}"
+
+        volid = volid_for(name or prefer) if name or prefer else None
         index = 0
-        while True:
-            base = name or f"vm-{guest.vmid}-disk-{index}"
-            if stype == "zfspool" and guest.kind == "lxc" and not name:
-                base = f"subvol-{guest.vmid}-disk-{index}"
-            volname = f"{guest.vmid}/{base}.{fmt}" if file_based else base
-            volid = f"{storage_id}:{volname}"
-            if (scope, volid) not in self.volumes or name:
-                break
+        while not name and (volid is None or (scope, volid) in self.volumes):
+            prefix = "subvol" if stype == "zfspool" and guest.kind == "lxc" else "vm"
+            volid = volid_for(f"{prefix}-{guest.vmid}-disk-{index}")
             index += 1
         self.volumes[(scope, volid)] = Volume(volid, storage_id, scope, "images" if guest.kind == "qemu" else "rootdir",
                                               size, fmt, guest.vmid)
@@ -528,13 +626,16 @@ class ClusterState:
 
     def snapshot(self):
         """A JSON-able dump of the whole state (``GET /_sim/state``)."""
+        hosts = [(n, True) for n in self.nodes.values()] + [(n, False) for n in self.outside.values()]
         return {
             "cluster": {"name": self.cluster_name, "quorate": self.quorate(), "config_version": self.config_version},
-            "nodes": {n.name: {"online": n.online, "ip": n.ip, "nodeid": n.nodeid} for n in self.nodes.values()},
+            "nodes": {n.name: {"online": n.online, "ip": n.ip, "nodeid": n.nodeid, "member": member}
+                      for n, member in hosts},
             "storages": copy.deepcopy(self.storages),
             "volumes": sorted(f"{scope or '*'}/{volid}" for scope, volid in self.volumes),
             "guests": {
-                str(g.vmid): {"type": g.kind, "node": g.node, "status": g.status, "config": copy.deepcopy(g.config)}
+                str(g.vmid): {"type": g.kind, "node": g.node, "status": g.status, "config": copy.deepcopy(g.config),
+                              "pending": copy.deepcopy(g.pending), "pending_delete": list(g.pending_delete)}
                 for g in self.guests.values()
             },
             "ha": {"groups": copy.deepcopy(self.ha_groups), "resources": copy.deepcopy(self.ha_resources),
@@ -542,6 +643,56 @@ class ClusterState:
             "backup_jobs": copy.deepcopy(self.backup_jobs),
             "pci_mappings": copy.deepcopy(self.pci_mappings),
         }
+
+
+    # ---------------------------------------------------------- persistence
+    def dump(self):
+        """The whole state as a JSON-able document (``restore`` reads it back)."""
+        hosts = [(n, True) for n in self.nodes.values()] + [(n, False) for n in self.outside.values()]
+        guests = list(self.guests.values()) + [g for gs in self.outside_guests.values() for g in gs]
+        return {
+            "cluster": {"name": self.cluster_name, "dhcp_subnet": str(self.dhcp_subnet),
+                        "config_version": self.config_version},
+            "nodes": [dict(node.as_dict(), member=member) for node, member in hosts],
+            "storages": copy.deepcopy(self.storages), "storage_capacity": dict(self.storage_capacity),
+            "volumes": [{"volid": v.volid, "storage": v.storage, "scope": v.scope, "content": v.content,
+                         "size": v.size, "format": v.fmt, "vmid": v.vmid} for v in self.volumes.values()],
+            "guests": [g.as_dict() for g in guests],
+            "ha": {"groups": copy.deepcopy(self.ha_groups), "resources": copy.deepcopy(self.ha_resources),
+                   "rules": copy.deepcopy(self.ha_rules)},
+            "backup_jobs": copy.deepcopy(self.backup_jobs), "pci_mappings": copy.deepcopy(self.pci_mappings),
+        }
+
+    def restore(self, data):
+        """Replace the state with a ``dump()`` document."""
+        cluster = data["cluster"]
+        self.cluster_name = cluster["name"]
+        self.dhcp_subnet = ipaddress.ip_network(cluster["dhcp_subnet"], strict=False)
+        self.config_version = int(cluster["config_version"])
+        self.nodes, self.outside, self.outside_guests, self.ha_moves = {}, {}, {}, {}
+        for entry in data["nodes"]:
+            fields = {k: v for k, v in entry.items() if k != "member"}
+            node = Node(**fields)
+            (self.nodes if entry["member"] else self.outside)[node.name] = node
+        self.storages = copy.deepcopy(data["storages"])
+        self.storage_capacity = {k: int(v) for k, v in data["storage_capacity"].items()}
+        self.volumes = {}
+        for entry in data["volumes"]:
+            volume = Volume(entry["volid"], entry["storage"], entry["scope"], entry["content"], int(entry["size"]),
+                            entry["format"], entry.get("vmid"))
+            self.volumes[(volume.scope, volume.volid)] = volume
+        self.guests = {}
+        for entry in data["guests"]:
+            guest = Guest.from_dict(entry)
+            if guest.node in self.outside:
+                self.outside_guests.setdefault(guest.node, []).append(guest)
+            else:
+                self.guests[guest.vmid] = guest
+        self.ha_groups = copy.deepcopy(data["ha"]["groups"])
+        self.ha_resources = copy.deepcopy(data["ha"]["resources"])
+        self.ha_rules = copy.deepcopy(data["ha"]["rules"])
+        self.backup_jobs = copy.deepcopy(data["backup_jobs"])
+        self.pci_mappings = copy.deepcopy(data["pci_mappings"])
 
 
 def normalize_sid(sid):

@@ -20,13 +20,14 @@ class Task:
     """One worker task as PVE reports it under ``/nodes/{node}/tasks/{upid}``."""
 
     __slots__ = ("upid", "node", "pid", "pstart", "starttime", "type", "id", "user", "status",
-                 "exitstatus", "endtime", "lines", "work", "undo", "tokenid")
+                 "exitstatus", "endtime", "lines", "work", "undo", "tokenid", "started")
 
     def __init__(self, node, pid, pstart, task_type, task_id, user, work, undo=None):
         self.node = node
         self.pid = pid
         self.pstart = pstart
         self.starttime = int(time.time())
+        self.started = time.monotonic()
         self.type = task_type
         self.id = str(task_id)
         self.user = user
@@ -44,6 +45,10 @@ class Task:
     def log(self, line):
         """Append one line to the task log."""
         self.lines.append(line)
+
+    def elapsed(self):
+        """Seconds (float) since the task started."""
+        return time.monotonic() - self.started
 
     def status_dict(self):
         """The ``/status`` answer."""
@@ -76,6 +81,7 @@ class TaskRunner:
 
     ``lock`` is the simulator's state lock: work functions run while holding it.
     ``faults`` (a ``faults.FaultInjector``) may make a task fail or take longer.
+    ``on_finish`` (optional) is called after each task has finished (outside the lock).
     """
 
     def __init__(self, lock, faults, duration=0.05, history=20_000):
@@ -83,6 +89,7 @@ class TaskRunner:
         self.history = history
         self.faults = faults
         self.duration = duration
+        self.on_finish = None
         self.tasks = {}
         self._order = []
         self._heap = []
@@ -196,6 +203,8 @@ class TaskRunner:
                 task.log(f"TASK ERROR: {task.exitstatus}")
             task.endtime = int(time.time())
             task.status = "stopped"
+        if self.on_finish is not None:
+            self.on_finish()
 
 
 def _failing(message, undo):

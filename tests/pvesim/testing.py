@@ -34,13 +34,16 @@ class SimulatorError(RuntimeError):
 class SimulatorProcess:
     """A pvesim server in a child process; a context manager.
 
-    ``pve`` is 8 or 9, ``seed`` a seed dict or a path to a YAML/JSON seed file, ``state_dir`` where
-    the CA and certificate go (a temporary directory by default), ``args`` extra CLI arguments.
+    ``pve`` is 8 or 9, ``seed`` a seed dict, a path to a YAML/JSON seed file or a built-in seed name
+    (``default``, ``empty``, ``standalone``), ``state_dir`` where the CA and certificate go (a
+    temporary directory by default), ``persist`` a state file to load at start and keep up to date
+    (``--persist``), ``args`` extra CLI arguments.
     """
 
-    def __init__(self, pve=9, seed=None, state_dir=None, args=(), startup_timeout=30.0, env=None):
+    def __init__(self, pve=9, seed=None, state_dir=None, args=(), startup_timeout=30.0, env=None, persist=None):
         self.pve = int(pve)
         self.seed = seed
+        self.persist = persist
         self._own_dir = state_dir is None
         self.state_dir = Path(state_dir or tempfile.mkdtemp(prefix=f"pvesim{self.pve}-"))
         self.args = list(args)
@@ -64,6 +67,8 @@ class SimulatorProcess:
                 seed_path = self.state_dir / "seed.json"
                 seed_path.write_text(json.dumps(self.seed), encoding="utf-8")
             command += ["--seed", str(seed_path)]
+        if self.persist is not None:
+            command += ["--persist", str(self.persist)]
         env = dict(os.environ if self.env is None else self.env)
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(TESTS_DIR), env.get("PYTHONPATH")]))
         stderr_path = self.state_dir / "pvesim.stderr"
@@ -179,7 +184,7 @@ class SimulatorProcess:
         return [entry for entry in self.requests_log() if not entry["write"] and entry["method"] == "GET"]
 
     def reset(self):
-        """Back to the seed: state, tasks, faults and request log."""
+        """Back to the seed: state, tasks, faults, settings and request log."""
         self.control("POST", "reset")
 
     def reseed(self, seed):
@@ -209,7 +214,10 @@ class SimulatorProcess:
         return self.control("GET", "state")
 
     def settings(self, **values):
-        """Read (no arguments) or change run-time settings (task_duration, migrate_duration, agent_delay)."""
+        """Read (no arguments) or change run-time settings (task_duration, migrate_duration, agent_delay).
+
+        ``reset()`` restores the values the process was started with.
+        """
         if values:
             return self.control("PUT", "settings", values)
         return self.control("GET", "settings")

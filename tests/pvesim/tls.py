@@ -2,7 +2,10 @@
 
 The CA and a server certificate for ``127.0.0.1``/``localhost`` (plus the bind address) are
 written into the state directory. Clients verify TLS with the CA file, exactly as they would
-with a lab's ``pve-root-ca.pem``. Existing files are reused when they still cover the address.
+with a lab's ``pve-root-ca.pem``. Existing files are reused: the CA as long as it is valid for
+another 30 days, so a CA file handed to clients stays good across restarts (the sandbox keeps it
+in ``.cache/sandbox``), and the server certificate while it is signed by that CA and covers the
+address; otherwise a new server certificate is issued by the same CA.
 """
 
 import datetime
@@ -10,6 +13,7 @@ import ipaddress
 from pathlib import Path
 
 from cryptography import x509
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
@@ -39,11 +43,12 @@ def _names(bind):
     return dns, sorted(ips, key=str)
 
 
-def _cert_covers(cert_path, bind):
+def _cert_covers(cert_path, bind, ca_cert):
     try:
         cert = x509.load_pem_x509_certificate(Path(cert_path).read_bytes())
         san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-    except (OSError, ValueError, x509.ExtensionNotFound):
+        cert.verify_directly_issued_by(ca_cert)
+    except (OSError, ValueError, TypeError, x509.ExtensionNotFound, InvalidSignature):
         return False
     if cert.not_valid_after_utc < datetime.datetime.now(datetime.UTC) + datetime.timedelta(days=1):
         return False
@@ -53,19 +58,22 @@ def _cert_covers(cert_path, bind):
     )
 
 
-def ensure_certificates(state_dir, bind="127.0.0.1"):
-    """Create (or reuse) the CA and server certificate in ``state_dir``; return their paths.
+def _load_ca(ca_file, ca_key_file):
+    """The existing CA ``(certificate, key)`` when both files are usable, else None."""
+    try:
+        cert = x509.load_pem_x509_certificate(Path(ca_file).read_bytes())
+        key = serialization.load_pem_private_key(Path(ca_key_file).read_bytes(), password=None)
+    except (OSError, ValueError, TypeError):
+        return None
+    if cert.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo) != \
+            key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo):
+        return None
+    if cert.not_valid_after_utc < datetime.datetime.now(datetime.UTC) + datetime.timedelta(days=30):
+        return None
+    return cert, key
 
-    Returns a dict with ``ca_file``, ``cert_file`` and ``key_file``.
-    """
-    state_dir = Path(state_dir)
-    state_dir.mkdir(parents=True, exist_ok=True)
-    paths = {name: state_dir / file for name, file in
-             (("ca_file", CA_FILE), ("ca_key", CA_KEY_FILE), ("cert_file", CERT_FILE), ("key_file", KEY_FILE))}
-    if all(p.exists() for p in paths.values()) and _cert_covers(paths["cert_file"], bind):
-        return {k: str(v) for k, v in paths.items() if k != "ca_key"}
 
-    now = datetime.datetime.now(datetime.UTC) - datetime.timedelta(minutes=5)
+def _new_ca(now):
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca_name = x509.Name([
         x509.NameAttribute(NameOID.COMMON_NAME, "Proxmox Virtual Environment (pvesim)"),
@@ -91,6 +99,28 @@ def ensure_certificates(state_dir, bind="127.0.0.1"):
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False)
         .sign(ca_key, hashes.SHA256())
     )
+    return ca_cert, ca_key
+
+
+def ensure_certificates(state_dir, bind="127.0.0.1"):
+    """Create (or reuse) the CA and server certificate in ``state_dir``; return their paths.
+
+    Returns a dict with ``ca_file``, ``cert_file`` and ``key_file``.
+    """
+    state_dir = Path(state_dir)
+    state_dir.mkdir(parents=True, exist_ok=True)
+    paths = {name: state_dir / file for name, file in
+             (("ca_file", CA_FILE), ("ca_key", CA_KEY_FILE), ("cert_file", CERT_FILE), ("key_file", KEY_FILE))}
+    result = {k: str(v) for k, v in paths.items() if k != "ca_key"}
+    now = datetime.datetime.now(datetime.UTC) - datetime.timedelta(minutes=5)
+    ca = _load_ca(paths["ca_file"], paths["ca_key"])
+    if ca is None:
+        ca = _new_ca(now)
+        _write_key(paths["ca_key"], ca[1])
+        paths["ca_file"].write_bytes(ca[0].public_bytes(serialization.Encoding.PEM))
+    elif paths["key_file"].exists() and _cert_covers(paths["cert_file"], bind, ca[0]):
+        return result
+    ca_cert, ca_key = ca
 
     key = ec.generate_private_key(ec.SECP256R1())
     dns, ips = _names(bind)
@@ -100,7 +130,7 @@ def ensure_certificates(state_dir, bind="127.0.0.1"):
             x509.NameAttribute(NameOID.COMMON_NAME, "pve-1.ailab.lan"),
             x509.NameAttribute(NameOID.ORGANIZATION_NAME, "PVE Cluster Node"),
         ]))
-        .issuer_name(ca_name)
+        .issuer_name(ca_cert.subject)
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
         .not_valid_before(now)
@@ -116,12 +146,9 @@ def ensure_certificates(state_dir, bind="127.0.0.1"):
         )
         .sign(ca_key, hashes.SHA256())
     )
-
-    _write_key(paths["ca_key"], ca_key)
-    paths["ca_file"].write_bytes(ca_cert.public_bytes(serialization.Encoding.PEM))
     _write_key(paths["key_file"], key)
     paths["cert_file"].write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    return {k: str(v) for k, v in paths.items() if k != "ca_key"}
+    return result
 
 
 def fingerprint(cert_file):

@@ -81,8 +81,8 @@ def test_check_mode_predicts_and_writes_nothing(guests, run_module):
 def test_update_in_place_with_diff(guests, run_module):
     run(guests, run_module, **dict(PIN, comment="pinned"))
     guests.clear_log()
-    result = run(guests, run_module, diff=True, **dict(PIN, resources=["vm:100", "vm:102"], nodes=["pve-1"],
-                                                         disable=True, comment=""))
+    changed = dict(PIN, resources=["vm:100", "vm:102"], nodes=["pve-1"], disable=True, comment="")
+    result = run(guests, run_module, diff=True, **changed)
     assert result["action"] == "updated"
     assert result["diff"]["before"]["nodes"] == ["pve-2:2", "pve-1:1"] and result["diff"]["after"]["nodes"] == ["pve-1"]
     assert result["diff"]["after"]["disable"] is True and result["diff"]["after"]["comment"] == ""

@@ -1,0 +1,146 @@
+"""What a kubeadm user relies on after node_prep + containerd + kubernetes_packages (Debian 12 and 13)."""
+
+import re
+
+import pytest
+
+NODES = ("ailab-node-layer-debian12", "ailab-node-layer-debian13")
+TEST_KEY_FINGERPRINT = "3910AF1E1BDC1DF1F9D998C3ADF732FDDFA378FC"
+
+
+# --------------------------------------------------------------------------------- node_prep
+def test_hostname_is_the_inventory_name(host):
+    assert host.check_output("hostname") == host.backend.get_hostname()
+
+
+def test_every_node_resolves_through_etc_hosts(host):
+    for node in NODES:
+        entry = host.check_output(f"getent hosts {node}")
+        address = entry.split()[0]
+        assert not address.startswith("127."), f"{node} resolves to loopback ({entry})"
+    assert host.check_output("getent hosts nfs.lab.example").split()[0] == "10.10.0.5"
+
+
+def test_no_swap_is_active(host):
+    assert host.check_output("swapon --show=NAME --noheadings") == ""
+
+
+def test_fstab_has_no_active_swap_line(host):
+    for line in host.file("/etc/fstab").content_string.splitlines():
+        fields = line.split()
+        if fields and not fields[0].startswith("#"):
+            assert len(fields) < 3 or fields[2] != "swap", f"active swap line in /etc/fstab: {line}"
+
+
+def test_swap_target_is_masked(host):
+    assert host.run("systemctl is-enabled swap.target").stdout.strip() == "masked"
+
+
+def test_kernel_modules_are_persisted(host):
+    modules = host.file("/etc/modules-load.d/kubernetes.conf").content_string.split()
+    assert "overlay" in modules and "br_netfilter" in modules
+
+
+@pytest.mark.parametrize(
+    "key", ["net.ipv4.ip_forward", "net.bridge.bridge-nf-call-iptables", "net.bridge.bridge-nf-call-ip6tables"]
+)
+def test_kernel_parameter_is_persisted_and_effective(host, key):
+    assert re.search(rf"^{re.escape(key)} = 1$", host.file("/etc/sysctl.d/90-kubernetes.conf").content_string, re.M)
+    proc = "/proc/sys/" + key.replace(".", "/")
+    if not host.file(proc).exists:
+        pytest.skip(f"{key} does not exist here: br_netfilter is not loaded on the container host")
+    assert host.file(proc).content_string.strip() == "1"
+
+
+def test_time_sync_is_enabled_with_the_lab_servers(host):
+    assert host.service("systemd-timesyncd").is_enabled
+    conf = host.file("/etc/systemd/timesyncd.conf.d/ailab.conf").content_string
+    assert "NTP=ntp1.lab.example ntp2.lab.example" in conf
+
+
+def test_kubeadm_preflight_tools_are_installed(host):
+    for tool in ("conntrack", "socat", "ethtool", "ebtables", "ip", "iptables"):
+        assert host.exists(tool), f"{tool} missing"
+
+
+# --------------------------------------------------------------------------------- containerd
+def test_containerd_is_enabled_and_running(host):
+    svc = host.service("containerd")
+    assert svc.is_running and svc.is_enabled
+
+
+def test_containerd_effective_config_uses_systemd_cgroups(host):
+    dump = host.check_output("containerd config dump")
+    assert re.search(r"^\s*SystemdCgroup = true$", dump, re.M)
+    assert not re.search(r"SystemdCgroup = false", dump)
+
+
+def test_containerd_effective_config_pins_sandbox_and_registry_dir(host):
+    dump = host.check_output("containerd config dump")
+    assert 'sandbox_image = "registry.k8s.io/pause:3.10.1"' in dump
+    assert 'config_path = "/etc/containerd/certs.d"' in dump
+
+
+def test_containerd_config_schema_matches_major_version(host):
+    version = host.check_output("containerd --version")
+    major = int(re.search(r" v?(\d+)\.\d+\.\d+", version).group(1))
+    expected = 3 if major >= 2 else 2
+    assert re.search(rf"^version = {expected}$", host.file("/etc/containerd/config.toml").content_string, re.M)
+
+
+def test_cri_plugin_is_loaded(host):
+    rows = [r.split() for r in host.check_output("ctr plugins ls").splitlines()]
+    cri = [r for r in rows if len(r) >= 4 and r[0] == "io.containerd.grpc.v1" and r[1] == "cri"]
+    assert cri and cri[0][-1] == "ok", f"CRI plugin not ok: {cri}"
+
+
+def test_dropin_directory_is_imported(host):
+    dropin = "/etc/containerd/conf.d/50-molecule-probe.toml"
+    host.run_expect([0], f"printf 'version = 2\\n[debug]\\n  level = \"warn\"\\n' > {dropin}")
+    try:
+        dump = host.check_output("containerd config dump")
+    finally:
+        host.run_expect([0], f"rm -f {dropin}")
+    assert dropin in dump and re.search(r'^\s*level = "warn"$', dump, re.M)
+
+
+def test_registry_mirror_host_config(host):
+    hosts_toml = host.file("/etc/containerd/certs.d/docker.io/hosts.toml").content_string
+    assert 'server = "https://registry-1.docker.io"' in hosts_toml
+    assert '[host."https://harbor.lab.example"]' in hosts_toml
+
+
+def test_crictl_talks_to_containerd(host):
+    assert "containerd.sock" in host.file("/etc/crictl.yaml").content_string
+    if not host.exists("crictl"):
+        pytest.skip("crictl is not packaged by Debian; it arrives with cri-tools from pkgs.k8s.io (not reachable here)")
+    host.run_expect([0], "crictl info")
+
+
+# --------------------------------------------------------------------------------- kubernetes_packages
+def test_kubernetes_source_is_signed_by_the_keyring(host):
+    sources = host.file("/etc/apt/sources.list.d/kubernetes.sources").content_string
+    assert "URIs: https://pkgs.k8s.io/core:/stable:/v1.34/deb/" in sources
+    assert "Signed-By: /etc/apt/keyrings/kubernetes-apt-keyring.asc" in sources
+
+
+def test_keyring_holds_the_expected_key(host):
+    out = host.check_output("gpg --batch --show-keys --with-colons /etc/apt/keyrings/kubernetes-apt-keyring.asc")
+    assert f"fpr:::::::::{TEST_KEY_FINGERPRINT}:" in out
+
+
+def test_apt_reads_the_source_and_the_pin(host):
+    # --print-uris lists what apt would fetch without touching the network.
+    uris = host.check_output("apt-get update --print-uris")
+    assert "'https://pkgs.k8s.io/core:/stable:/v1.34/deb/InRelease'" in uris
+    policy = host.run("apt-cache policy")
+    assert policy.rc == 0 and "E:" not in policy.stderr
+    pref = host.file("/etc/apt/preferences.d/kubernetes").content_string
+    assert "Package: kubelet kubeadm kubectl" in pref
+    assert "Pin: version 1.34.2-1.1" in pref and "Pin-Priority: 1001" in pref
+
+
+def test_kubernetes_packages_are_not_faked(host):
+    # kubernetes_packages_install is false in this scenario: nothing may pretend to be kubeadm.
+    for pkg in ("kubeadm", "kubelet", "kubectl"):
+        assert not host.package(pkg).is_installed

@@ -1,0 +1,134 @@
+"""Helpers to run the collection's real roles and playbooks with ansible-playbook on local-connection hosts.
+
+The Kubernetes layer cannot reach a cluster or kubeadm here, so these tests run the roles' own
+tasks where they need neither: the preflight and configure concerns of kubeadm_control_plane
+(tags), and every Kubernetes-facing role in export mode. ``ansible_playbook`` returns the parsed
+result of the JSON stdout callback, one entry per play/task/host.
+"""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from filelock import FileLock
+
+ROOT = Path(__file__).resolve().parents[3]
+REFERENCE = Path(os.environ.get("AILAB_REFERENCE", ROOT.parent / "shared" / "reference"))
+PYTHON = sys.executable
+# The Kubernetes minor the collection pins (kubernetes_packages_version 1.34.x).
+K8S_MINOR = "1.34"
+
+
+def reference(relpath):
+    """Path of an upstream reference file; skips the test when the reference data is not there."""
+    path = REFERENCE / relpath
+    if not path.exists():
+        pytest.skip(f"upstream reference data {path} is not available (set AILAB_REFERENCE)")
+    return path
+
+
+class PlaybookRun:
+    """Result of one ansible-playbook run with the JSON callback."""
+
+    def __init__(self, rc, stdout, stderr):
+        self.rc = rc
+        self.stdout = stdout
+        self.stderr = stderr
+        start = stdout.find("{")
+        if start < 0:
+            raise AssertionError(f"ansible-playbook printed no JSON (rc {rc}):\n{stdout}\n{stderr}")
+        self.data, _end = json.JSONDecoder().raw_decode(stdout[start:])
+
+    def save(self, path):
+        Path(path).write_text(json.dumps({"rc": self.rc, "stdout": self.stdout, "stderr": self.stderr}))
+
+    @classmethod
+    def load(cls, path):
+        saved = json.loads(Path(path).read_text())
+        return cls(saved["rc"], saved["stdout"], saved["stderr"])
+
+    @property
+    def stats(self):
+        return self.data["stats"]
+
+    def results(self, task_name, host):
+        """Result dicts of every run of the task called ``task_name`` (suffix match) on ``host``."""
+        found = []
+        for play in self.data["plays"]:
+            for task in play["tasks"]:
+                if task["task"]["name"].endswith(task_name) and host in task["hosts"]:
+                    found.append(task["hosts"][host])
+        return found
+
+    def failure(self, host):
+        """The message of the task that failed on ``host``, or None."""
+        for play in self.data["plays"]:
+            for task in play["tasks"]:
+                result = task["hosts"].get(host)
+                if result and result.get("failed") and not result.get("ignore_errors"):
+                    return result.get("msg", "")
+        return None
+
+
+def run_playbook(tmp_path, plays, inventory, *args, check=False):
+    """Write ``plays`` and ``inventory`` (Python data) under tmp_path and run ansible-playbook on them."""
+    playbook = tmp_path / "playbook.yml"
+    playbook.write_text(yaml.safe_dump(plays, sort_keys=False))
+    inv = tmp_path / "inventory.yml"
+    inv.write_text(yaml.safe_dump(inventory, sort_keys=False))
+    env = dict(os.environ,
+               ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"),
+               ANSIBLE_STDOUT_CALLBACK="ansible.builtin.json",
+               ANSIBLE_CALLBACKS_ENABLED="ansible.posix.timer",
+               ANSIBLE_FACT_CACHING="memory",
+               ANSIBLE_LOCAL_TEMP=str(tmp_path / ".ansible-tmp"))
+    cmd = [str(Path(PYTHON).parent / "ansible-playbook"), "-i", str(inv), str(playbook), *args]
+    if check:
+        cmd.append("--check")
+    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, check=False)
+    return PlaybookRun(proc.returncode, proc.stdout, proc.stderr)
+
+
+def shared_run(tmp_path_factory, key, build):
+    """``build(directory) -> PlaybookRun`` once per test session, shared by the pytest-xdist workers.
+
+    Each ansible-playbook run takes seconds; the tests of a module spread over the workers would
+    otherwise repeat the module's runs on each worker. Returns (directory, PlaybookRun).
+    """
+    run_id = os.environ.get("PYTEST_XDIST_TESTRUNUID")
+    if not run_id:  # a single process: nothing to share
+        directory = tmp_path_factory.mktemp(key)
+        return directory, build(directory)
+    directory = tmp_path_factory.getbasetemp().parent / f"shared-{run_id}-{key}"
+    with FileLock(f"{directory}.lock"):
+        result = directory / ".playbook-run.json"
+        if result.exists():
+            return directory, PlaybookRun.load(result)
+        directory.mkdir(parents=True, exist_ok=True)
+        run = build(directory)
+        run.save(result)
+        return directory, run
+
+
+def local_inventory(groups, host_vars=None, group_vars=None):
+    """An inventory of local-connection hosts: ``groups`` maps group name -> list of host names;
+    every group is a child of k8s_cluster, as in the lab inventories."""
+    host_vars = host_vars or {}
+    group_vars = group_vars or {}
+    children = {}
+    for group, hosts in groups.items():
+        children[group] = {"hosts": {h: host_vars.get(h, {}) for h in hosts}}
+        if group in group_vars:
+            children[group]["vars"] = group_vars[group]
+    return {"all": {
+        "vars": {"ansible_connection": "local", "ansible_python_interpreter": PYTHON},
+        "children": {"k8s_cluster": {"children": children}},
+    }}
+
+
+def load_all(path):
+    return [d for d in yaml.safe_load_all(Path(path).read_text()) if d is not None]
