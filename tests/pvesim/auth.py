@@ -8,6 +8,8 @@ two hours (PVE's lifetime).
 There are two roles. ``admin`` (root@pam and its token) may do everything; ``audit`` (a read-only
 user and token, like PVE's PVEAuditor role) may only read: any non-GET request answers 403 with
 PVE's ``Permission check failed (<path>, <privilege>)`` text, taken from the method's schema.
+Methods whose schema has no permissions at all (``POST /cluster/config``, ``.../join``) are
+root@pam-only, as in PVE: a token, even root@pam's, gets ``Permission check failed (user != root@pam)``.
 """
 
 import base64
@@ -168,8 +170,17 @@ def _described_perm(description):
     return (match.group("path"), [match.group("priv")]) if match else None
 
 
+ROOT = "root@pam"
+
+
 def authorize(principal, method, params):
-    """Raise PermissionDenied when ``principal`` may not call ``method`` with ``params``."""
+    """Raise PermissionDenied when ``principal`` may not call ``method`` with ``params``.
+
+    A method without permissions in the schema (cluster create and join, ...) is for root@pam
+    itself: PVE refuses it to every other user and to every API token, root@pam's included.
+    """
+    if not method.permissions and (principal.userid != ROOT or principal.tokenid):
+        raise PermissionDenied(f"Permission check failed (user != {ROOT})")
     if principal.role == "admin" or method.method == "GET":
         return
     found = _first_perm(method.permissions.get("check")) or _described_perm(method.permissions.get("description"))

@@ -4,6 +4,10 @@ Load with ``-p pvesim.pytest_plugin`` (``tests/`` on ``sys.path``) or import the
 ``conftest.py``. One simulator process is started per test module and personality; the state is
 reset before every test, so tests stay independent and fast.
 
+The processes start from the built-in seed ``empty`` (``FIXTURE_SEED``): the default two-node lab
+without the sandbox's template VM 9000 and PCI mapping, so every test creates the guests and
+mappings it relies on. A test that wants the sandbox content calls ``reseed(default_seed())``.
+
 * ``pve_sim``   - parametrized over PVE 8 and PVE 9 (test ids ``pve8``/``pve9``)
 * ``pve8_sim``  - PVE 8 only
 * ``pve9_sim``  - PVE 9 only
@@ -17,9 +21,11 @@ import pytest
 
 from .testing import SimulatorProcess
 
+FIXTURE_SEED = "empty"
+
 
 def _process(tmp_path_factory, pve):
-    simulator = SimulatorProcess(pve=pve, state_dir=tmp_path_factory.mktemp(f"pvesim{pve}"))
+    simulator = SimulatorProcess(pve=pve, seed=FIXTURE_SEED, state_dir=tmp_path_factory.mktemp(f"pvesim{pve}"))
     simulator.start()
     return simulator
 

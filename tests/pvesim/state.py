@@ -312,7 +312,7 @@ class ClusterState:
             storage_id, _ignored, volname = entry["volid"].partition(":")
             content = entry.get("content") or volname.split("/", 1)[0]
             size = int(float(entry.get("size_mib", 100)) * MIB)
-            scopes = [""] if self.is_shared(storage_id) else entry.get("nodes") or list(self.nodes)
+            scopes = [""] if self.is_shared(storage_id) else entry.get("nodes") or [*self.nodes, *self.outside]
             for scope in scopes:
                 self.volumes[(scope, entry["volid"])] = Volume(entry["volid"], storage_id, scope, content, size,
                                                                entry.get("format", volname.rsplit(".", 1)[-1]))
@@ -387,10 +387,6 @@ class ClusterState:
             if node.online:
                 return node
         return next(iter(self.nodes.values()))
-
-    def host(self, name):
-        """A Node of the cluster or a host of the seed outside it, else None."""
-        return self.nodes.get(name) or self.outside.get(name)
 
     def create_cluster(self, name, nodeid=None, votes=None, link0=None):
         """``pvecm create`` on the local node of a standalone seed."""

@@ -54,6 +54,6 @@ class Call:
 
 def load_endpoints():
     """Import every endpoint module so that their routes are registered."""
-    from . import access, backup, cluster, guests, ha, mapping, nodes, storage  # noqa: F401
+    from . import access, backup, cluster, clusterconfig, guests, ha, mapping, nodes, storage  # noqa: F401
 
     return ROUTES

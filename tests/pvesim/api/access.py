@@ -18,14 +18,16 @@ def create_ticket(call):
     principal = call.app.auth.login(call.get("username"), call.get("password"), call.get("realm"))
     ticket, csrf = call.app.auth.issue(principal.userid)
     call.principal = principal
-    return {
+    answer = {
         "username": principal.userid,
         "ticket": ticket,
         "CSRFPreventionToken": csrf,
-        "clustername": call.state.cluster_name,
         "cap": {
             "vms": {"VM.Audit": 1, **({"VM.Allocate": 1, "VM.PowerMgmt": 1} if principal.role == "admin" else {})},
             "storage": {"Datastore.Audit": 1, **({"Datastore.Allocate": 1} if principal.role == "admin" else {})},
             "nodes": {"Sys.Audit": 1, **({"Sys.Modify": 1, "Sys.Console": 1} if principal.role == "admin" else {})},
         },
     }
+    if call.state.cluster_name:  # a standalone node has no cluster name to report
+        answer["clustername"] = call.state.cluster_name
+    return answer

@@ -17,9 +17,16 @@ def version(call):
 
 @route("GET", "/cluster/status")
 def cluster_status(call):
-    """Cluster entry (name, quorate, node count) followed by one entry per node."""
+    """Cluster entry (name, quorate, node count) followed by one entry per node.
+
+    A standalone node reports only itself, with node id 0 (PVE's fake entry for the local node).
+    """
     state = call.state
     local = state.local_node().name
+    if not state.clustered:
+        node = state.local_node()
+        return [{"type": "node", "id": f"node/{node.name}", "name": node.name, "nodeid": 0, "ip": node.ip,
+                 "online": 1, "local": 1, "level": ""}]
     entries = [{
         "type": "cluster", "id": "cluster", "name": state.cluster_name, "nodes": len(state.nodes),
         "quorate": int(state.quorate()), "version": state.config_version,

@@ -7,17 +7,25 @@ wait for the task sees what it would see on PVE.
 
 Disks use PVE's syntax: ``scsi0: local-lvm:32`` allocates a 32 GiB volume and is stored as
 ``local-lvm:vm-100-disk-0,size=32G``; removed or replaced disks become ``unusedN``.
+
+Config changes of a running guest that PVE cannot hot-plug stay pending (``Guest.pending``) until
+the next start (``apply_config``/``apply_pending``). Migrations move local volumes, to another
+storage with ``targetstorage``; ``start_ha_move`` is what the HA stack runs for an HA migration.
 """
 
+import base64
+import hashlib
+import math
 import re
+import secrets
 import time
 from dataclasses import dataclass
 
 from ..errors import ApiError, NotModelled, ParamError, TaskFailure
 from ..formats import format_size, parse_size, split_list
 from ..state import (
+    FILE_STORAGES,
     Guest,
-    digest_of,
     is_disk_key,
     mac_for,
     new_uuid,
@@ -62,8 +70,8 @@ LXC = Kind("lxc", "CT", "/nodes/{node}/lxc", "volume",
 CONFIG_CONTROL = ("node", "vmid", "delete", "revert", "digest", "skiplock", "force", "background_delay")
 
 
-def _stamp():
-    return time.strftime("%Y-%m-%d %H:%M:%S")
+def _stamp(seconds=None):
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(seconds))
 
 
 def _guest(call, kind):
@@ -156,23 +164,168 @@ def _net_value(guest, kind, key, value):
 def _detach(state, guest, key):
     """Move the volume of disk ``key`` to an ``unusedN`` slot (or forget cdrom/bind mounts)."""
     value = guest.config.pop(key, None)
-    if not isinstance(value, str):
-        return
+    if isinstance(value, str):
+        _park(guest, value)
+
+
+def _volume_of(kind, value):
+    return parse_property_string(value, kind.volume_key).get(kind.volume_key, "") if isinstance(value, str) else ""
+
+
+def _park(guest, value):
+    """Keep the guest-owned volume of a disk value as ``unusedN`` (unless it is still attached)."""
     kind = QEMU if guest.kind == "qemu" else LXC
     parsed = parse_property_string(value, kind.volume_key)
     volume = parsed.get(kind.volume_key, "")
     if parsed.get("media") == "cdrom" or ":" not in volume or not _owned(volume, guest.vmid):
         return
+    if any(_volume_of(kind, v) == volume for k, v in guest.config.items() if is_disk_key(kind.name, k)
+           or k.startswith("unused")):
+        return
     guest.config[_unused_key(guest.config)] = volume
 
 
+# Options PVE changes on a running guest at once: qemu-server's $fast_plug_option and what
+# vmconfig_hotplug_pending hot-plugs, pve-container's $LXC_FASTPLUG_OPTIONS and hotplug_pending.
+# Cloud-init options go to the config at once too (they reach the guest with the next cloud-init
+# drive). Everything else stays pending until the guest is started again.
+QEMU_FASTPLUG = frozenset(("description", "hookscript", "lock", "migrate_downtime", "migrate_speed", "name", "onboot",
+                           "protection", "shares", "startup", "tags", "vmstatestorage"))
+QEMU_LIVE = frozenset(("balloon", "cpulimit", "cpuunits", "affinity"))
+CLOUDINIT_OPTIONS = frozenset(("cicustom", "ciupgrade", "ciuser", "cipassword", "citype", "nameserver", "searchdomain",
+                               "sshkeys"))
+LXC_FASTPLUG = frozenset(("description", "onboot", "startup", "protection", "hostname", "hookscript", "cores", "tags",
+                          "lock"))
+LXC_LIVE = frozenset(("cpulimit", "cpuunits", "memory", "swap"))
+# Drive options that change on a running VM without unplugging the drive.
+DISK_LIVE_OPTIONS = frozenset(("size", "backup", "replicate", "iops", "iops_max", "iops_rd", "iops_rd_max", "iops_wr",
+                               "iops_wr_max", "mbps", "mbps_max", "mbps_rd", "mbps_rd_max", "mbps_wr", "mbps_wr_max",
+                               "iops_max_length", "iops_rd_max_length", "iops_wr_max_length", "bps", "bps_rd",
+                               "bps_wr"))
+HOTPLUG_DEFAULT = "network,disk,usb"
+_INDEXED = re.compile(r"([a-z]+)(\d+)")
+_CRYPTED = re.compile(r"^\$(?:[156]|2[ay])(\$.+){2}")
+REDACTED = "**********"
+
+
+def hotplug_features(value):
+    """The set of hotplug features of a ``hotplug`` value (``0`` none, ``1`` the default)."""
+    value = str(HOTPLUG_DEFAULT if value is None else value)
+    if value == "0":
+        return frozenset()
+    return frozenset(split_list(HOTPLUG_DEFAULT if value == "1" else value))
+
+
+def _family(key):
+    match = _INDEXED.fullmatch(key)
+    return match.group(1) if match else key
+
+
+def _nic_identity(value):
+    """``model=MAC`` of a QEMU NIC value (what needs a hot-unplug to change)."""
+    return str(value).split(",", 1)[0]
+
+
+def _hot(guest, kind, key, value):
+    """True when PVE applies ``key`` (set to ``value``; deleted when None) to the running guest at once."""
+    family = _family(key)
+    if kind.name == "lxc":
+        if key in LXC_FASTPLUG or family in ("unused", "net"):
+            return True
+        if key in LXC_LIVE:
+            return value is not None or key != "memory"
+        return family == "mp" and value is not None and key not in guest.config
+    features = hotplug_features(guest.config.get("hotplug"))
+    if key in QEMU_FASTPLUG or key in QEMU_LIVE or key in CLOUDINIT_OPTIONS or family in ("ipconfig", "unused"):
+        return True
+    if key == "vcpus":
+        return "cpu" in features
+    if key == "memory":
+        return "memory" in features and str(guest.config.get("numa", 0)) == "1"
+    if key == "tablet" or family == "usb":
+        return "usb" in features
+    if key == "hotplug":
+        return ("memory" in features) == ("memory" in hotplug_features(value))
+    if family == "net":
+        if "network" in features:
+            return True
+        return value is not None and key in guest.config and _nic_identity(guest.config[key]) == _nic_identity(value)
+    if not is_disk_key(kind.name, key) or family in ("efidisk", "tpmstate"):
+        return False
+    hot_bus = "disk" in features and family in ("scsi", "virtio")
+    if value is None:
+        return hot_bus
+    new = parse_property_string(value, "file")
+    if new.get("media") == "cdrom":
+        return True
+    if not isinstance(guest.config.get(key), str):
+        return hot_bus
+    old = parse_property_string(guest.config[key], "file")
+    if old.get("file") != new.get("file"):
+        return hot_bus
+    return {k for k in set(old) | set(new) if old.get(k) != new.get(k)} <= DISK_LIVE_OPTIONS
+
+
+def _set_option(guest, kind, key, value):
+    """Write one option into the running config; a replaced disk volume becomes ``unusedN``."""
+    old = guest.config.get(key)
+    guest.config[key] = value
+    if is_disk_key(kind.name, key) and isinstance(old, str) and _volume_of(kind, old) != _volume_of(kind, value):
+        _park(guest, old)
+
+
+def _delete_option(state, guest, kind, key, force):
+    """Remove one option from the running config (a disk is detached to ``unusedN``, or freed with force)."""
+    if key.startswith("unused"):
+        if key in guest.config:
+            state.free_volume(guest.config.pop(key), guest.node)
+    elif is_disk_key(kind.name, key):
+        if force:
+            volume = _volume_of(kind, guest.config.pop(key, None))
+            if ":" in volume and _owned(volume, guest.vmid):
+                state.free_volume(volume, guest.node)
+        else:
+            _detach(state, guest, key)
+    else:
+        guest.config.pop(key, None)
+
+
+def apply_pending(state, guest, kind):
+    """Make every pending change current (``vmconfig_apply_pending``: on start, or for a stopped guest)."""
+    for key, force in list(guest.pending_delete.items()):
+        _delete_option(state, guest, kind, key, force)
+    for key, value in list(guest.pending.items()):
+        _set_option(guest, kind, key, value)
+    guest.pending.clear()
+    guest.pending_delete.clear()
+
+
+def _hash_password(password):
+    """Store a cloud-init password hashed, as PVE does (the shape of a crypt(3) SHA-256 hash)."""
+    salt = secrets.token_urlsafe(12)
+    digest = base64.b64encode(hashlib.sha256(f"{salt}{password}".encode()).digest(), altchars=b"./").decode()
+    return f"$5${salt}${digest.rstrip('=')}"
+
+
 def apply_config(state, guest, kind, params, creating=False):
-    """Apply option changes to ``guest`` (allocating disks, normalising NICs) and deletions."""
+    """Apply option changes and deletions to ``guest`` (allocating disks, normalising NICs).
+
+    On a stopped guest (and on create) everything applies at once. On a running guest each change
+    is written to the pending section first and applied at once only when PVE can hot-plug it
+    (``_hot``); the rest stays pending until the next start (``apply_pending``).
+    """
     ignore = kind.create_ignore if creating else CONFIG_CONTROL
     deletions = split_list(params.get("delete", ""))
+    reverts = [] if creating else split_list(params.get("revert", ""))
+    force = bool(params.get("force")) and not creating
     for key in deletions:
         if key in params:
             raise ApiError(f"unable to delete and set option '{key}' at the same time")
+        if kind.name == "lxc" and key == "rootfs":
+            raise ApiError("unable to delete required option 'rootfs'")
+    for key in reverts:
+        if key in params or key in deletions:
+            raise ParamError({"revert": f"you can't use '-{key}' and -revert {key}' at the same time"})
     changes = {}
     for key, value in params.items():
         if key in ignore:
@@ -187,21 +340,44 @@ def apply_config(state, guest, kind, params, creating=False):
             changes[key] = _disk_value(state, guest, kind, key, value)
         elif key.startswith("net") and key[3:].isdigit():
             changes[key] = _net_value(guest, kind, key, value)
+        elif key == "cipassword" and kind.name == "qemu" and not _CRYPTED.match(str(value)):
+            changes[key] = _hash_password(str(value))
         else:
             changes[key] = value
-    for key, value in changes.items():
-        if is_disk_key(kind.name, key) and key in guest.config and guest.config[key] != value:
-            _detach(state, guest, key)
-        guest.config[key] = value
+    for key in reverts:
+        guest.pending_delete.pop(key, None)
+        reverted = guest.pending.pop(key, None)
+        if isinstance(reverted, str) and is_disk_key(kind.name, key):
+            _park(guest, reverted)
+    running = guest.status == "running" and not creating
     for key in deletions:
-        if key.startswith("unused") and key in guest.config:
-            state.free_volume(guest.config.pop(key), guest.node)
-        elif is_disk_key(kind.name, key):
-            if kind.name == "lxc" and key == "rootfs":
-                raise ApiError("unable to delete required option 'rootfs'")
-            _detach(state, guest, key)
-        else:
-            guest.config.pop(key, None)
+        if running and key.startswith("unused"):
+            _delete_option(state, guest, kind, key, True)  # unused volumes go at once, even when running
+            continue
+        dropped = guest.pending.pop(key, None)
+        if isinstance(dropped, str) and is_disk_key(kind.name, key):
+            _park(guest, dropped)
+        if key in guest.config:
+            guest.pending_delete[key] = force
+    for key, value in changes.items():
+        guest.pending_delete.pop(key, None)
+        guest.pending[key] = value
+    if not running:
+        apply_pending(state, guest, kind)
+        return
+    for key, key_force in list(guest.pending_delete.items()):
+        if _hot(guest, kind, key, None):
+            _delete_option(state, guest, kind, key, key_force)
+            del guest.pending_delete[key]
+    for key, value in list(guest.pending.items()):
+        if _hot(guest, kind, key, value):
+            _set_option(guest, kind, key, value)
+            del guest.pending[key]
+    for key, value in list(guest.pending.items()):  # PVE's cleanup_pending
+        if guest.config.get(key) == value:
+            del guest.pending[key]
+    for key in [k for k in guest.pending_delete if k not in guest.config]:
+        del guest.pending_delete[key]
 
 
 def _release_volumes(state, guest):
@@ -272,9 +448,38 @@ def _read_config(kind):
         guest = _guest(call, kind)
         if call.get("snapshot"):
             raise ApiError(f"snapshot '{call.get('snapshot')}' does not exist")
-        return {**guest.config, "digest": digest_of(guest.config)}
+        config = dict(guest.config) if call.get("current") else guest.effective_config()
+        if kind.name == "qemu" and config.get("cipassword"):
+            config["cipassword"] = REDACTED
+        return {**config, "digest": guest.digest()}
 
-    handler.__doc__ = f"Configuration of a {kind.word} (with digest)."
+    handler.__doc__ = (f"Configuration of a {kind.word} with pending changes applied (``current=1``: without them), "
+                       f"digest; ``cipassword`` is masked.")
+    return handler
+
+
+def _pending(kind):
+    def handler(call):
+        guest = _guest(call, kind)
+        config, pending = dict(guest.config, digest=guest.digest()), dict(guest.pending)
+        if kind.name == "qemu":
+            if config.get("cipassword") is not None:
+                config["cipassword"] = REDACTED
+            if pending.get("cipassword") is not None:
+                pending["cipassword"] = REDACTED + " "  # differs from the current value, like PVE's
+        result = []
+        for key in sorted(set(config) | set(pending) | set(guest.pending_delete)):
+            item = {"key": key}
+            if key in config:
+                item["value"] = config[key]
+            if key in pending:
+                item["pending"] = pending[key]
+            if key in guest.pending_delete:
+                item["delete"] = 2 if guest.pending_delete[key] else 1
+            result.append(item)
+        return result
+
+    handler.__doc__ = f"Current and pending values of every {kind.word} option (``key``, ``value``, ``pending``, ``delete``)."
     return handler
 
 
@@ -283,32 +488,33 @@ def _update_config(kind, asynchronous):
         state = call.state
         guest = _guest(call, kind)
         _check_lock(guest, kind, call.get("skiplock"))
-        if call.get("digest") and call.get("digest") != digest_of(guest.config):
+        if call.get("digest") and call.get("digest") != guest.digest():
             raise ApiError("detected modified configuration - file changed by other user? Try again.")
         if not asynchronous:
             apply_config(state, guest, kind, call.params)
             return None
         params = dict(call.params)
-        staged = Guest(guest.vmid, guest.kind, guest.node, dict(guest.config), guest.status, guest.started)
+        staged = Guest(guest.vmid, guest.kind, guest.node, dict(guest.config), guest.status, guest.started,
+                       dict(guest.pending), dict(guest.pending_delete))
         apply_config(state, staged, kind, params)
 
         def work(task):
             current = state.guests.get(guest.vmid)
             if current is not None:
-                current.config = staged.config
+                current.config, current.pending, current.pending_delete = (staged.config, staged.pending,
+                                                                           staged.pending_delete)
 
         def undo(task):
-            kept = {str(v) for v in guest.config.values()}
-            for value in staged.config.values():
-                volume = parse_property_string(value, kind.volume_key).get(kind.volume_key, "") if isinstance(
-                    value, str) else ""
+            kept = [str(v) for v in (*guest.config.values(), *guest.pending.values())]
+            for value in (*staged.config.values(), *staged.pending.values()):
+                volume = _volume_of(kind, value)
                 if ":" in volume and _owned(volume, guest.vmid) and not any(volume in k for k in kept):
                     state.free_volume(volume, guest.node)
 
         return call.task(guest.node, kind.task("config"), guest.vmid, work, undo=undo)
 
     mode = "asynchronous, returns a UPID" if asynchronous else "synchronous"
-    handler.__doc__ = f"Change {kind.word} options ({mode})."
+    handler.__doc__ = f"Change {kind.word} options ({mode}); on a running guest what cannot be hot-plugged stays pending."
     return handler
 
 
@@ -374,10 +580,11 @@ def _ostype(template):
 
 # ------------------------------------------------------------ power state
 def _do_start(state, guest, kind, task):
-    """Start checks done by the worker (bridges, PCI devices), then mark running."""
+    """Apply pending changes, do the worker's start checks (bridges, PCI devices), then mark running."""
     node = state.nodes[guest.node]
     if guest.status == "running":
         raise TaskFailure(f"{kind.word} {guest.vmid} already running")
+    apply_pending(state, guest, kind)
     for key, value in sorted(guest.config.items()):
         if key.startswith("net") and key[3:].isdigit():
             bridge = parse_property_string(value, None).get("bridge")
@@ -464,7 +671,8 @@ def _stop(kind, action):
                 if action == "stop":
                     return
                 raise TaskFailure(f"{kind.word} {guest.vmid} not running")
-            if action == "reboot":
+            if action == "reboot":  # a reboot is a shutdown and a start: pending changes apply
+                apply_pending(state, guest, kind)
                 guest.started = time.time()
             else:
                 guest.status, guest.started = "stopped", None
@@ -602,65 +810,254 @@ def _cloudinit_storage(value, vmid):
 
 
 # ---------------------------------------------------------------- migrate
-def _migration_problem(state, guest, kind, target, params):
+HA_USER = "root@pam"  # the HA stack's tasks run as root@pam
+
+
+def storage_map(text):
+    """``targetstorage``/``target-storage`` as a function: source storage -> target storage, or None.
+
+    Like ``PVE::JSONSchema::parse_idmap``: ``src:dst`` pairs, a single id for every other storage,
+    ``1`` for "each storage to itself".
+    """
+    if not text:
+        return None
+    entries, default = {}, None
+    for item in split_list(text):
+        source, sep, target = item.partition(":")
+        if sep:
+            entries[source] = target
+        elif item != "1":
+            default = item
+    return lambda storage_id: entries.get(storage_id) or default or storage_id
+
+
+def _check_target_storages(state, kind, text, target):
+    """The API's own checks of the storages a storage map names (before the task starts)."""
+    mapping = storage_map(text)
+    wanted = "images" if kind.name == "qemu" else "rootdir"
+    for item in split_list(text):
+        storage_id = item.partition(":")[2] or item
+        if storage_id == "1" and ":" not in item:
+            continue
+        state.storage_on_node(storage_id, target)
+        if wanted not in split_list(state.storage(storage_id).get("content", "")):
+            what = "vm images" if kind.name == "qemu" else "CT rootdirs"
+            raise ApiError(f"storage '{storage_id}' does not support {what}")
+    return mapping
+
+
+def _local_volumes(state, guest):
+    """The guest's volumes on local storages of its node (what a migration copies), sorted."""
+    return [volume for (scope, _ignored), volume in sorted(state.volumes.items())
+            if volume.vmid == guest.vmid and scope == guest.node]
+
+
+def _migration_problem(state, guest, kind, target, params, online):
     """Why the worker would abort (checked when the task runs), or None."""
     if not state.nodes[target].online:
         return "Can't connect to destination address using public key"
-    running = guest.status == "running"
+    mapping = storage_map(params.get("targetstorage" if kind.name == "qemu" else "target-storage"))
     for _ignored, parsed in guest.disks():
         volume = parsed.get(kind.volume_key, "")
         storage_id = volume.split(":", 1)[0]
         if state.is_shared(storage_id):
             continue
         try:
-            state.storage_on_node(storage_id, target)
+            state.storage_on_node(mapping(storage_id) if mapping else storage_id, target)
         except ApiError as exc:
             return exc.message
-        if running and kind.name == "qemu" and not params.get("with-local-disks"):
+        if online and kind.name == "qemu" and not params.get("with-local-disks"):
             return (f"can't migrate local disk '{volume}': can't live migrate attached local disks without "
                     f"with-local-disks option")
     for key, value in guest.config.items():
         if key.startswith("hostpci") and key[7:].isdigit():
             parsed = parse_property_string(value, "host")
-            mapping = state.pci_mappings.get(parsed.get("mapping", ""))
-            if mapping is None:
+            mapping_entry = state.pci_mappings.get(parsed.get("mapping", ""))
+            if mapping_entry is None:
                 return f"can't migrate VM which uses local devices: {key}"
-            if not any(f"node={target}" in entry.split(",") for entry in mapping.get("map", [])):
+            if not any(f"node={target}" in entry.split(",") for entry in mapping_entry.get("map", [])):
                 return f"PCI mapping '{parsed['mapping']}' has no entry for node '{target}'"
-            if running and not int(mapping.get("live-migration-capable", 0)):
+            if online and not int(mapping_entry.get("live-migration-capable", 0)):
                 return f"can't migrate running VM which uses mapped devices: {key}"
     return None
 
 
-def _migration_log(state, guest, kind, target, online):
+def _move_volumes(state, guest, kind, target, mapping):
+    """Move the guest's local volumes to ``target`` (to the mapped storage: new volume ids).
+
+    Returns ``[(old volid, new volid)]``; on failure nothing has moved (ApiError).
+    """
+    moves = []
+    destination = Guest(guest.vmid, guest.kind, target, {})
+    try:
+        for volume in _local_volumes(state, guest):
+            storage_id = mapping(volume.storage) if mapping else volume.storage
+            if storage_id == volume.storage:
+                moves.append((volume, volume.volid))
+                continue
+            name = volume.volid.split(":", 1)[1].split("/")[-1].rsplit(".", 1)[0]
+            if state.storages.get(storage_id, {}).get("type") == "zfspool" and kind.name == "lxc":
+                name = name.replace("vm-", "subvol-", 1)
+            else:
+                name = name.replace("subvol-", "vm-", 1)
+            file_based = state.storages.get(storage_id, {}).get("type") in FILE_STORAGES
+            fmt = volume.fmt if file_based and volume.fmt in ("raw", "qcow2") else None
+            moves.append((volume, state.allocate(destination, storage_id, volume.size, fmt, prefer=name)))
+    except ApiError:
+        for volume, new in moves:
+            if new != volume.volid:
+                state.free_volume(new, target)
+        raise
+    renames = {}
+    for volume, new in moves:
+        if new == volume.volid:
+            del state.volumes[(volume.scope, volume.volid)]
+            volume.scope = target
+            state.volumes[(target, new)] = volume
+        else:
+            state.free_volume(volume.volid, guest.node)
+            renames[volume.volid] = new
+    for section in (guest.config, guest.pending):
+        for key, value in section.items():
+            old = _volume_of(kind, value) if is_disk_key(kind.name, key) or key.startswith("unused") else ""
+            if old in renames:
+                section[key] = value.replace(old, renames[old], 1)
+    return [(volume.volid, new) for volume, new in moves]
+
+
+def _duration(task):
+    """``HH:MM:SS`` of the task so far, rounded up to whole seconds (never 00:00:00)."""
+    seconds = max(1, math.ceil(task.elapsed()))
+    return f"{seconds // 3600:02d}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
+
+
+def _migration_log(state, guest, kind, target, online, task, volumes):
+    """The task log of a successful migration, like qemu-server's and pve-container's."""
+    start, now = _stamp(task.starttime), _stamp()
     node_ip = state.nodes[target].ip
-    downtime = 45 + guest.vmid % 11
-    lines = [f"{_stamp()} starting migration of {kind.word} {guest.vmid} to node '{target}' ({node_ip})"]
-    for _ignored, parsed in guest.disks():
-        volume = parsed.get(kind.volume_key, "")
-        if not state.is_shared(volume.split(":", 1)[0]):
-            lines.append(f"{_stamp()} found local disk '{volume}' (attached)")
+    attached = {parsed.get(kind.volume_key) for _ignored, parsed in guest.disks()}
+    lines = []
+    if kind.name == "lxc" and online:
+        lines.append(f"{start} shutdown CT {guest.vmid}")
+    lines.append(f"{start} starting migration of {kind.word} {guest.vmid} to node '{target}' ({node_ip})")
+    for old, _new in volumes:
+        where = "attached" if old in attached else "in current VM config"
+        lines.append(f"{start} found local {'disk' if kind.name == 'qemu' else 'volume'} '{old}' ({where})")
+    moved = [f"{now} volume '{old}' is '{new}' on the target" for old, new in volumes]
     if kind.name == "qemu" and online:
         memory = guest.memory_bytes() / GIB
+        downtime = 45 + guest.vmid % 11
+        lines += [f"{now} starting VM {guest.vmid} on remote node '{target}'", *moved,
+                  f"{now} start remote tunnel", f"{now} ssh tunnel ver 1"]
+        disks = [(key, parsed) for key, parsed in guest.disks() if parsed.get("file") in {n for _o, n in volumes}]
+        if disks:
+            lines.append(f"{now} starting storage migration")
+            for key, parsed in disks:
+                size = parsed.get("size", "0")
+                lines += [f"{now} {key}: start migration to nbd:unix:/run/qemu-server/{guest.vmid}_nbd.migrate:"
+                          f"exportname=drive-{key}", f"drive mirror is starting for drive-{key}",
+                          f"drive-{key}: transferred {size} of {size} (100.00%), ready"]
+            lines.append("all 'mirror' jobs are ready")
         lines += [
-            f"{_stamp()} starting VM {guest.vmid} on remote node '{target}'",
-            f"{_stamp()} start remote tunnel",
-            f"{_stamp()} ssh tunnel ver 1",
-            f"{_stamp()} starting online/live migration on unix:/run/qemu-server/{guest.vmid}.migrate",
-            f"{_stamp()} set migration capabilities",
-            f"{_stamp()} migration downtime limit: 100 ms",
-            f"{_stamp()} migration cachesize: {max(0.25, memory / 8):.1f} GiB",
-            f"{_stamp()} set migration parameters",
-            f"{_stamp()} start migrate command to unix:/run/qemu-server/{guest.vmid}.migrate",
-            f"{_stamp()} migration active, transferred 94.6 MiB of {memory:.1f} GiB VM-state, 130.8 MiB/s",
-            f"{_stamp()} average migration speed: 586.3 MiB/s - downtime {downtime} ms",
-            f"{_stamp()} migration status: completed",
+            f"{now} starting online/live migration on unix:/run/qemu-server/{guest.vmid}.migrate",
+            f"{now} set migration capabilities",
+            f"{now} migration downtime limit: 100 ms",
+            f"{now} migration cachesize: {max(0.25, memory / 8):.1f} GiB",
+            f"{now} set migration parameters",
+            f"{now} start migrate command to unix:/run/qemu-server/{guest.vmid}.migrate",
+            f"{now} migration active, transferred 94.6 MiB of {memory:.1f} GiB VM-state, 130.8 MiB/s",
+            f"{now} average migration speed: 586.3 MiB/s - downtime {downtime} ms",
+            f"{now} migration status: completed",
         ]
-    elif kind.name == "lxc" and online:
-        lines += [f"{_stamp()} shutdown CT {guest.vmid}",
-                  f"{_stamp()} starting CT {guest.vmid} on remote node '{target}'"]
-    lines.append(f"{_stamp()} migration finished successfully (duration 00:00:01)")
+        for key, _parsed in disks:
+            lines += [f"drive-{key}: Completing block job...", f"drive-{key}: Completed successfully.",
+                      f"drive-{key}: mirror-job finished"]
+        if disks:
+            lines.append(f"{now} stopping NBD storage migration server on target.")
+    else:
+        if volumes:
+            lines.append(f"{now} copying local disk images")
+        lines += moved
+        if kind.name == "lxc" and online:
+            lines.append(f"{now} start container on target node")
+    lines.append(f"{now} migration finished successfully (duration {_duration(task)})")
     return lines
+
+
+def _migration_task(app, guest, kind, target, online, params, done=None, failed=None):
+    """``(work, undo)`` of a migration task; ``done(task)``/``failed(task)`` run after it."""
+    state = app.state
+    mapping = storage_map(params.get("targetstorage" if kind.name == "qemu" else "target-storage"))
+
+    def undo(task):
+        guest.config.pop("lock", None)
+        if failed is not None:
+            failed(task)
+
+    def work(task):
+        guest.config.pop("lock", None)
+        problem = _migration_problem(state, guest, kind, target, params, online)
+        volumes = []
+        if problem is None:
+            try:
+                volumes = _move_volumes(state, guest, kind, target, mapping)
+            except ApiError as exc:
+                problem = exc.message
+        if problem:
+            task.log(f"{_stamp()} ERROR: migration aborted (duration {_duration(task)}): {problem}")
+            if failed is not None:
+                failed(task)
+            raise TaskFailure("migration aborted")
+        for line in _migration_log(state, guest, kind, target, online, task, volumes):
+            task.log(line)
+        guest.node = target
+        if online and kind.name == "lxc":
+            guest.started = time.time()  # a restart migration starts the container again
+        if done is not None:
+            done(task)
+
+    return work, undo
+
+
+def start_ha_move(app, sid, guest, target, relocate):
+    """What the HA stack does for a migrate/relocate request of ``guest`` (acting at once).
+
+    A running VM migrates online (``qmigrate`` with local disks, ``downtime NN ms`` in its log); a
+    relocate, and any container, is shut down first (``qmshutdown``/``vzshutdown``), migrated
+    offline and started again on the target. All tasks run as root@pam on the node the guest is
+    on; the HA service shows ``migrate``/``relocate`` until the guest has moved.
+    """
+    state = app.state
+    kind = QEMU if guest.kind == "qemu" else LXC
+    running = guest.status == "running"
+    stop_first = running and (relocate or kind.name == "lxc")
+    state.ha_moves[sid] = {"state": "relocate" if relocate else "migrate", "target": target}
+
+    def settle(task):
+        state.ha_moves.pop(sid, None)
+        resource = state.ha_resources.get(sid)
+        if (resource is not None and resource.get("state") in ("started", "enabled") and guest.status != "running"
+                and state.guests.get(guest.vmid) is guest):
+            app.tasks.start(guest.node, kind.task("start"), guest.vmid, HA_USER,
+                            lambda start_task: _do_start(state, guest, kind, start_task))
+
+    def migrate(task=None):
+        online = running and not stop_first
+        params = {"with-local-disks": 1, "online": int(online)} if kind.name == "qemu" else {}
+        guest.config["lock"] = "migrate"
+        work, undo = _migration_task(app, guest, kind, target, online, params, done=settle, failed=settle)
+        app.tasks.start(guest.node, kind.task("migrate"), guest.vmid, HA_USER, work,
+                        duration=app.settings.migrate_duration, undo=undo)
+
+    if not stop_first:
+        migrate()
+        return
+
+    def shutdown(task):
+        guest.status, guest.started = "stopped", None
+        migrate(task)
+
+    app.tasks.start(guest.node, kind.task("shutdown"), guest.vmid, HA_USER, shutdown, undo=settle)
 
 
 def _migrate(kind):
@@ -680,36 +1077,21 @@ def _migrate(kind):
                 raise ApiError("lxc live migration is currently not implemented")
             if not call.get("restart"):
                 raise ApiError("CT is running - use online migration or restart mode")
+        storages = call.get("targetstorage" if kind.name == "qemu" else "target-storage")
+        if storages:
+            _check_target_storages(state, kind, storages, target)
         if _ha_active(state, guest):
             def ha_work(task):
-                if state.nodes[target].online:
-                    state.move_local_volumes(guest, target)
-                    guest.node = target
+                from .ha import request_move  # ha imports this module
+
+                request_move(call.app, state.ha_sid(guest), target, relocate=False)
 
             return call.task(guest.node, "hamigrate", guest.vmid, ha_work,
                              lines=(f"Requesting HA migration for {kind.word} {guest.vmid} to node {target}",))
-        params = dict(call.params)
         guest.config["lock"] = "migrate"
-        source = guest.node
-
-        def work(task):
-            guest.config.pop("lock", None)
-            problem = _migration_problem(state, guest, kind, target, params)
-            if problem:
-                task.log(f"{_stamp()} ERROR: migration aborted (duration 00:00:00): {problem}")
-                raise TaskFailure("migration aborted")
-            for line in _migration_log(state, guest, kind, target, running):
-                task.log(line)
-            state.move_local_volumes(guest, target)
-            guest.node = target
-            if running:
-                guest.started = time.time() if kind.name == "lxc" else guest.started
-
-        def undo(task):
-            guest.config.pop("lock", None)
-
+        work, undo = _migration_task(call.app, guest, kind, target, running, dict(call.params))
         duration = call.app.settings.migrate_duration
-        return call.task(source, kind.task("migrate"), guest.vmid, work, duration=duration, undo=undo)
+        return call.task(guest.node, kind.task("migrate"), guest.vmid, work, duration=duration, undo=undo)
 
     handler.__doc__ = f"Migrate a {kind.word} to another node (task {kind.task('migrate')})."
     return handler
@@ -765,7 +1147,7 @@ def _resize(kind):
         state = call.state
         guest = _guest(call, kind)
         _check_lock(guest, kind, call.get("skiplock"))
-        if call.get("digest") and call.get("digest") != digest_of(guest.config):
+        if call.get("digest") and call.get("digest") != guest.digest():
             raise ApiError("detected modified configuration - file changed by other user? Try again.")
         disk = call.get("disk")
         value = guest.config.get(disk)
@@ -837,7 +1219,7 @@ def _agent_guest(call):
     agent = parse_property_string(guest.config.get("agent", "0"), "enabled").get("enabled", "0")
     if str(agent) not in ("1",):
         raise ApiError("No QEMU guest agent configured")
-    if guest.uptime() < call.app.settings.agent_delay:
+    if guest.running_for() < call.app.settings.agent_delay:
         raise ApiError("QEMU guest agent is not running")
     return state, guest
 
@@ -912,6 +1294,7 @@ for _kind in (QEMU, LXC):
     route("POST", _p)(_create(_kind))
     route("DELETE", _p + "/{vmid}")(_delete(_kind))
     route("GET", _p + "/{vmid}/config")(_read_config(_kind))
+    route("GET", _p + "/{vmid}/pending")(_pending(_kind))
     route("PUT", _p + "/{vmid}/config")(_update_config(_kind, asynchronous=False))
     route("GET", _p + "/{vmid}/status/current")(_status_current(_kind))
     route("POST", _p + "/{vmid}/status/start")(_start(_kind))

@@ -1,9 +1,12 @@
 """High availability: status, resources, groups (PVE 8) and rules (PVE 9).
 
 The HA manager is modelled as acting at once: setting a resource's requested state starts or
-stops the guest, ``migrate``/``relocate`` move it, and services follow their group (PVE 8) or
-node-affinity rule (PVE 9) to the highest-priority online node. On PVE 9 all group calls are
-refused by ``Personality.refusal`` before they reach this module.
+stops the guest, and services follow their group (PVE 8) or node-affinity rule (PVE 9) to the
+highest-priority online node. ``migrate``/``relocate`` requests start at once what the HA stack
+runs for them (``guests.start_ha_move``: a ``qmigrate``/``vzmigrate`` task on the source node, a
+relocate stops and starts the guest); the guest moves when that task ends, and until then the
+service shows ``migrate``/``relocate``. On PVE 9 all group calls are refused by
+``Personality.refusal`` before they reach this module.
 """
 
 import time
@@ -12,6 +15,7 @@ from ..errors import ApiError, ParamError
 from ..formats import split_list
 from ..state import digest_of, normalize_sid
 from . import route
+from .guests import start_ha_move
 
 RESOURCE_OPTIONS = ("comment", "group", "max_relocate", "max_restart", "state", "failback")
 GROUP_OPTIONS = ("comment", "nodes", "nofailback", "restricted")
@@ -53,6 +57,8 @@ def _service_state(state, sid, resource):
         return "error", ""
     if not state.nodes[guest.node].online:
         return "fence", guest.node
+    if sid in state.ha_moves:
+        return state.ha_moves[sid]["state"], guest.node
     if requested in ("stopped", "disabled"):
         return "stopped", guest.node
     return ("started" if guest.status == "running" else "starting"), guest.node
@@ -269,16 +275,17 @@ def delete_resource(call):
                 rule["resources"] = ",".join(remaining)
 
 
-def _request_move(call, relocate):
-    state = call.state
-    sid = parse_sid(state, call.get("sid"))
-    resource = state.ha_resources.get(sid)
-    if resource is None:
-        raise ApiError(f"resource '{sid}' is not HA managed")
-    target = call.get("node")
-    state.node(target)
+def request_move(app, sid, target, relocate):
+    """The CRM handling ``migrate``/``relocate`` of ``sid`` to ``target``: ``(comigrated, blocking)``.
+
+    Positive resource-affinity partners move along, a negative partner on the target blocks
+    (PVE 9). Unless blocked, every guest that is not on the target yet starts moving (partners
+    first); a request for an offline target, or for a guest already moving, is ignored like the
+    CRM does.
+    """
+    state = app.state
     comigrated, blocking = [], []
-    if call.personality.ha_rules:
+    if state.personality.ha_rules:
         for rule in state.ha_rules.values():
             members = split_list(rule.get("resources", ""))
             if rule.get("type") != "resource-affinity" or int(rule.get("disable", 0)) or sid not in members:
@@ -291,15 +298,26 @@ def _request_move(call, relocate):
                     comigrated.append(other)
                 elif other_guest is not None and other_guest.node == target:
                     blocking.append({"sid": other, "cause": "resource-affinity"})
-    guest = _guest_of(state, sid)
-    if not blocking and guest is not None and state.nodes[target].online and guest.node != target:
-        for moving in [sid, *comigrated]:
+    if not blocking and state.nodes[target].online:
+        for moving in [*comigrated, sid]:
             moving_guest = _guest_of(state, moving)
-            if moving_guest is None:
+            if moving_guest is None or moving_guest.node == target or moving in state.ha_moves:
                 continue
-            _move(state, moving_guest, target)
-            if relocate and moving_guest.status == "running":
-                moving_guest.started = time.time()
+            if state.ha_resources.get(moving, {}).get("state") == "ignored":
+                continue
+            start_ha_move(app, moving, moving_guest, target, relocate)
+    return comigrated, blocking
+
+
+def _request_move(call, relocate):
+    state = call.state
+    sid = parse_sid(state, call.get("sid"))
+    resource = state.ha_resources.get(sid)
+    if resource is None:
+        raise ApiError(f"resource '{sid}' is not HA managed")
+    target = call.get("node")
+    state.node(target)
+    comigrated, blocking = request_move(call.app, sid, target, relocate)
     if not call.personality.ha_rules:
         return None
     result = {"sid": sid, "requested-node": target}
@@ -312,13 +330,13 @@ def _request_move(call, relocate):
 
 @route("POST", "/cluster/ha/resources/{sid}/migrate")
 def migrate_resource(call):
-    """Online-migrate an HA resource to ``node`` (done at once by the simulated CRM)."""
+    """Request an online migration of an HA resource to ``node`` (a qmigrate task runs at once)."""
     return _request_move(call, relocate=False)
 
 
 @route("POST", "/cluster/ha/resources/{sid}/relocate")
 def relocate_resource(call):
-    """Relocate (stop, move, start) an HA resource to ``node``."""
+    """Request a relocation (stop, offline migration, start) of an HA resource to ``node``."""
     return _request_move(call, relocate=True)
 
 
@@ -416,7 +434,9 @@ def _check_rule(state, name, rule, errors_prefix):
     errors = {}
     if rule.get("type") == "resource-affinity" and len(resources) < 2:
         errors["resources"] = "rule must specify at least two resources"
-    if rule.get("type") == "node-affinity":
+    # PVE checks the feasibility of enabled rules only: a disabled node-affinity rule may name a
+    # resource that an enabled one has too (enabling it then fails)
+    if rule.get("type") == "node-affinity" and not int(rule.get("disable", 0)):
         for other_name, other in state.ha_rules.items():
             if other_name == name or other.get("type") != "node-affinity" or int(other.get("disable", 0)):
                 continue

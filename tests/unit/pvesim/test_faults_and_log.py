@@ -5,6 +5,9 @@ import time
 import pytest
 from proxmoxer.core import ResourceException
 
+from pvesim.seed import empty_seed
+from pvesim.testing import SimulatorError, SimulatorProcess
+
 
 def test_next_task_of_a_type_fails_with_the_message(pve9_sim, wait):
     api = pve9_sim.api()
@@ -94,12 +97,27 @@ def test_settings_change_task_duration(pve9_sim, wait):
     started = time.monotonic()
     wait(api, api.nodes("pve-1").qemu.post(vmid=100, scsi0="local-lvm:1"))
     assert time.monotonic() - started < 0.5
-    pve9_sim.settings(task_duration=0.05)
+
+
+def test_reset_restores_the_default_settings(pve9_sim):
+    defaults = pve9_sim.settings()
+    assert defaults == {"task_duration": 0.05, "migrate_duration": None, "agent_delay": 0.0}
+    pve9_sim.settings(task_duration=1, migrate_duration=2, agent_delay=3)
+    pve9_sim.reset()
+    assert pve9_sim.settings() == defaults
+    pve9_sim.settings(task_duration=0.5)
+    pve9_sim.reseed(empty_seed())
+    assert pve9_sim.settings() == defaults
+
+
+def test_reset_restores_the_settings_given_on_the_command_line(tmp_path):
+    with SimulatorProcess(pve=8, seed="empty", state_dir=tmp_path, args=["--task-duration", "0.01"]) as sim:
+        sim.settings(task_duration=0.2)
+        sim.reset()
+        assert sim.settings()["task_duration"] == 0.01
 
 
 def test_bad_fault_requests_are_rejected(pve9_sim):
-    from pvesim.testing import SimulatorError
-
     with pytest.raises(SimulatorError, match="unknown fault kind"):
         pve9_sim.fault("meteor")
     with pytest.raises(SimulatorError, match="unknown fault option"):

@@ -1,6 +1,7 @@
 """QEMU VMs and LXC containers: create, config, power, migrate, clone, resize, template, delete."""
 
 import re
+import time
 
 import pytest
 from proxmoxer.core import ResourceException
@@ -115,6 +116,18 @@ def test_power_cycle_and_guest_agent(pve9_sim, wait):
     assert wait(api, vm.status.stop.post())["exitstatus"] == "OK"
     vm.config.put(net1="virtio,bridge=vmbr9")
     assert wait(api, vm.status.start.post())["exitstatus"] == "bridge 'vmbr9' does not exist"
+
+
+def test_agent_delay_can_be_shorter_than_a_second(pve9_sim, wait):
+    api = pve9_sim.api()
+    pve9_sim.settings(agent_delay=0.3)
+    _create_vm(api, wait, agent="1", start=1)
+    vm = api.nodes("pve-1").qemu(100)
+    with pytest.raises(ResourceException) as raised:
+        vm.agent.ping.post()
+    assert raised.value.content == "QEMU guest agent is not running"
+    time.sleep(0.35)
+    assert vm.agent.ping.post() == {"result": {}}
 
 
 def test_migrate_changes_node_and_logs_downtime(pve9_sim, wait):

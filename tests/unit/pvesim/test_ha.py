@@ -6,7 +6,8 @@ from proxmoxer.core import ResourceException
 
 
 def _vm(api, wait, vmid=100, node="pve-1", **options):
-    upid = api.nodes(node).qemu.post(vmid=vmid, scsi0="nas:8", net0="virtio,bridge=vmbr0", **options)
+    options.setdefault("scsi0", "nas:8")
+    upid = api.nodes(node).qemu.post(vmid=vmid, net0="virtio,bridge=vmbr0", **options)
     assert wait(api, upid)["exitstatus"] == "OK"
 
 
@@ -112,18 +113,91 @@ def test_pve9_rules_crud_and_feasibility(pve9_sim, wait):
     api.cluster.ha.rules("gpu").delete()  # deleting a missing rule is not an error, as in PVE
 
 
-def test_ha_migrate_and_relocate(pve_sim, wait):
+def _tasks(sim, vmid):
+    return [(t["node"], t["type"], t["user"], t.get("exitstatus")) for t in reversed(sim.tasks())
+            if t["id"] == str(vmid)]
+
+
+def test_ha_migrate_runs_a_qmigrate_task_on_the_source_node(pve_sim, wait):
     api = pve_sim.api()
-    _vm(api, wait)
+    _vm(api, wait, scsi0="local-lvm:8")
     api.cluster.ha.resources.post(sid="vm:100", state="started")
+    pve_sim.wait_tasks()
+    pve_sim.settings(migrate_duration=0.3)
     result = api.cluster.ha.resources("vm:100").migrate.post(node="pve-2")
     if pve_sim.pve == 9:
         assert result == {"sid": "vm:100", "requested-node": "pve-2"}
     else:
         assert result is None
-    assert api.nodes("pve-2").qemu(100).status.current.get()["ha"] == {"managed": 1, "state": "started"}
-    api.cluster.ha.resources("vm:100").relocate.post(node="pve-1")
-    assert api.nodes("pve-1").qemu(100).status.current.get()["status"] == "running"
+    # The HA stack migrates the VM in a task; until it ends, the service is in state migrate on pve-1.
+    service = [e for e in api.cluster.ha.status.current.get() if e["type"] == "service"][0]
+    assert (service["node"], service["state"]) == ("pve-1", "migrate")
+    assert api.nodes("pve-1").qemu(100).status.current.get()["lock"] == "migrate"
+    task = api.nodes("pve-1").tasks.get(source="active", vmid=100)[0]
+    assert (task["type"], task["user"]) == ("qmigrate", "root@pam")
+    assert wait(api, task["upid"])["exitstatus"] == "OK"
+    log = [line["t"] for line in api.nodes("pve-1").tasks(task["upid"]).log.get()]
+    assert "found local disk 'local-lvm:vm-100-disk-0' (attached)" in log[1]
+    assert any(line.endswith("average migration speed: 586.3 MiB/s - downtime 46 ms") for line in log)
+    assert log[-2].endswith("migration finished successfully (duration 00:00:01)")
+    current = api.nodes("pve-2").qemu(100).status.current.get()
+    assert (current["status"], current["ha"]) == ("running", {"managed": 1, "state": "started"})
+    service = [e for e in api.cluster.ha.status.current.get() if e["type"] == "service"][0]
+    assert (service["node"], service["state"]) == ("pve-2", "started")
+    assert [v["volid"] for v in api.nodes("pve-2").storage("local-lvm").content.get()] == ["local-lvm:vm-100-disk-0"]
+
+
+def test_ha_relocate_stops_migrates_offline_and_starts_again(pve_sim, wait):
+    api = pve_sim.api()
+    _vm(api, wait)
+    api.cluster.ha.resources.post(sid="vm:100", state="started")
+    pve_sim.wait_tasks()
+    pve_sim.clear_log()
+    api.cluster.ha.resources("vm:100").relocate.post(node="pve-2")
+    assert pve_sim.wait_tasks()
+    assert _tasks(pve_sim, 100)[-3:] == [("pve-1", "qmshutdown", "root@pam", "OK"),
+                                         ("pve-1", "qmigrate", "root@pam", "OK"),
+                                         ("pve-2", "qmstart", "root@pam", "OK")]
+    migration = [t for t in pve_sim.tasks() if t["type"] == "qmigrate"][0]
+    assert not any("downtime" in line for line in migration["log"])  # offline: no memory state to copy
+    assert api.nodes("pve-2").qemu(100).status.current.get()["status"] == "running"
+
+
+def test_ha_migration_of_a_container_is_a_restart_migration(pve9_sim, wait):
+    api = pve9_sim.api()
+    upid = api.nodes("pve-1").lxc.post(vmid=200, ostemplate="local:vztmpl/debian-12-standard_12.7-1_amd64.tar.zst",
+                                       rootfs="nas:4")
+    wait(api, upid)
+    api.cluster.ha.resources.post(sid="ct:200")
+    pve9_sim.wait_tasks()
+    api.cluster.ha.resources("ct:200").migrate.post(node="pve-2")
+    assert pve9_sim.wait_tasks()
+    assert [t[:2] for t in _tasks(pve9_sim, 200)][-3:] == [("pve-1", "vzshutdown"), ("pve-1", "vzmigrate"),
+                                                         ("pve-2", "vzstart")]
+    assert api.nodes("pve-2").lxc(200).status.current.get()["status"] == "running"
+
+
+def test_failed_ha_migration_leaves_the_guest_running_on_the_source(pve9_sim, wait):
+    api = pve9_sim.api()
+    _vm(api, wait)
+    api.cluster.ha.resources.post(sid="vm:100")
+    pve9_sim.wait_tasks()
+    pve9_sim.fault("task_fail", task_type="qmigrate", message="migration aborted")
+    api.cluster.ha.resources("vm:100").relocate.post(node="pve-2")
+    assert pve9_sim.wait_tasks()
+    assert [t[1:] for t in _tasks(pve9_sim, 100)][-3:] == [("qmshutdown", "root@pam", "OK"),
+                                                         ("qmigrate", "root@pam", "migration aborted"),
+                                                         ("qmstart", "root@pam", "OK")]
+    current = api.nodes("pve-1").qemu(100).status.current.get()
+    assert current["status"] == "running" and "lock" not in current
+    service = [e for e in api.cluster.ha.status.current.get() if e["type"] == "service"][0]
+    assert (service["node"], service["state"]) == ("pve-1", "started")
+
+
+def test_ha_power_requests_and_direct_migration_go_through_the_ha_stack(pve_sim, wait):
+    api = pve_sim.api()
+    _vm(api, wait)
+    api.cluster.ha.resources.post(sid="vm:100", state="started")
     # Power requests of an HA-managed guest are forwarded to the HA stack.
     upid = api.nodes("pve-1").qemu(100).status.stop.post()
     assert upid.split(":")[5] == "hastop"
@@ -132,11 +206,48 @@ def test_ha_migrate_and_relocate(pve_sim, wait):
     upid = api.nodes("pve-1").qemu(100).migrate.post(target="pve-2")
     assert upid.split(":")[5] == "hamigrate"
     assert wait(api, upid)["exitstatus"] == "OK"
+    assert api.nodes("pve-1").tasks(upid).log.get()[0]["t"] == "Requesting HA migration for VM 100 to node pve-2"
+    assert pve_sim.wait_tasks()  # then the HA stack runs the (offline) qmigrate
+    assert [t[:2] for t in _tasks(pve_sim, 100)][-2:] == [("pve-1", "hamigrate"), ("pve-1", "qmigrate")]
     with pytest.raises(ResourceException) as raised:
         api.nodes("pve-2").qemu(100).delete()
     assert raised.value.content == "unable to remove VM 100 - used in HA resources and purge parameter not set."
     wait(api, api.nodes("pve-2").qemu(100).delete(purge=1))
     assert api.cluster.ha.resources.get() == []
+
+
+def test_pve9_positive_affinity_partners_migrate_along(pve9_sim, wait):
+    api = pve9_sim.api()
+    _vm(api, wait, 100)
+    _vm(api, wait, 101)
+    for sid in ("vm:100", "vm:101"):
+        api.cluster.ha.resources.post(sid=sid)
+    api.cluster.ha.rules.post(rule="together", type="resource-affinity", affinity="positive",
+                              resources="vm:100,vm:101")
+    pve9_sim.wait_tasks()
+    result = api.cluster.ha.resources("vm:100").migrate.post(node="pve-2")
+    assert result == {"sid": "vm:100", "requested-node": "pve-2", "comigrated-resources": ["vm:101"]}
+    assert pve9_sim.wait_tasks()
+    assert {r["vmid"]: r["node"] for r in api.cluster.resources.get(type="vm")} == {100: "pve-2", 101: "pve-2"}
+
+
+def test_pve9_a_disabled_node_affinity_rule_may_share_resources(pve9_sim, wait):
+    api = pve9_sim.api()
+    _vm(api, wait)
+    api.cluster.ha.resources.post(sid="vm:100")
+    api.cluster.ha.rules.post(rule="pin", type="node-affinity", resources="vm:100", nodes="pve-1")
+    # Only enabled rules are checked for conflicts: a disabled one may name vm:100 as well ...
+    api.cluster.ha.rules.post(rule="spare", type="node-affinity", resources="vm:100", nodes="pve-2", disable=1)
+    assert pve9_sim.wait_tasks()
+    assert api.cluster.resources.get(type="vm")[0]["node"] == "pve-1"  # ... and is not acted on
+    # ... but enabling it while "pin" is enabled is refused.
+    with pytest.raises(ResourceException) as raised:
+        api.cluster.ha.rules("spare").put(type="node-affinity", delete="disable")
+    assert raised.value.status_code == 400
+    assert raised.value.errors == {"resources": "resource 'vm:100' is already used in another node affinity rule"}
+    api.cluster.ha.rules("pin").put(type="node-affinity", disable=1)
+    api.cluster.ha.rules("spare").put(type="node-affinity", disable=0)
+    assert api.cluster.resources.get(type="vm")[0]["node"] == "pve-2"
 
 
 def test_ha_recovers_services_when_a_node_of_three_fails(pve9_sim, wait):

@@ -5,7 +5,7 @@ import textwrap
 import pytest
 from proxmoxer.core import ResourceException
 
-from pvesim.seed import default_seed, load_seed
+from pvesim.seed import default_seed, empty_seed, load_seed
 from pvesim.testing import SimulatorProcess
 
 SEED_YAML = textwrap.dedent("""
@@ -57,6 +57,53 @@ def test_reseed_replaces_the_cluster_until_the_next_reseed(pve9_sim):
     assert api.nodes("pve-3").lxc(150).config.get()["hostname"] == "proxy"
     pve9_sim.reset()  # back to the *new* seed
     assert len(api.nodes.get()) == 3
-    pve9_sim.reseed(default_seed())
+    pve9_sim.reseed(empty_seed())  # what the fixtures start from
     with pytest.raises(ResourceException):
         api.nodes("pve-3").lxc.get()
+
+
+@pytest.fixture(scope="module")
+def sandbox(tmp_path_factory):
+    """A simulator started without --seed: the default seed, as `make lab` uses it."""
+    with SimulatorProcess(pve=9, state_dir=tmp_path_factory.mktemp("sandbox")) as sim:
+        yield sim
+
+
+def test_default_seed_has_a_cloud_init_template_to_clone(sandbox):
+    sandbox.reset()
+    api = sandbox.api()
+    vm = api.cluster.resources.get(type="vm")[0]
+    assert (vm["vmid"], vm["name"], vm["node"], vm["status"], vm["template"]) == (
+        9000, "debian-12-cloud", "pve-1", "stopped", 1)
+    config = api.nodes("pve-1").qemu(9000).config.get()
+    assert {k: config[k] for k in ("memory", "cores", "agent", "ostype", "scsihw", "boot", "template")} == {
+        "memory": "2048", "cores": 2, "agent": "1", "ostype": "l26", "scsihw": "virtio-scsi-single",
+        "boot": "order=scsi0", "template": 1}
+    assert config["scsi0"] == "nas:9000/base-9000-disk-0.qcow2,size=10G"
+    assert config["ide2"] == "nas:9000/vm-9000-cloudinit.qcow2,media=cdrom"
+    assert config["net0"].startswith("virtio=BC:24:11:") and config["net0"].endswith(",bridge=vmbr0")
+    assert {"nas:9000/base-9000-disk-0.qcow2", "nas:9000/vm-9000-cloudinit.qcow2"} <= {
+        v["volid"] for v in api.nodes("pve-2").storage("nas").content.get(vmid=9000)}
+    assert api.cluster.nextid.get() == "100"
+    upid = api.nodes("pve-1").qemu(9000).clone.post(newid=100, name="k8s-cp-1", target="pve-2")
+    assert sandbox.wait_tasks() and api.nodes("pve-1").tasks(upid).status.get()["exitstatus"] == "OK"
+    clone = api.nodes("pve-2").qemu(100).config.get()
+    assert clone["scsi0"] == "nas:100/vm-100-disk-0.qcow2,size=10G"
+    assert clone["ide2"] == "nas:100/vm-100-cloudinit.qcow2,media=cdrom"
+
+
+def test_default_seed_maps_the_gpus_of_both_nodes(sandbox):
+    sandbox.reset()
+    api = sandbox.api()
+    assert api.cluster.mapping.pci.get(**{"check-node": "pve-2"}) == [{
+        "id": "gpu-rtx3090", "type": "pci", "checks": [],
+        "map": ["node=pve-1,path=0000:01:00,id=10de:2204", "node=pve-2,path=0000:01:00,id=10de:2204"]}]
+    gpus = [d for d in api.nodes("pve-1").hardware.pci.get() if d["id"].startswith("0000:01:00")]
+    assert [(d["id"], d["vendor"], d["device"]) for d in gpus] == [("0000:01:00.0", "0x10de", "0x2204"),
+                                                                  ("0000:01:00.1", "0x10de", "0x1aef")]
+
+
+def test_built_in_seeds_by_name():
+    assert load_seed("default") == default_seed()
+    assert load_seed("empty")["guests"] == [] and load_seed("empty")["pci_mappings"] == []
+    assert load_seed("standalone")["cluster"]["name"] is None

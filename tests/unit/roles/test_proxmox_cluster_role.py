@@ -1,10 +1,8 @@
 """The proxmox_cluster role run by ansible-playbook against the PVE API simulator.
 
 The simulator's lab is the existing cluster ``ailab`` (pve-1, pve-2): the role must only read its
-status. A second simulator is seeded with a standalone node (no cluster name) for the create/join
-plan. pvesim does not model ``/cluster/config*`` (501 after authentication and schema
-validation), so for the writes these tests check that the role sends them with parameters that
-pass the schema and fails with the API's message, not that a cluster comes up.
+status. Simulators seeded with standalone nodes (no cluster name) cover the create/join plan and
+a real create and join, which Proxmox VE allows only to root@pam logged in with its password.
 """
 
 import copy
@@ -76,20 +74,23 @@ def test_bad_settings_fail_in_preflight(pve9_sim, tmp_path):
     assert pve9_sim.requests_log() == []
 
 
-def test_joining_reads_the_join_information_with_the_token(pve9_sim, tmp_path):
+def test_joining_with_an_api_token_is_refused_before_any_write(pve9_sim, tmp_path):
     nodes = [*LAB_NODES, {"name": "pve-3", "api_host": pve9_sim.host, "api_port": pve9_sim.port}]
     pve9_sim.clear_log()
     run = run_playbook(tmp_path, plays(pve9_sim, proxmox_cluster_name="ailab", proxmox_cluster_nodes=nodes,
                                        proxmox_cluster_join_password="secret"), INVENTORY)
-    # pvesim answers 501 for /cluster/config/join (not modelled), after checking the token.
-    join_info = [r for r in pve9_sim.requests_log() if r["path"] == "/cluster/config/join"]
-    assert [(r["method"], r["status"], r["user"]) for r in join_info] == [("GET", 501, pve9_sim.token_id)]
-    assert run.rc != 0 and pve9_sim.writes() == []
+    # PVE answers 403 "user != root@pam" to a token; the role says so before it sends anything.
+    assert run.rc != 0
+    assert "only for root@pam logged in with its password" in run.failure("localhost")
+    assert "pve-3" in run.failure("localhost")
+    assert pve9_sim.writes() == []
+    assert [r for r in pve9_sim.requests_log() if r["path"].startswith("/cluster/config")] == []
 
 
 def test_standalone_node_check_mode_plans_create_and_join(standalone_sim, tmp_path):
-    nodes = [LAB_NODES[0], dict(LAB_NODES[1], api_host=standalone_sim.host, api_port=standalone_sim.port,
-                                ca_path=standalone_sim.ca_file)]
+    root = dict(api_user="root@pam", api_password=standalone_sim.password)
+    nodes = [dict(LAB_NODES[0], **root), dict(LAB_NODES[1], api_host=standalone_sim.host, api_port=standalone_sim.port,
+                                              ca_path=standalone_sim.ca_file, **root)]
     standalone_sim.clear_log()
     run = run_playbook(tmp_path, plays(standalone_sim, proxmox_cluster_name="ailab", proxmox_cluster_nodes=nodes,
                                        proxmox_cluster_join_password="secret"), INVENTORY, check=True)
@@ -97,18 +98,28 @@ def test_standalone_node_check_mode_plans_create_and_join(standalone_sim, tmp_pa
     assert run.results("Announce the cluster creation (check mode)", "localhost")[0]["changed"]
     assert run.results("Announce the join (check mode)", "localhost")[0]["msg"] == "Would join pve-2 to cluster ailab"
     assert standalone_sim.writes() == []
-    # the first node's status (module) and pve-2's own status (role, with the token header)
+    # the first node's status (module) and pve-2's own status (role, logged in with the password)
     statuses = [r for r in standalone_sim.requests_log() if r["path"] == "/cluster/status"]
-    assert [(r["status"], r["user"]) for r in statuses] == [(200, standalone_sim.token_id)] * 2
+    assert [r["status"] for r in statuses] == [200, 200]
 
 
-def test_standalone_node_create_sends_a_valid_request(standalone_sim, tmp_path):
-    standalone_sim.clear_log()
-    run = run_playbook(tmp_path, plays(standalone_sim, proxmox_cluster_name="ailab", proxmox_cluster_nodes=LAB_NODES[:1]),
-                       INVENTORY)
-    writes = standalone_sim.writes()
-    # 501 = authenticated and valid for the schema, but not modelled by pvesim (400 would be bad parameters)
-    assert [(w["method"], w["path"], w["status"]) for w in writes] == [("POST", "/cluster/config", 501)]
-    assert writes[0]["params"] == {"clustername": "ailab", "link0": "192.168.10.11"}
-    assert run.rc != 0
-    assert "not modelled by pvesim" in run.failure("localhost") or "501" in run.failure("localhost")
+def test_standalone_nodes_become_the_cluster_with_root_passwords(tmp_path):
+    with SimulatorProcess(pve=9, seed="standalone", state_dir=tmp_path / "sim") as sim:
+        conn = dict(api_host=sim.host, api_port=sim.port, api_user="root@pam", api_password=sim.password,
+                    ca_path=sim.ca_file)
+        nodes = [LAB_NODES[0], dict(LAB_NODES[1], api_host=sim.host, api_port=sim.port, api_password=sim.password,
+                                    ca_path=sim.ca_file)]
+        role_plays = plays(sim, proxmox_cluster_name="ailab", proxmox_cluster_nodes=nodes,
+                           proxmox_cluster_join_password=sim.password)
+        role_plays[0]["vars"]["proxmox_api_connection"] = conn
+        run = run_playbook(tmp_path, role_plays, INVENTORY)
+        assert run.rc == 0, run.stdout[-3000:]
+        writes = sim.writes()
+        assert [(w["method"], w["path"], w["status"]) for w in writes] == [
+            ("POST", "/cluster/config", 200), ("POST", "/cluster/config/join", 200)]
+        assert writes[0]["params"] == {"clustername": "ailab", "link0": "192.168.10.11"}
+        cluster, *members = sim.api().cluster.status.get()
+        assert (cluster["name"], [m["name"] for m in members]) == ("ailab", ["pve-1", "pve-2"])
+        sim.clear_log()
+        again = run_playbook(tmp_path, role_plays, INVENTORY)
+        assert again.rc == 0 and again.stats["localhost"]["changed"] == 0 and sim.writes() == []

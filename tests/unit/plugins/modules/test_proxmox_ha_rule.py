@@ -170,6 +170,7 @@ def test_pve9_migration_of_a_positive_affinity_pair_moves_both(guests, run_modul
     run(guests, run_module, name="together", type="resource-affinity", affinity="positive",
         resources=["vm:100", "vm:101"])
     guests.api().cluster.ha.resources("vm:100").migrate.post(node="pve-2")
+    assert guests.wait_tasks()  # the HA stack migrates both in qmigrate tasks
     state = guests.state()["guests"]
     assert (state["100"]["node"], state["101"]["node"]) == ("pve-2", "pve-2")
 

@@ -127,7 +127,9 @@ def test_ha_managed_guest_moves_through_the_ha_manager(pve_sim, run_module):
     pve_sim.clear_log()
     result = run_module(proxmox_migrate, dict(pve_sim.module_params(), vmid=103, target="pve-2"))
     assert not result.get("failed"), result
-    assert result["ha"] is True and result["mode"] == "ha" and result["upid"] is None
+    assert result["ha"] is True and result["mode"] == "ha"
+    assert result["upid"].startswith("UPID:pve-1:") and ":qmigrate:103:root@pam:" in result["upid"]
+    assert 45 <= result["downtime_ms"] <= 55 and result["duration"] == 1.0
     assert writes(pve_sim) == [("POST", "/cluster/ha/resources/vm:103/migrate", {"node": "pve-2"})]
     assert where(pve_sim, 103) == ("pve-2", "running")
     assert result["comigrated"] == []
