@@ -640,7 +640,6 @@ class ClusterState:
             "pci_mappings": copy.deepcopy(self.pci_mappings),
         }
 
-
     # ---------------------------------------------------------- persistence
     def dump(self):
         """The whole state as a JSON-able document (``restore`` reads it back)."""

@@ -172,8 +172,8 @@ def test_ha_migration_of_a_container_is_a_restart_migration(pve9_sim, wait):
     pve9_sim.wait_tasks()
     api.cluster.ha.resources("ct:200").migrate.post(node="pve-2")
     assert pve9_sim.wait_tasks()
-    assert [t[:2] for t in _tasks(pve9_sim, 200)][-3:] == [("pve-1", "vzshutdown"), ("pve-1", "vzmigrate"),
-                                                         ("pve-2", "vzstart")]
+    expected = [("pve-1", "vzshutdown"), ("pve-1", "vzmigrate"), ("pve-2", "vzstart")]
+    assert [t[:2] for t in _tasks(pve9_sim, 200)][-3:] == expected
     assert api.nodes("pve-2").lxc(200).status.current.get()["status"] == "running"
 
 
@@ -185,9 +185,9 @@ def test_failed_ha_migration_leaves_the_guest_running_on_the_source(pve9_sim, wa
     pve9_sim.fault("task_fail", task_type="qmigrate", message="migration aborted")
     api.cluster.ha.resources("vm:100").relocate.post(node="pve-2")
     assert pve9_sim.wait_tasks()
-    assert [t[1:] for t in _tasks(pve9_sim, 100)][-3:] == [("qmshutdown", "root@pam", "OK"),
-                                                         ("qmigrate", "root@pam", "migration aborted"),
-                                                         ("qmstart", "root@pam", "OK")]
+    expected = [("qmshutdown", "root@pam", "OK"), ("qmigrate", "root@pam", "migration aborted"),
+                ("qmstart", "root@pam", "OK")]
+    assert [t[1:] for t in _tasks(pve9_sim, 100)][-3:] == expected
     current = api.nodes("pve-1").qemu(100).status.current.get()
     assert current["status"] == "running" and "lock" not in current
     service = [e for e in api.cluster.ha.status.current.get() if e["type"] == "service"][0]

@@ -40,8 +40,8 @@ def test_targetstorage_moves_local_disks_to_the_mapped_storage(pve9_sim, wait):
 def test_live_storage_migration_logs_the_mirror_and_the_downtime(pve_sim, wait):
     api = pve_sim.api()
     wait(api, api.nodes("pve-1").qemu.post(vmid=101, scsi0="local-lvm:4", net0="virtio,bridge=vmbr0", start=1))
-    upid = api.nodes("pve-1").qemu(101).migrate.post(target="pve-2", online=1, targetstorage="nas",
-                                                    **{"with-local-disks": 1})
+    options = {"target": "pve-2", "online": 1, "targetstorage": "nas", "with-local-disks": 1}
+    upid = api.nodes("pve-1").qemu(101).migrate.post(**options)
     assert wait(api, upid)["exitstatus"] == "OK"
     log = _log(api, "pve-1", upid)
     assert "drive-scsi0: transferred 4G of 4G (100.00%), ready" in log

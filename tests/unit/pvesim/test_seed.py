@@ -99,8 +99,8 @@ def test_default_seed_maps_the_gpus_of_both_nodes(sandbox):
         "id": "gpu-rtx3090", "type": "pci", "checks": [],
         "map": ["node=pve-1,path=0000:01:00,id=10de:2204", "node=pve-2,path=0000:01:00,id=10de:2204"]}]
     gpus = [d for d in api.nodes("pve-1").hardware.pci.get() if d["id"].startswith("0000:01:00")]
-    assert [(d["id"], d["vendor"], d["device"]) for d in gpus] == [("0000:01:00.0", "0x10de", "0x2204"),
-                                                                  ("0000:01:00.1", "0x10de", "0x1aef")]
+    expected = [("0000:01:00.0", "0x10de", "0x2204"), ("0000:01:00.1", "0x10de", "0x1aef")]
+    assert [(d["id"], d["vendor"], d["device"]) for d in gpus] == expected
 
 
 def test_built_in_seeds_by_name():
