@@ -831,6 +831,8 @@ class Guest(object):
         self.before = {}
         self.after = {}
         self.final_config = None
+        # True while self.current is what PVE returned after the last config-changing call.
+        self.config_fresh = False
         self.ip_addresses = []
         self.interfaces = []
 
@@ -958,6 +960,8 @@ class Guest(object):
         self.read_back()
 
     def task(self, method, suffix, what, **params):
+        if suffix in ("/config", "/resize"):
+            self.config_fresh = False
         result = getattr(self.client, method)(self.path(suffix), what=what, **params)
         return wait_result(self.client, self.node, result, what, self.timeout)
 
@@ -1012,6 +1016,7 @@ class Guest(object):
                                           vmid=self.vmid, **params)
                 wait_result(self.client, self.node, result, "creating %s" % self.what, self.timeout)
                 self.current = self.client.get(self.path("/config"), what=self.what)
+                self.config_fresh = True
             else:
                 self.current = dict(params)
             self.status = "stopped"
@@ -1029,6 +1034,7 @@ class Guest(object):
                                       **clone)
             wait_result(self.client, source["node"], result, what, self.timeout)
             self.current = self.client.get(self.path("/config"), what=self.what)
+            self.config_fresh = True
         else:
             self.current = dict((k, v) for k, v in self.source_config.items() if k not in ("template", "digest"))
             if self.p["name"]:
@@ -1117,7 +1123,7 @@ class Guest(object):
             self.pending_reboot = False
 
     def read_back(self):
-        if self.changed and not self.check:
+        if self.changed and not self.check and not self.config_fresh:
             self.current = self.client.get(self.path("/config"), what=self.what)
         self.final_config = mask(self.current)
         if self.status == "running" and not self.check:

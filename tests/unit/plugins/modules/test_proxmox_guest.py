@@ -70,6 +70,8 @@ def test_creates_a_cloud_init_vm_and_reruns_without_writes(pve_sim, run_module):
     assert result["changed"] and result["created"]
     assert result["vmid"] == 100 and result["node"] == "pve-1" and result["status"] == "stopped"
     assert paths(pve_sim) == [("POST", "/nodes/pve-1/qemu")]
+    # the new config is read once, after the create task; nothing changed it since
+    assert [r["path"] for r in pve_sim.reads()].count("/nodes/pve-1/qemu/100/config") == 1
     config = pve_sim.api().nodes("pve-1").qemu(100).config.get()
     assert unquote(config["sshkeys"]).splitlines() == KEYS
     assert "%20" in config["sshkeys"]  # urlencoded with %20, as PVE requires
