@@ -6,6 +6,11 @@
 Connection options and their argument spec, PVE version detection, UPID task waiting that checks
 the task's exit status, one clear message for API errors, 1/0 booleans, and retries with backoff
 for reads (connection errors and HTTP 5xx) only: a write is never sent twice.
+
+Also the one way to compare a PVE config with what a module wants (:func:`diff_config`, with
+PVE's defaults for absent keys and :data:`REMOVE` for keys that must not be set) and to predict
+the config after a write (:func:`applied`), and :class:`PveArray` for parameters PVE takes as
+arrays.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -62,46 +67,115 @@ def proxmox_module_kwargs():
     )
 
 
+# Desired value meaning "remove this key from the PVE config" (sent in ``delete``).
+REMOVE = "__ailab_remove__"
+
+
+class PveArray(list):
+    """A parameter PVE takes as an array (``map`` of a PCI mapping): sent as repeated form keys.
+
+    :func:`to_pve` joins other lists with commas, which is right for comma-list strings such as
+    storage ``content`` but breaks array items that contain commas.
+    """
+
+
 def to_pve(value):
-    """PVE takes 1/0 for booleans (it rejects 'True'); lists become comma lists."""
+    """PVE takes 1/0 for booleans (it rejects 'True'); lists become comma lists (a :class:`PveArray` stays one)."""
     if isinstance(value, bool):
         return 1 if value else 0
+    if isinstance(value, PveArray):
+        return value
     if isinstance(value, (list, tuple)):
         return ",".join(str(to_pve(v)) for v in value)
     return value
 
 
 def pve_params(params):
-    """Drop unset (None) parameters and convert the rest with :func:`to_pve`."""
-    return dict((k, to_pve(v)) for k, v in params.items() if v is not None)
+    """Drop unset (None) parameters and convert the rest with :func:`to_pve` (a :class:`PveArray` as a plain list)."""
+    return dict((k, list(v) if isinstance(v, PveArray) else to_pve(v)) for k, v in params.items() if v is not None)
 
 
-def _normalized(value, unordered):
-    value = to_pve(value)
-    if unordered and isinstance(value, str):
-        return ",".join(sorted(v.strip() for v in value.split(",") if v.strip()))
-    return str(value).strip() if value is not None else None
+# ------------------------------------------------------------------------------ config comparison
+def split_list(value):
+    """A PVE comma list (or a Python list) as a list of stripped, non-empty strings."""
+    if value is None:
+        return []
+    if isinstance(value, (list, tuple)):
+        return [str(v).strip() for v in value if str(v).strip()]
+    return [v.strip() for v in str(value).split(",") if v.strip()]
 
 
-def config_changes(desired, current, unordered=()):
-    """What to send so that ``current`` (as PVE returns it) matches ``desired``.
+def unordered_list(value):
+    """Comparison key for comma lists whose order and repeats do not matter (content, nodes, vmid, HA resources)."""
+    return ",".join(sorted(set(split_list(value))))
 
-    ``desired`` holds the options the user set (None = not managed, left alone). Values compare as
-    PVE stores them: booleans as 1/0, numbers as text, and the keys in ``unordered`` as comma lists
-    whose order does not matter (for example storage ``content`` or ``nodes``).
-    Returns ``(changes, before, after)``: the parameters to write, and the managed keys' values
-    before and after, for ``diff``.
+
+def with_defaults(entry, defaults):
+    """A PVE config with PVE's ``defaults`` for the keys it does not set (None counts as not set)."""
+    current = dict(defaults)
+    current.update(dict((k, v) for k, v in (entry or {}).items() if v is not None))
+    return current
+
+
+def _plain(value):
+    return None if value is None else str(to_pve(value)).strip()
+
+
+def diff_config(desired, current, normalizers=None, defaults=None):
+    """What to send so that ``current`` (a PVE config) matches ``desired``.
+
+    ``desired`` maps PVE keys to values (converted with :func:`to_pve`); None means "not managed"
+    and :data:`REMOVE` means "must not be set" (sent in ``delete`` when it is set). Values compare
+    as PVE stores them (booleans as 1/0, numbers as text, surrounding spaces ignored). ``defaults``
+    gives the value PVE assumes when a key is absent (``enabled`` = 1, ``disable`` = 0), so that
+    setting a key to its default on an object that does not have it is not a change.
+    ``normalizers`` maps keys to a function that makes two equivalent values equal
+    (:func:`unordered_list`, prune strings, node priorities).
+
+    Returns ``(params, delete, before, after)``: the parameters to write, the sorted keys to delete,
+    and the managed keys' values before (as ``current`` has them) and after, for ``diff``.
     """
-    changes, before, after = {}, {}, {}
+    normalizers = normalizers or {}
+    current = current or {}
+    compared = with_defaults(current, defaults or {})
+    params, delete, before, after = {}, [], {}, {}
     for key, value in desired.items():
         if value is None:
             continue
         old = current.get(key)
         before[key] = old
-        after[key] = to_pve(value)
-        if _normalized(value, key in unordered) != _normalized(old, key in unordered):
-            changes[key] = to_pve(value)
+        if value == REMOVE:
+            after[key] = None
+            if old is not None:
+                delete.append(key)
+            continue
+        new = to_pve(value)
+        after[key] = new
+        norm = normalizers.get(key, _plain)
+        if norm(new) != norm(compared.get(key)):
+            params[key] = new
+    return params, sorted(delete), before, after
+
+
+def config_changes(desired, current, unordered=()):
+    """:func:`diff_config` without defaults or removals: ``(changes, before, after)``.
+
+    The keys in ``unordered`` compare as comma lists whose order does not matter (for example
+    storage ``content`` or ``nodes``).
+    """
+    changes, delete, before, after = diff_config(desired, current, dict((k, unordered_list) for k in unordered))
     return changes, before, after
+
+
+def applied(current, params):
+    """``current`` after a write of ``params`` as PVE takes them: ``delete`` (a comma list) removes keys,
+    ``digest`` is no config key, a :class:`PveArray` is stored as a list."""
+    after = dict(current or {})
+    after.update((k, list(v) if isinstance(v, PveArray) else v) for k, v in params.items()
+                 if k not in ("delete", "digest"))
+    for key in split_list(params.get("delete")):
+        after.pop(key, None)
+    return after
 
 
 class ProxmoxError(Exception):

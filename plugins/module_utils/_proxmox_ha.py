@@ -6,10 +6,9 @@
 The one place for what the three HA modules (``proxmox_ha_group``, ``proxmox_ha_rule``,
 ``proxmox_ha_resource``) share:
 
-* single or list mode: a module takes either the options of one object or a list of dicts with
-  the same keys (``groups``/``rules``/``resources``); every object is validated by the same rules
-  (:class:`ItemSpec`) before any request, and list mode reads each collection once and writes only
-  the differences, optionally removing unlisted objects (``purge``);
+* their options, one ``_proxmox_list.ItemSpec`` each (single or list mode: every object is
+  validated by the same rules before any request; list mode reads each collection once and writes
+  only the differences, optionally removing unlisted objects with ``purge``);
 * the plan/apply engine (:func:`run_ha_module`): read, work out every write, fail on bad input
   before the first write, then write in a fixed order (deletions, resources, rules, failback,
   migrations), or only predict in check mode;
@@ -24,15 +23,18 @@ __metaclass__ = type
 import re
 import time
 
-from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 from ansible_collections.ailab.cluster.plugins.module_utils._proxmox import (
+    REMOVE,
     ProxmoxClient,
     ProxmoxError,
-    config_changes,
-    proxmox_argument_spec,
-    proxmox_module_kwargs,
+    applied,
+    diff_config,
+    split_list,
+    to_pve,
+    unordered_list,
+    with_defaults,
 )
+from ansible_collections.ailab.cluster.plugins.module_utils._proxmox_list import ItemSpec, list_diff
 
 # PVE 9 turned every HA group into a node-affinity rule with this prefix (pve-ha-manager's own
 # migration does the same); the group module manages that rule and the resource module its members.
@@ -48,15 +50,6 @@ def group_rule_id(group):
     return GROUP_RULE_PREFIX + group
 
 
-def split_list(value):
-    """``"a,b"`` or ``["a", "b"]`` -> ``["a", "b"]`` (PVE returns lists as comma strings)."""
-    if value is None:
-        return []
-    if isinstance(value, (list, tuple)):
-        return [str(v).strip() for v in value if str(v).strip()]
-    return [v.strip() for v in str(value).split(",") if v.strip()]
-
-
 def node_priorities(value):
     """``"pve-1:2,pve-2"`` -> ``{"pve-1": 2, "pve-2": 0}`` (no priority is priority 0 in PVE)."""
     nodes = {}
@@ -69,10 +62,6 @@ def node_priorities(value):
 def canonical_nodes(value):
     """Node list in one comparable form: sorted ``node:prio``."""
     return ",".join("%s:%s" % (n, p) for n, p in sorted(node_priorities(value).items()))
-
-
-def canonical_sids(value):
-    return ",".join(sorted(set(split_list(value))))
 
 
 def check_nodes(nodes):
@@ -103,94 +92,6 @@ def check_configid(value, what):
     if not _CONFIGID_RE.match(value or ""):
         return "%s must start with a letter and hold at least two letters, digits, '-' or '_', got %r" % (what, value)
     return None
-
-
-# ------------------------------------------------------------------ options
-class ItemSpec(object):
-    """The options of one HA object, used for the single-object options and for each list item.
-
-    ``options`` is an Ansible argument spec with the real ``required`` and ``default`` values; it
-    validates each object (together with ``rules``: mutually_exclusive, required_if, ... and
-    ``check``, a function returning an error text for what an argument spec cannot say). The
-    module's own argument spec (:meth:`argument_spec`) drops ``required`` and ``default``, so that
-    an unset top-level option can be told apart from a default and list mode can refuse them.
-    """
-
-    def __init__(self, kind, list_name, identity, options, rules=None, check=None, key=None):
-        self.kind = kind
-        self._key = key
-        self.list_name = list_name
-        self.identity = identity
-        self.options = options
-        self.rules = rules or {}
-        self.check = check
-
-    def _loose(self):
-        return dict((key, dict((k, v) for k, v in option.items() if k not in ("required", "default")))
-                    for key, option in self.options.items())
-
-    def argument_spec(self, **module_options):
-        """Connection options + single-object options + the list option + ``purge`` + own options."""
-        spec = self._loose()
-        spec[self.list_name] = dict(type="list", elements="dict", options=self._loose())
-        spec["purge"] = dict(type="bool", default=False)
-        spec.update(module_options)
-        return proxmox_argument_spec(**spec)
-
-    def module(self, **module_options):
-        """The AnsibleModule for this spec (check mode supported)."""
-        kwargs = proxmox_module_kwargs()
-        kwargs["required_one_of"] = kwargs.get("required_one_of", []) + [self._required_one()]
-        return AnsibleModule(argument_spec=self.argument_spec(**module_options), supports_check_mode=True, **kwargs)
-
-    def _required_one(self):
-        keys = [self.identity, self.list_name]
-        for group in self.rules.get("required_one_of", []):
-            if self.identity in group:  # e.g. resources: sid or vmid
-                keys = list(group) + [self.list_name]
-        return tuple(keys)
-
-    def items(self, module):
-        """``(items, list_mode)``: every object validated, defaults filled in; fails the module on bad input."""
-        params = module.params
-        given = sorted(k for k in self.options if params.get(k) is not None)
-        if params.get(self.list_name) is not None:
-            if given:
-                module.fail_json(msg="%s: set %s inside each item of %s, not next to the list (list mode takes "
-                                     "only %s and purge)" % (self.kind, ", ".join(given), self.list_name,
-                                                             self.list_name))
-            raw, list_mode = params[self.list_name], True
-        else:
-            if params.get("purge"):
-                module.fail_json(msg="%s: purge needs list mode: give the complete list in %s"
-                                     % (self.kind, self.list_name))
-            raw, list_mode = [dict((k, params.get(k)) for k in self.options)], False
-        validator = ArgumentSpecValidator(self.options, **self.rules)
-        items, seen = [], set()
-        for index, raw_entry in enumerate(raw):
-            entry = dict((k, v) for k, v in (raw_entry or {}).items() if v is not None and k in self.options)
-            label = "%s[%d]" % (self.list_name, index) if list_mode else self.kind
-            result = validator.validate(entry)
-            errors = list(result.error_messages)
-            item = result.validated_parameters
-            if not errors and self.check:
-                error = self.check(item)
-                if error:
-                    errors.append(error)
-            if errors:
-                name = entry.get(self.identity) or entry.get("vmid")
-                module.fail_json(msg="%s%s: %s" % (label, " (%s)" % name if name and list_mode else "",
-                                                   "; ".join(errors)))
-            key = self.key(item)
-            if key in seen:
-                module.fail_json(msg="%s: %s %s is listed twice; list each object once" % (label, self.kind, key))
-            seen.add(key)
-            items.append(item)
-        return items, list_mode
-
-    def key(self, item):
-        """The object's id (its name, or ``vm:100`` for a resource)."""
-        return self._key(item) if self._key else item[self.identity]
 
 
 # ------------------------------------------------------------------ engine
@@ -338,42 +239,22 @@ def run_ha_module(planner_class, **module_options):
     result = dict(changed=changed)
     result.update(planner.return_values(list_mode))
     if module._diff:
-        result["diff"] = dict(before=_diff_side(planner.before, list_mode), after=_diff_side(planner.after, list_mode))
+        result["diff"] = list_diff(planner.before, planner.after, list_mode)
     module.exit_json(**result)
 
 
-def _diff_side(side, list_mode):
-    """List mode: ``{id: config}`` of the changed objects; single mode: the object's config."""
-    if list_mode:
-        return side
-    return next(iter(side.values()), {}) if side else {}
+# Node lists compare with their priorities in any order, resource lists in any order.
+NORMALIZERS = {"nodes": canonical_nodes, "resources": unordered_list}
 
 
-def compare(desired, current):
-    """The PUT parameters that make ``current`` match ``desired`` (:func:`config_changes`; None = not
-    managed), where a desired ``""`` removes the option (``delete``)."""
-    changes = config_changes(desired, current)[0]
-    params = dict((k, v) for k, v in changes.items() if v != "")
-    delete = sorted(k for k, v in changes.items() if v == "")
+def update_params(desired, current, defaults):
+    """The PUT parameters that make ``current`` match ``desired`` (:func:`diff_config` with PVE's
+    ``defaults``; None = not managed), where a desired ``""`` removes the option (``delete``)."""
+    desired = dict((k, REMOVE if to_pve(v) == "" else v) for k, v in desired.items())
+    params, delete, _before, _after = diff_config(desired, current, NORMALIZERS, defaults)
     if delete:
         params["delete"] = ",".join(delete)
     return params
-
-
-def with_defaults(entry, defaults):
-    """A PVE config as compared: unset options get PVE's default, booleans 1/0 as text."""
-    current = dict(defaults)
-    current.update(dict((k, v) for k, v in (entry or {}).items() if v is not None))
-    return current
-
-
-def applied(current, params):
-    """``current`` after a PUT of ``params`` (``delete`` removes options)."""
-    after = dict(current or {})
-    after.update(dict((k, v) for k, v in params.items() if k not in ("delete", "digest")))
-    for key in split_list(params.get("delete")):
-        after.pop(key, None)
-    return after
 
 
 # ------------------------------------------------------------------ groups
@@ -442,8 +323,6 @@ class GroupPlanner(Planner):
                     self.write(GROUPS, "delete", "cluster/ha/groups/%s" % name, "HA group %s" % name)
                 self.record(name, "deleted" if current else "absent", before, None)
                 continue
-            desired = dict(nodes=canonical_nodes(item["nodes"]), restricted=item["restricted"],
-                           nofailback=item["nofailback"], comment=item["comment"])
             send = dict(nodes=",".join(item["nodes"]), restricted=item["restricted"],
                         nofailback=item["nofailback"], comment=item["comment"] or None)
             if current is None:
@@ -452,12 +331,9 @@ class GroupPlanner(Planner):
                 after = self._group_view(name, dict((k, v) for k, v in send.items() if v is not None))
                 self.record(name, "created", None, after)
                 continue
-            now = with_defaults(current, GROUP_DEFAULTS)
-            now["nodes"] = canonical_nodes(now.get("nodes"))
-            params = compare(desired, now)
+            params = update_params(dict(send, comment=item["comment"]), current, GROUP_DEFAULTS)
             if "nodes" in params:
                 self.check_nodes_exist("HA group %s" % name, item["nodes"])
-                params["nodes"] = send["nodes"]
             after = applied(current, params)
             if params:
                 self.write(GROUPS, "put", "cluster/ha/groups/%s" % name, "HA group %s" % name, params)
@@ -518,14 +394,11 @@ class GroupPlanner(Planner):
                     "is enough)." % (name, rule_id, name))
                 self.record(name, "deferred", None, None, rule=rule_id)
                 continue
-            desired = dict(nodes=canonical_nodes(item["nodes"]), strict=item["restricted"], comment=item["comment"],
+            desired = dict(nodes=",".join(item["nodes"]), strict=item["restricted"], comment=item["comment"],
                            disable=False)
-            now = with_defaults(current, RULE_DEFAULTS)
-            now["nodes"] = canonical_nodes(now.get("nodes"))
-            params = compare(desired, now)
+            params = update_params(desired, current, RULE_DEFAULTS)
             if "nodes" in params:
                 self.check_nodes_exist("HA group %s" % name, item["nodes"])
-                params["nodes"] = ",".join(item["nodes"])
             if params.get("disable") == 0:  # enabled is the default: drop the option instead of writing 0
                 del params["disable"]
                 params["delete"] = ",".join(sorted(split_list(params.get("delete")) + ["disable"]))
@@ -680,19 +553,12 @@ class RulePlanner(Planner):
 
     @staticmethod
     def _update_params(item, current, send):
-        desired = dict(resources=canonical_sids(item["resources"]), disable=item["disable"], comment=item["comment"])
-        now = with_defaults(current, RULE_DEFAULTS)
-        now["resources"] = canonical_sids(now.get("resources"))
+        desired = dict(resources=send["resources"], disable=item["disable"], comment=item["comment"])
         if item["type"] == "node-affinity":
-            desired.update(nodes=canonical_nodes(item["nodes"]), strict=item["strict"])
-            now["nodes"] = canonical_nodes(now.get("nodes"))
+            desired.update(nodes=send["nodes"], strict=item["strict"])
         else:
             desired.update(affinity=item["affinity"])
-        params = compare(desired, now)
-        for key in ("nodes", "resources"):
-            if key in params:
-                params[key] = send[key]
-        return params
+        return update_params(desired, current, RULE_DEFAULTS)
 
     def _check_future(self, future, touched):
         """Refuse, before any write, what PVE would refuse half-way: unmanaged resources, a resource in
@@ -882,10 +748,8 @@ class ResourcePlanner(Planner):
                 self._check_group_exists(sid, create["group"])
             self.write(RESOURCES, "post", "cluster/ha/resources", "HA resource %s" % sid, dict(sid=sid, **create))
             return "created", self._view(sid, create)
-        now = with_defaults(current, RESOURCE_DEFAULTS)
-        if now["state"] == "enabled":
-            now["state"] = "started"
-        params = compare(desired, now)
+        now = dict(current, state="started") if current.get("state") == "enabled" else current
+        params = update_params(desired, now, RESOURCE_DEFAULTS)
         if params.get("group"):
             self._check_group_exists(sid, params["group"])
         if params:
@@ -978,7 +842,7 @@ class ResourcePlanner(Planner):
             old, new = baseline.get(name), rules[name]
             if old is None:
                 self.write(RULES_GROW, "post", "cluster/ha/rules", "HA rule %s" % name, dict(rule=name, **new))
-            elif canonical_sids(old.get("resources")) == canonical_sids(new.get("resources")):
+            elif unordered_list(old.get("resources")) == unordered_list(new.get("resources")):
                 continue
             elif not split_list(new.get("resources")):
                 self.write(RULES_SHRINK, "delete", "cluster/ha/rules/%s" % name, "HA rule %s" % name)

@@ -269,21 +269,20 @@ included_volumes:
 
 import re
 
-from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.ailab.cluster.plugins.module_utils._proxmox import ProxmoxError
-from ansible_collections.ailab.cluster.plugins.module_utils._proxmox_bulk import (
-    PRUNE_OPTIONS,
+from ansible_collections.ailab.cluster.plugins.module_utils._proxmox import (
     REMOVE,
+    ProxmoxError,
+    diff_config,
+    split_list,
+    unordered_list,
+)
+from ansible_collections.ailab.cluster.plugins.module_utils._proxmox_list import (
+    PRUNE_OPTIONS,
     Change,
     CollectionManager,
-    bulk_argument_spec,
-    bulk_module_kwargs,
-    diff_config,
     prune_key,
     prune_to_pve,
     run_collection_module,
-    split_list,
-    unordered,
 )
 
 ITEM_OPTIONS = dict(
@@ -309,7 +308,7 @@ ITEM_OPTIONS = dict(
 SELECTION = ("vmid", "all", "pool")
 # Values PVE assumes when the key is absent.
 DEFAULTS = {"enabled": 1, "all": 0, "repeat-missed": 0, "mode": "snapshot", "compress": "0"}
-NORMALIZERS = {"vmid": unordered, "exclude": unordered, "mailto": unordered, "prune-backups": prune_key}
+NORMALIZERS = {"vmid": unordered_list, "exclude": unordered_list, "mailto": unordered_list, "prune-backups": prune_key}
 # Options whose empty value means "remove it".
 REMOVABLE_EMPTY = ("exclude", "mailto", "comment", "node", "notes_template")
 JOB_ID = re.compile(r"^[a-z][a-z0-9_-]+$", re.IGNORECASE)
@@ -448,12 +447,7 @@ class BackupJobManager(CollectionManager):
 
 
 def main():
-    module = AnsibleModule(
-        argument_spec=bulk_argument_spec(ITEM_OPTIONS, "id", "jobs", report_included=dict(type="bool", default=False)),
-        supports_check_mode=True,
-        **bulk_module_kwargs(ITEM_OPTIONS, "id", "jobs")
-    )
-    run_collection_module(module, BackupJobManager)
+    run_collection_module(BackupJobManager, report_included=dict(type="bool", default=False))
 
 
 if __name__ == "__main__":

@@ -174,16 +174,15 @@ changes:
 
 import re
 
-from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.ailab.cluster.plugins.module_utils._proxmox import ProxmoxError
-from ansible_collections.ailab.cluster.plugins.module_utils._proxmox_bulk import (
+from ansible_collections.ailab.cluster.plugins.module_utils._proxmox import (
     REMOVE,
+    ProxmoxError,
+    PveArray,
+    diff_config,
+)
+from ansible_collections.ailab.cluster.plugins.module_utils._proxmox_list import (
     Change,
     CollectionManager,
-    PveArray,
-    bulk_argument_spec,
-    bulk_module_kwargs,
-    diff_config,
     run_collection_module,
 )
 
@@ -371,12 +370,7 @@ class PciMappingManager(CollectionManager):
 
 
 def main():
-    module = AnsibleModule(
-        argument_spec=bulk_argument_spec(ITEM_OPTIONS, "id", "mappings", check_devices=dict(type="bool", default=True)),
-        supports_check_mode=True,
-        **bulk_module_kwargs(ITEM_OPTIONS, "id", "mappings")
-    )
-    run_collection_module(module, PciMappingManager)
+    run_collection_module(PciMappingManager, check_devices=dict(type="bool", default=True))
 
 
 if __name__ == "__main__":

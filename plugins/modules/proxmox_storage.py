@@ -264,20 +264,19 @@ changes:
 
 import re
 
-from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.ailab.cluster.plugins.module_utils._proxmox import ProxmoxError
-from ansible_collections.ailab.cluster.plugins.module_utils._proxmox_bulk import (
-    PRUNE_OPTIONS,
+from ansible_collections.ailab.cluster.plugins.module_utils._proxmox import (
     REMOVE,
+    ProxmoxError,
+    diff_config,
+    unordered_list,
+)
+from ansible_collections.ailab.cluster.plugins.module_utils._proxmox_list import (
+    PRUNE_OPTIONS,
     Change,
     CollectionManager,
-    bulk_argument_spec,
-    bulk_module_kwargs,
-    diff_config,
     prune_key,
     prune_to_pve,
     run_collection_module,
-    unordered,
 )
 
 ITEM_OPTIONS = dict(
@@ -337,7 +336,7 @@ DATA_STAYS = {"nfs": "its data stays on the server", "dir": "its data stays in t
 # Values PVE assumes when the key is absent.
 DEFAULTS = {"disable": 0, "shared": 0, "sparse": 0, "mkdir": 1, "create-base-path": 1, "create-subdirs": 1,
             "snapshot-as-volume-chain": 0}
-NORMALIZERS = {"content": unordered, "nodes": unordered, "prune-backups": prune_key,
+NORMALIZERS = {"content": unordered_list, "nodes": unordered_list, "prune-backups": prune_key,
                "path": lambda v: None if v is None else (str(v).rstrip("/") or "/")}
 PVE9_OPTIONS = ("snapshot_as_volume_chain",)
 STORAGE_ID = re.compile(r"^[a-z][a-z0-9\-_.]*[a-z0-9]$", re.IGNORECASE)
@@ -446,12 +445,7 @@ class StorageManager(CollectionManager):
 
 
 def main():
-    module = AnsibleModule(
-        argument_spec=bulk_argument_spec(ITEM_OPTIONS, "storage", "storages"),
-        supports_check_mode=True,
-        **bulk_module_kwargs(ITEM_OPTIONS, "storage", "storages")
-    )
-    run_collection_module(module, StorageManager)
+    run_collection_module(StorageManager)
 
 
 if __name__ == "__main__":

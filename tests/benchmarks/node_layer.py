@@ -66,7 +66,7 @@ def inventory(names, path):
 
 def playbook(play, inv, env):
     started = time.monotonic()
-    proc = subprocess.run(["ansible-playbook", "-i", str(inv), str(play)], cwd=ROOT, env=env,
+    proc = subprocess.run([str(Path(sys.executable).parent / "ansible-playbook"), "-i", str(inv), str(play)], cwd=ROOT, env=env,
                           check=False, capture_output=True, text=True)
     seconds = time.monotonic() - started
     if proc.returncode != 0:

@@ -1,13 +1,20 @@
-"""The shared Proxmox VE client (module_utils/_proxmox.py) against the simulator."""
+"""The shared Proxmox VE client and config comparison (module_utils/_proxmox.py), against the simulator."""
 
 import pytest
 
 from ansible_collections.ailab.cluster.plugins.module_utils._proxmox import (
+    REMOVE,
     ProxmoxClient,
     ProxmoxError,
+    PveArray,
+    applied,
     config_changes,
+    diff_config,
     pve_params,
+    split_list,
     to_pve,
+    unordered_list,
+    with_defaults,
 )
 
 
@@ -95,3 +102,92 @@ def test_config_changes_reports_only_differences():
     assert changes == {"onboot": 0, "tags": "gpu"}
     assert before == {"onboot": 1, "cores": 4, "tags": None}
     assert after == {"onboot": 0, "cores": 4, "tags": "gpu"}
+
+
+def test_config_changes_ignores_order_and_repeats_of_unordered_keys():
+    changes = config_changes({"content": ["iso", "images", "iso"]}, {"content": "images,iso"}, unordered=("content",))[0]
+    assert changes == {}
+    changes = config_changes({"content": "iso,images"}, {"content": "images,iso"})[0]
+    assert changes == {"content": "iso,images"}  # ordered by default
+
+
+# ------------------------------------------------------------------------------ comparison helpers
+def test_split_list_takes_comma_strings_and_lists():
+    assert split_list(None) == []
+    assert split_list(" a, ,b ,") == ["a", "b"]
+    assert split_list(["a ", "", 100]) == ["a", "100"]
+    assert unordered_list("vm:101, vm:100,vm:101") == unordered_list(["vm:100", "vm:101"]) == "vm:100,vm:101"
+    assert unordered_list(None) == ""
+
+
+def test_with_defaults_fills_only_unset_keys():
+    assert with_defaults({"enabled": None, "comment": "x"}, {"enabled": 1, "comment": "", "all": 0}) == {
+        "enabled": 1, "comment": "x", "all": 0}
+    assert with_defaults(None, {"disable": 0}) == {"disable": 0}
+
+
+def test_diff_config_uses_defaults_for_absent_keys():
+    defaults = {"enabled": 1, "repeat-missed": 0}
+    current = {"schedule": "sun 01:00"}
+    params, delete, before, after = diff_config({"enabled": True, "repeat-missed": True}, current, defaults=defaults)
+    assert params == {"repeat-missed": 1} and delete == []  # enabled: true is the default, not a change
+    assert before == {"enabled": None, "repeat-missed": None}
+    assert after == {"enabled": 1, "repeat-missed": 1}
+    params = diff_config({"enabled": False}, current, defaults=defaults)[0]
+    assert params == {"enabled": 0}
+
+
+def test_diff_config_removes_only_keys_that_are_set():
+    current = {"nodes": "pve-1", "comment": "old", "cores": "2"}
+    desired = {"nodes": REMOVE, "mailto": REMOVE, "cores": 2, "comment": None}
+    params, delete, before, after = diff_config(desired, current)
+    assert params == {} and delete == ["nodes"]
+    assert before == {"nodes": "pve-1", "mailto": None, "cores": "2"}
+    assert after == {"nodes": None, "mailto": None, "cores": 2}
+    assert "comment" not in before  # None: not managed
+
+
+def test_diff_config_normalizers_make_equivalent_values_equal():
+    current = {"content": "iso,images", "path": "/srv/backups/"}
+    normalizers = {"content": unordered_list, "path": lambda v: None if v is None else v.rstrip("/")}
+    desired = {"content": ["images", "iso"], "path": "/srv/backups"}
+    assert diff_config(desired, current, normalizers)[:2] == ({}, [])
+    params = diff_config(dict(desired, content=["images"]), current, normalizers)[0]
+    assert params == {"content": "images"}  # what is sent is the desired value as PVE takes it
+
+
+def test_applied_predicts_the_config_after_a_write():
+    current = {"comment": "old", "nodes": "pve-1", "digest": "abc"}
+    after = applied(current, {"nodes": "pve-1,pve-2", "map": PveArray(["node=pve-1,path=0000:01:00"]),
+                              "delete": "comment", "digest": "new"})
+    assert after == {"nodes": "pve-1,pve-2", "map": ["node=pve-1,path=0000:01:00"], "digest": "abc"}
+    assert type(after["map"]) is list
+    assert current["comment"] == "old"  # the input is not changed
+    assert applied(None, {"type": "dir"}) == {"type": "dir"}
+
+
+def test_pve_array_is_kept_as_an_array():
+    entries = PveArray(["node=pve-1,path=0000:01:00", "node=pve-2,path=0000:01:00"])
+    assert to_pve(entries) is entries
+    sent = pve_params({"map": entries, "description": None, "mdev": False})
+    assert sent == {"map": list(entries), "mdev": 0} and type(sent["map"]) is list
+
+
+def test_pve_array_is_written_as_repeated_keys(pve9_sim):
+    client = client_for(pve9_sim)
+    entries = ["node=pve-1,path=0000:01:00,id=10de:2204", "node=pve-2,path=0000:01:00,id=10de:2204"]
+    pve9_sim.clear_log()
+    client.post("cluster/mapping/pci", what="PCI mapping gpu", id="gpu", map=PveArray(entries), mdev=False)
+    writes = pve9_sim.writes()
+    assert [(w["method"], w["path"]) for w in writes] == [("POST", "/cluster/mapping/pci")]
+    assert writes[0]["params"]["map"] == entries
+    assert client.writes == 1
+    stored = {m["id"]: m for m in client.get("cluster/mapping/pci")}["gpu"]
+    assert sorted(stored["map"]) == entries
+
+
+def test_a_parameter_named_path_is_sent_as_a_parameter(pve9_sim):
+    client = client_for(pve9_sim)
+    pve9_sim.clear_log()
+    client.post("storage", what="storage scratch", storage="scratch", type="dir", path="/srv/scratch", content="iso")
+    assert [(w["path"], w["params"]["path"]) for w in pve9_sim.writes()] == [("/storage", "/srv/scratch")]
