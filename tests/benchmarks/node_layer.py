@@ -16,6 +16,7 @@ Usage: .venv/bin/python tests/benchmarks/node_layer.py [--sizes 1,3,6] [--image 
 import argparse
 import os
 import re
+import resource
 import subprocess
 import sys
 import tempfile
@@ -64,7 +65,30 @@ def inventory(names, path):
     path.write_text("\n".join(lines) + "\n")
 
 
-def playbook(play, inv, env):
+def node_cpu_seconds(names):
+    """CPU time used so far by the containers (cgroup v1 cpuacct, or v2 cpu.stat), in seconds."""
+    total = 0.0
+    for name in names:
+        cid = sh(["docker", "inspect", "-f", "{{.Id}}", name], capture_output=True).stdout.strip()
+        v1 = Path("/sys/fs/cgroup/cpuacct/docker", cid, "cpuacct.usage")
+        v2 = Path("/sys/fs/cgroup/system.slice", f"docker-{cid}.scope", "cpu.stat")
+        if v1.exists():
+            total += int(v1.read_text()) / 1e9
+        elif v2.exists():
+            total += int(re.search(r"usage_usec (\d+)", v2.read_text()).group(1)) / 1e6
+        else:
+            return None
+    return total
+
+
+def controller_cpu_seconds():
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def playbook(play, inv, env, names=()):
+    """Run one playbook; returns wall seconds, changed counts and (controller, nodes) CPU seconds."""
+    nodes_before, ctl_before = node_cpu_seconds(names), controller_cpu_seconds()
     started = time.monotonic()
     proc = subprocess.run([str(Path(sys.executable).parent / "ansible-playbook"), "-i", str(inv), str(play)], cwd=ROOT, env=env,
                           check=False, capture_output=True, text=True)
@@ -73,7 +97,9 @@ def playbook(play, inv, env):
         sys.stdout.write(proc.stdout[-4000:] + proc.stderr[-2000:])
         raise SystemExit(f"{play.name} failed (rc={proc.returncode})")
     changed = [int(c) for c in re.findall(r"changed=(\d+)", proc.stdout)]
-    return seconds, changed
+    nodes_after = node_cpu_seconds(names)
+    nodes_cpu = None if nodes_before is None or nodes_after is None else nodes_after - nodes_before
+    return seconds, changed, (controller_cpu_seconds() - ctl_before, nodes_cpu)
 
 
 def main():
@@ -103,23 +129,43 @@ def main():
                 inv = Path(tmp) / f"inventory-{n}.yml"
                 inventory(names, inv)
                 playbook(SCENARIO / "prepare.yml", inv, env)
-                converge_s, converge_changed = playbook(SCENARIO / "converge.yml", inv, env)
-                noop_s, noop_changed = playbook(SCENARIO / "converge.yml", inv, env)
-                rows.append((n, converge_s, sum(converge_changed), noop_s, noop_changed))
-                print(f"nodes={n}: converge {converge_s:6.1f}s (changed={sum(converge_changed)}), "
-                      f"no-op {noop_s:6.1f}s (changed per node={noop_changed})", flush=True)
+                for run in ("converge", "no-op"):
+                    seconds, changed, (ctl, nodes) = playbook(SCENARIO / "converge.yml", inv, env, names)
+                    rows.append(dict(nodes=n, run=run, wall=seconds, changed=changed, ctl=ctl, node_cpu=nodes))
+                    print(f"nodes={n} {run}: {seconds:6.1f}s, changed per node={changed}, CPU controller "
+                          f"{ctl:.1f}s, nodes {fmt(nodes)}s", flush=True)
             finally:
                 if not (args.keep and n == sizes[-1]):
                     remove(names)
 
+    cpus = os.cpu_count()
     print()
-    print(f"{'nodes':>5}  {'converge s':>10}  {'no-op s':>8}  no-op changed=0")
-    for n, c, _first_changed, o, oc in rows:
-        print(f"{n:>5}  {c:>10.1f}  {o:>8.1f}  {'yes' if all(x == 0 for x in oc) else 'NO ' + str(oc)}")
-    first = {r[0]: r for r in rows}
-    if 1 in first and 6 in first:
-        print(f"growth 6/1: converge x{first[6][1] / first[1][1]:.2f}, no-op x{first[6][3] / first[1][3]:.2f}")
-    return 0 if all(all(x == 0 for x in r[4]) for r in rows) else 1
+    print(f"{'nodes':>5}  {'run':<8}  {'wall s':>7}  {'ctl CPU s':>9}  {'node CPU s':>10}  {'CPU floor s':>11}  {'wall/floor':>10}  changed=0")
+    for r in rows:
+        floor = None if r["node_cpu"] is None else (r["ctl"] + r["node_cpu"]) / cpus
+        r["floor"] = floor
+        ok = "yes" if all(x == 0 for x in r["changed"]) else "no"
+        print(f"{r['nodes']:>5}  {r['run']:<8}  {r['wall']:>7.1f}  {r['ctl']:>9.1f}  {fmt(r['node_cpu']):>10}  "
+              f"{fmt(floor):>11}  {fmt(None if floor is None else r['wall'] / floor, 2):>10}  "
+              f"{ok if r['run'] == 'no-op' else '-'}")
+    by = dict(((r["nodes"], r["run"]), r) for r in rows)
+    big = max(sizes)
+    if 1 in sizes and big > 1:
+        print()
+        print(f"{cpus} CPUs. CPU floor = (controller + node CPU seconds) / CPUs: no run of that work can be faster here.")
+        for run in ("converge", "no-op"):
+            one, many = by[(1, run)], by[(big, run)]
+            growth = many["wall"] / one["wall"]
+            line = f"growth {big}/1 {run}: wall x{growth:.2f} (target <= x1.5: {'PASS' if growth <= 1.5 else 'FAIL'})"
+            if many["floor"]:
+                line += (f"; CPU work x{(many['ctl'] + many['node_cpu']) / (one['ctl'] + one['node_cpu']):.2f}; "
+                         f"{big}-node floor / 1-node wall x{many['floor'] / one['wall']:.2f}")
+            print(line)
+    return 0 if all(all(x == 0 for x in r["changed"]) for r in rows if r["run"] == "no-op") else 1
+
+
+def fmt(value, digits=1):
+    return "n/a" if value is None else f"{value:.{digits}f}"
 
 
 if __name__ == "__main__":
