@@ -1,6 +1,7 @@
 """The proxmox_cluster role run by ansible-playbook against the PVE API simulator.
 
-The simulator's lab is the existing cluster ``ailab`` (pve-1, pve-2): the role must only read its
+The role applies ``ailab.cluster.proxmox_cluster`` once with the connection of each node. The
+simulator's lab is the existing cluster ``ailab`` (pve-1, pve-2): the role must only read its
 status. Simulators seeded with standalone nodes (no cluster name) cover the create/join plan and
 a real create and join, which Proxmox VE allows only to root@pam logged in with its password.
 """
@@ -50,10 +51,9 @@ def test_existing_cluster_is_detected_and_nothing_is_written(pve9_sim, tmp_path)
     assert run.rc == 0, run.stdout[-3000:]
     assert run.stats["localhost"]["changed"] == 0
     assert pve9_sim.writes() == []
-    assert [r["path"] for r in pve9_sim.reads()] == ["/version", "/cluster/status", "/cluster/ha/status/current",
-                                                     "/storage"]
+    assert [r["path"] for r in pve9_sim.reads()] == ["/cluster/status"]
     report = run.results("Report the cluster", "localhost")[0]["msg"]
-    assert "Cluster ailab: exists; nodes to join: none" in report
+    assert "Cluster ailab: exists; nodes joined: none" in report
 
 
 def test_another_cluster_name_fails_before_any_write(pve9_sim, tmp_path):
@@ -95,10 +95,12 @@ def test_standalone_node_check_mode_plans_create_and_join(standalone_sim, tmp_pa
     run = run_playbook(tmp_path, plays(standalone_sim, proxmox_cluster_name="ailab", proxmox_cluster_nodes=nodes,
                                        proxmox_cluster_join_password="secret"), INVENTORY, check=True)
     assert run.rc == 0, run.stdout[-3000:]
-    assert run.results("Announce the cluster creation (check mode)", "localhost")[0]["changed"]
-    assert run.results("Announce the join (check mode)", "localhost")[0]["msg"] == "Would join pve-2 to cluster ailab"
+    planned = run.results("Create the cluster and join the missing nodes", "localhost")[0]
+    assert planned["changed"] and planned["created"] and planned["joined"] == ["pve-2"]
+    report = run.results("Report the cluster", "localhost")[0]["msg"]
+    assert report == "Cluster ailab: to be created on pve-1; nodes to join: pve-2"
     assert standalone_sim.writes() == []
-    # the first node's status (module) and pve-2's own status (role, logged in with the password)
+    # the first node's status, and pve-2's own status (logged in with its password)
     statuses = [r for r in standalone_sim.requests_log() if r["path"] == "/cluster/status"]
     assert [r["status"] for r in statuses] == [200, 200]
 
@@ -118,6 +120,9 @@ def test_standalone_nodes_become_the_cluster_with_root_passwords(tmp_path):
         assert [(w["method"], w["path"], w["status"]) for w in writes] == [
             ("POST", "/cluster/config", 200), ("POST", "/cluster/config/join", 200)]
         assert writes[0]["params"] == {"clustername": "ailab", "link0": "192.168.10.11"}
+        assert (writes[1]["params"]["hostname"], writes[1]["params"]["link0"]) == ("192.168.10.11", "192.168.10.12")
+        report = run.results("Report the cluster", "localhost")[0]["msg"]
+        assert report == "Cluster ailab: created on pve-1; nodes joined: pve-2"
         cluster, *members = sim.api().cluster.status.get()
         assert (cluster["name"], [m["name"] for m in members]) == ("ailab", ["pve-1", "pve-2"])
         sim.clear_log()
