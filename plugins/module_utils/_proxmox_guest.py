@@ -4,7 +4,8 @@
 """Guest helpers shared by proxmox_guest and proxmox_migrate (private to the collection).
 
 Finding a guest in ``/cluster/resources``, PVE property strings (``virtio=BC:24:11:..,bridge=vmbr0``)
-parsed into comparable key=value sets, disk sizes (``32G`` equals ``32768M``), tags, and waiting on
+parsed into comparable key=value sets, disk sizes (``32G`` equals ``32768M``), tags, the
+fingerprint tag of ``config_check: fingerprint`` (``ailab-fp-<12 hex digits>``), and waiting on
 the UPID an API call may or may not return. All Proxmox calls still go through ``_proxmox.py``.
 """
 
@@ -12,6 +13,8 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import hashlib
+import json
 import re
 
 from ansible_collections.ailab.cluster.plugins.module_utils._proxmox import ProxmoxError
@@ -221,3 +224,31 @@ def split_tags(value):
 
 def tags_key(value):
     return ";".join(sorted(set(split_tags(value))))
+
+
+# ------------------------------------------------------------------ fingerprint tags
+# A PVE tag (format pve-tag: [a-z0-9_][a-z0-9_\-+.]*, case-insensitive) that holds the fingerprint
+# of the options a guest was last checked against.
+FINGERPRINT_PREFIX = "ailab-fp-"
+FINGERPRINT_DIGITS = 12
+
+
+def fingerprint_tag(data):
+    """``ailab-fp-`` and the first 12 hex digits of the SHA-256 of ``data`` as canonical JSON."""
+    text = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    return FINGERPRINT_PREFIX + hashlib.sha256(text.encode("utf-8")).hexdigest()[:FINGERPRINT_DIGITS]
+
+
+def is_fingerprint_tag(tag):
+    """True for a tag of the ``ailab-fp-`` family (any case: PVE may compare tags case-insensitively)."""
+    return str(tag).strip().lower().startswith(FINGERPRINT_PREFIX)
+
+
+def fingerprint_tags(value):
+    """The fingerprint tags among ``value`` (a tag list or PVE's ``a;b`` string)."""
+    return [t for t in split_tags(value) if is_fingerprint_tag(t)]
+
+
+def user_tags(value):
+    """The tags among ``value`` that are not fingerprint tags."""
+    return [t for t in split_tags(value) if not is_fingerprint_tag(t)]

@@ -14,7 +14,8 @@ version_added: 0.1.0
 description:
   - Reads the Proxmox VE version, the cluster name and quorum, the nodes and whether they are
     online, the HA manager and local resource manager (LRM) status, and the storages.
-  - Never changes anything. Makes four read requests whatever the size of the cluster.
+  - Never changes anything. Makes at most four read requests whatever the size of the cluster, one
+    per part in O(gather) (C(cluster) and C(nodes) share one).
 author:
   - ailab.cluster maintainers (!UNKNOWN)
 extends_documentation_fragment:
@@ -25,7 +26,17 @@ attributes:
     support: full
   diff_mode:
     support: none
-options: {}
+options:
+  gather:
+    description:
+      - The parts to read and return. V(all) reads everything.
+      - V(version) reads C(/version). V(cluster) and V(nodes) read C(/cluster/status), once for both.
+        V(ha) reads C(/cluster/ha/status/current), and V(storages) reads C(/storage).
+      - A part that is not gathered is not returned.
+    type: list
+    elements: str
+    choices: [all, version, cluster, nodes, ha, storages]
+    default: [all]
 """
 
 EXAMPLES = r"""
@@ -46,28 +57,33 @@ EXAMPLES = r"""
 - name: Use PVE 9 HA rules only where they exist
   ansible.builtin.debug:
     msg: "HA rules API available: {{ pve.version.major >= 9 }}"
+
+- name: Only the version and the quorum (two reads)
+  ailab.cluster.proxmox_cluster_info:
+    gather: [version, cluster]
+  register: pve_quorum
 """
 
 RETURN = r"""
 version:
   description: The API version of the node answering.
-  returned: always
+  returned: when O(gather) has V(version) or V(all)
   type: dict
   sample: {version: "9.1.3", release: "9.1", repoid: "e5010dce", major: 9}
 cluster:
   description: Cluster name, quorum and size; the name is null on a standalone node.
-  returned: always
+  returned: when O(gather) has V(cluster) or V(all)
   type: dict
   sample: {name: ailab, quorate: true, nodes: 2, config_version: 2}
 nodes:
   description: Every node with its online state and address.
-  returned: always
+  returned: when O(gather) has V(nodes) or V(all)
   type: list
   elements: dict
   sample: [{name: pve-1, online: true, ip: 192.168.1.11, nodeid: 1, local: true}]
 ha:
   description: HA manager (CRM) master, quorum and LRM state of each node, and the HA services.
-  returned: always
+  returned: when O(gather) has V(ha) or V(all)
   type: dict
   sample:
     quorate: true
@@ -76,7 +92,7 @@ ha:
     services: [{sid: "vm:100", node: pve-1, state: started, status: "vm:100 (pve-1, started)"}]
 storages:
   description: Storage definitions of the cluster (C(/storage)).
-  returned: always
+  returned: when O(gather) has V(storages) or V(all)
   type: list
   elements: dict
   sample: [{storage: nas, type: nfs, content: "images,rootdir,backup", shared: 1}]
@@ -91,10 +107,30 @@ from ansible_collections.ailab.cluster.plugins.module_utils._proxmox import (
 )
 
 
-def cluster_state(client):
-    """Everything the module returns, from a fixed number of reads."""
-    version = dict(client.version)
-    version["major"] = client.major
+PARTS = ("version", "cluster", "nodes", "ha", "storages")
+
+
+def cluster_state(client, gather=PARTS):
+    """The parts in ``gather``, one read per part (``cluster`` and ``nodes`` share /cluster/status)."""
+    result = {}
+    if "version" in gather:
+        version = dict(client.version)
+        version["major"] = client.major
+        result["version"] = version
+    if "cluster" in gather or "nodes" in gather:
+        cluster, nodes = cluster_status(client)
+        if "cluster" in gather:
+            result["cluster"] = cluster
+        if "nodes" in gather:
+            result["nodes"] = nodes
+    if "ha" in gather:
+        result["ha"] = ha_status(client)
+    if "storages" in gather:
+        result["storages"] = sorted(client.get("storage", what="the storage configuration"), key=lambda s: s["storage"])
+    return result
+
+
+def cluster_status(client):
     status = client.get("cluster/status", what="the cluster status")
     cluster = dict(name=None, quorate=True, nodes=1, config_version=None)
     nodes = []
@@ -106,7 +142,10 @@ def cluster_state(client):
             nodes.append(dict(name=entry.get("name"), online=bool(entry.get("online")), ip=entry.get("ip"),
                               nodeid=entry.get("nodeid"), local=bool(entry.get("local"))))
     nodes.sort(key=lambda n: n["name"])
+    return cluster, nodes
 
+
+def ha_status(client):
     ha = dict(quorate=None, master=None, lrm={}, services=[])
     for entry in client.get("cluster/ha/status/current", what="the HA status"):
         kind = entry.get("type")
@@ -119,15 +158,19 @@ def cluster_state(client):
         elif kind == "service":
             ha["services"].append(dict(sid=entry.get("sid"), node=entry.get("node"), state=entry.get("state"),
                                        status=entry.get("status")))
-    storages = sorted(client.get("storage", what="the storage configuration"), key=lambda s: s["storage"])
-    return dict(version=version, cluster=cluster, nodes=nodes, ha=ha, storages=storages)
+    return ha
 
 
 def main():
-    module = AnsibleModule(argument_spec=proxmox_argument_spec(), supports_check_mode=True, **proxmox_module_kwargs())
+    spec = proxmox_argument_spec(gather=dict(type="list", elements="str", choices=["all"] + list(PARTS), default=["all"]))
+    module = AnsibleModule(argument_spec=spec, supports_check_mode=True, **proxmox_module_kwargs())
+    gather = module.params["gather"]
+    if not gather:
+        module.fail_json(msg="gather is empty: list the parts to read (%s), or all" % ", ".join(PARTS))
+    gather = PARTS if "all" in gather else gather
     client = ProxmoxClient.from_module(module)
     try:
-        result = cluster_state(client)
+        result = cluster_state(client, gather)
     except ProxmoxError as exc:
         module.fail_json(msg=exc.msg, status=exc.status)
     module.exit_json(changed=False, **result)

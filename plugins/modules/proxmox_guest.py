@@ -17,7 +17,9 @@ description:
   - A new guest is created from the options, or cloned from a template with O(clone) (full or linked) on
     the node O(node), then configured like an existing one.
   - Updates are idempotent. The module reads the guest configuration, compares it with the options the
-    way Proxmox VE stores them and writes only what differs. Property strings such as C(net0) or
+    way Proxmox VE stores them and writes only what differs. With O(config_check=fingerprint) it reads the
+    configuration only of the guests whose options changed since the last run, or whose entry in
+    C(/cluster/resources) does not match them. Property strings such as C(net0) or
     C(hostpci0) are compared as key=value sets. A MAC address that Proxmox VE generated is kept when
     the option does not set one. Tags are compared without order. Sizes compare by value, so C(32G)
     equals C(32768M). A second run with the same options makes no write call.
@@ -160,7 +162,10 @@ options:
     description: Enable the QEMU guest agent of a VM. The module reads the VM's IP addresses through it.
     type: bool
   tags:
-    description: Tags, for example V([k8s, gpu]). Order does not matter. Proxmox VE stores them separated by C(;).
+    description:
+      - Tags, for example V([k8s, gpu]). Order does not matter. Proxmox VE stores them separated by C(;).
+      - The fingerprint tag C(ailab-fp-...) of O(config_check=fingerprint) is not one of them. It is
+        neither compared nor removed here, and tags starting with C(ailab-fp-) are refused.
     type: list
     elements: str
   onboot:
@@ -243,6 +248,39 @@ options:
     description: Seconds to wait for each Proxmox VE task (create, clone, resize, start, stop...).
     type: int
     default: 600
+  config_check:
+    description:
+      - How an existing guest is checked for changes.
+      - V(full) reads the configuration of every guest (one C(GET .../config) per guest; Proxmox VE has no call
+        that returns the configuration of many guests) and compares it with the options.
+      - V(fingerprint) keeps a fingerprint of the options in a tag on the guest, C(ailab-fp-) and 12 hex digits
+        (the start of the SHA-256 of the options as the module compares them, as canonical JSON). It covers every
+        option that goes into the configuration, but not O(state) and not the secrets O(cipassword) and
+        O(password). A guest whose C(/cluster/resources) entry has the tag of the current options and matches
+        them is left alone without a configuration read. Matching means the same node (when O(node) is set),
+        name, user tags (when O(tags) is set), not a template, C(maxcpu) equal to O(cores) x O(sockets)
+        (sockets 1 when not set) or C(vcpus) of O(config), C(maxmem) equal to O(memory), and the power state
+        of O(state=started) or O(state=stopped). Any other guest is read, compared and updated as with V(full),
+        and gets the current tag in the same write as its other changes. When only the tag is missing or old,
+        the tag is written alone, which is a change with C(tags) in the diff.
+      - Switching to V(fingerprint) costs one changed run, which reads every guest and writes the tags.
+      - 'Not detected in V(fingerprint) mode: changes made outside this module (web UI, C(qm set)) to settings
+        that C(/cluster/resources) does not show. These are NICs (O(networks)), cloud-init settings
+        (O(ipconfig), O(ciuser), O(sshkeys), O(nameserver), O(searchdomain)), O(hostpci), disks (their options,
+        a disk added or detached, and a disk grown by hand, which V(full) reports as an impossible shrink),
+        O(onboot), O(description), O(agent), O(cpu), O(features), O(swap) and the O(config) options. Use
+        V(full) once to find and undo such edits.'
+      - The cloud-init password is never compared (Proxmox VE keeps a hash). With O(update_password=always)
+        a VM is read and written on every run in both modes. That is the way to change the password of
+        existing VMs.
+      - A running guest with changes that wait for a restart (for example memory) shows the old values in
+        C(/cluster/resources), so it is read on every run until it restarts. The API user must be allowed to
+        create tags (datacenter option C(user-tag-access), by default V(free)).
+      - In V(fingerprint) mode a guest that is left alone returns no RV(config). Its addresses are read only
+        when O(agent=true) is set (VMs), because the module does not read whether the agent is on.
+    type: str
+    choices: [full, fingerprint]
+    default: full
   guests:
     description:
       - Manage many guests in one call. C(/cluster/resources) is read once for the whole list.
@@ -324,6 +362,7 @@ EXAMPLES = r"""
     clone: ubuntu-2404-cloud
     storage: local-lvm
     state: started
+    config_check: fingerprint   # a re-run with the same options reads only /cluster/resources
     guests:
       - {name: k8s-cp-1, vmid: 201, node: pve-1, cores: 4, memory: 8192}
       - {name: k8s-w-1, vmid: 211, node: pve-1, cores: 8, memory: 16384}
@@ -371,7 +410,7 @@ config:
   description:
     - The guest configuration after the run as C(GET .../config) returns it, without C(digest). Passwords
       are masked. In check mode this is the predicted configuration.
-  returned: when one guest is managed and it exists
+  returned: when one guest is managed, it exists, and its configuration was read (RV(checked) is not V(fingerprint))
   type: dict
   sample: {name: k8s-gpu-1, cores: 8, memory: "32768", net0: "virtio=BC:24:11:5E:0A:12,bridge=vmbr0",
            hostpci0: "mapping=rtx3090,pcie=1", tags: "gpu;k8s"}
@@ -400,6 +439,20 @@ interfaces:
   type: list
   elements: dict
   sample: [{name: ens18, mac: "bc:24:11:5e:0a:12", addresses: [192.168.10.32/24]}]
+checked:
+  description:
+    - How an existing guest was checked. V(config) means its configuration was read and compared. V(fingerprint)
+      means that its fingerprint tag and its C(/cluster/resources) entry matched the options, so it was not read
+      (see O(config_check)).
+    - Null for a guest that did not exist before the run, or that is removed.
+  returned: when one guest is managed
+  type: str
+  sample: fingerprint
+fingerprint:
+  description: The fingerprint tag of the options with O(config_check=fingerprint), null otherwise.
+  returned: when one guest is managed
+  type: str
+  sample: ailab-fp-3f9a0c1d2e4b
 guests:
   description: One result per item of O(guests), with the keys above plus C(changed).
   returned: with O(guests)
@@ -425,10 +478,13 @@ from ansible_collections.ailab.cluster.plugins.module_utils._proxmox import (
 from ansible_collections.ailab.cluster.plugins.module_utils._proxmox_guest import (
     as_props,
     find_guest,
+    fingerprint_tag,
+    fingerprint_tags,
     format_props,
     format_size,
     gib_text,
     guest_word,
+    is_fingerprint_tag,
     nic_string,
     node_problem,
     norm_value,
@@ -439,6 +495,7 @@ from ansible_collections.ailab.cluster.plugins.module_utils._proxmox_guest impor
     split_resources,
     split_tags,
     tags_key,
+    user_tags,
     wait_result,
 )
 
@@ -483,11 +540,15 @@ GUEST_SPEC = dict(
     restart_on_change=dict(type="bool", default=False),
     wait_for_ip=dict(type="int", default=0),
     timeout=dict(type="int", default=600),
+    config_check=dict(type="str", choices=["full", "fingerprint"], default="full"),
 )
 SECRETS = ("cipassword", "password")
 QEMU_ONLY = ("sockets", "cpu", "ipconfig", "ciuser", "cipassword", "sshkeys", "agent", "hostpci")
 LXC_ONLY = ("ostemplate", "unprivileged", "features", "password", "ssh_public_keys", "swap")
 ABSENT = "absent"
+MIB = 1024 ** 2
+# Version of what the fingerprint covers: a new version makes every guest read once.
+FINGERPRINT_VERSION = 1
 
 QEMU_DISK = re.compile(r"^(?:scsi(?:[12]?\d|30)|virtio(?:1[0-5]|\d)|sata[0-5]|ide[0-3]|efidisk0|tpmstate0)$")
 LXC_DISK = re.compile(r"^(?:rootfs|mp(?:2[0-5]\d|1?\d?\d))$")
@@ -652,6 +713,10 @@ class Desired(object):
             bad = [t for t in tags if not TAG.match(t)]
             if bad:
                 raise GuestError("tags %s are not valid Proxmox VE tags: use letters, digits, _ - + ." % ", ".join(bad))
+            reserved = [t for t in tags if is_fingerprint_tag(t)]
+            if reserved:
+                raise GuestError("tags %s start with ailab-fp-, which is kept for the fingerprint of config_check: "
+                                 "fingerprint: remove them from tags" % ", ".join(reserved))
             self.tags = tags
         self.nameserver = " ".join(p["nameserver"]) if p["nameserver"] is not None else None
         self.searchdomain = " ".join(p["searchdomain"]) if p["searchdomain"] is not None else None
@@ -700,9 +765,40 @@ class Desired(object):
             else:
                 raise GuestError("config key %s must be a string, number, boolean or dict" % key)
 
+    # ---- fingerprint
+    def fingerprint(self):
+        """The fingerprint tag of these options: everything that goes into the config, normalized as compared.
+
+        Not the power state and not the secrets (cipassword, password), nor options that only matter
+        when the guest is created (clone, full, ostemplate, ssh_public_keys).
+        """
+        disks = {}
+        for slot, spec in self.disks.items():
+            disks[slot] = dict(kind=spec["kind"], storage=spec["storage"], size=spec["size"], volume=spec["volume"],
+                               explicit=spec.get("explicit", False), opts=props_key(spec["opts"]))
+        data = dict(
+            version=FINGERPRINT_VERSION,
+            type=self.kind,
+            simple=dict((k, scalar(v)) for k, v in self.simple.items()),
+            props=dict((k, props_key(props)) for k, (props, dk) in self.props.items()),
+            agent=self.agent,
+            tags=tags_key(self.tags) if self.tags is not None else None,
+            nameserver=" ".join(self.nameserver.split()) if self.nameserver is not None else None,
+            searchdomain=" ".join(self.searchdomain.split()) if self.searchdomain is not None else None,
+            sshkeys=sorted(self.sshkeys) if self.sshkeys is not None else None,
+            nics=dict((slot, [props_key(props), mac]) for slot, (props, mac) in self.nics.items()),
+            disks=disks,
+            deletes=sorted(self.deletes),
+        )
+        return fingerprint_tag(data)
+
     # ---- comparison against the current config
-    def compare(self, current, vmid):
-        """(cmp_desired, cmp_current, write) for config_changes; write holds what to send per key."""
+    def compare(self, current, vmid, fingerprint=None):
+        """(cmp_desired, cmp_current, write) for config_changes; write holds what to send per key.
+
+        ``fingerprint``: the fingerprint tag the guest must carry (config_check=fingerprint); None keeps
+        the fingerprint tags the guest has. User tags never include fingerprint tags.
+        """
         kind = self.kind
         want, have, write = {}, {}, {}
         for key, value in self.simple.items():
@@ -719,10 +815,13 @@ class Desired(object):
             have["agent"] = norm_value(cur.get("enabled", "0"))
             cur["enabled"] = self.agent
             write["agent"] = format_props(cur, "enabled")
-        if self.tags is not None:
-            want["tags"] = tags_key(self.tags)
+        cur_fp = fingerprint_tags(current.get("tags"))
+        fp = [fingerprint] if fingerprint else cur_fp
+        if self.tags is not None or tags_key(fp) != tags_key(cur_fp):
+            tags = (self.tags if self.tags is not None else user_tags(current.get("tags"))) + fp
+            want["tags"] = tags_key(tags)
             have["tags"] = tags_key(current.get("tags"))
-            write["tags"] = ";".join(self.tags)
+            write["tags"] = ";".join(tags)
         for key in ("nameserver", "searchdomain"):
             value = getattr(self, key)
             if value is not None:
@@ -835,6 +934,10 @@ class Guest(object):
         self.config_fresh = False
         self.ip_addresses = []
         self.interfaces = []
+        # config_check: the fingerprint tag the guest must carry (None in full mode), and how an
+        # existing guest was checked: "config" (read) or "fingerprint" (left alone without a read).
+        self.fingerprint = None
+        self.checked = None
 
     @property
     def what(self):
@@ -861,6 +964,8 @@ class Guest(object):
         if p["swap"] is not None and p["swap"] < 0:
             raise GuestError("swap must be 0 or more, got %s" % p["swap"])
         self.desired = Desired(p)
+        if p["config_check"] == "fingerprint":
+            self.fingerprint = self.desired.fingerprint()
 
     def plan(self):
         self.validate_input()
@@ -885,8 +990,53 @@ class Guest(object):
             return
         if self.entry.get("template") and p["state"] == "started":
             raise GuestError("%s is a template and cannot be started: clone it, or use state present" % self.what)
+        if self.fingerprint and self.summary_matches():
+            self.checked = "fingerprint"
+            return
+        self.checked = "config"
         self.current = self.client.get(self.path("/config"), what=self.what)
         self.plan_update(self.current)
+
+    def summary_matches(self):
+        """True when the guest's /cluster/resources entry carries the current fingerprint tag and shows
+        what the options ask for, so that its configuration need not be read (config_check=fingerprint)."""
+        p, entry = self.p, self.entry
+        if fingerprint_tags(entry.get("tags")) != [self.fingerprint]:
+            return False
+        if self.kind == "qemu" and p["cipassword"] and p["update_password"] == "always":
+            return False  # sent on every run: a write, so the full path
+        if p["node"] and p["node"] != entry.get("node"):
+            return False
+        if p["name"] is not None and entry.get("name") != p["name"]:
+            return False
+        if self.desired.tags is not None and tags_key(user_tags(entry.get("tags"))) != tags_key(self.desired.tags):
+            return False
+        if norm_value(entry.get("template") or 0) != "0":
+            return False
+        if p["memory"] is not None and int(entry.get("maxmem") or 0) != p["memory"] * MIB:
+            return False
+        cpus = self.expected_cpus()
+        if cpus is not None:
+            node_cpus = int((self.nodes.get(entry.get("node")) or {}).get("maxcpu") or 0)
+            # PVE counts at most the node's CPUs (unless vcpus is set).
+            allowed = set([cpus]) | (set([node_cpus]) if node_cpus and cpus > node_cpus else set())
+            if int(entry.get("maxcpu") or 0) not in allowed:
+                return False
+        wanted = {"started": "running", "stopped": "stopped"}.get(p["state"])
+        if wanted and entry.get("status") != wanted:
+            return False
+        return True
+
+    def expected_cpus(self):
+        """``maxcpu`` the options give: vcpus, or cores x sockets (VM), or cores (CT); None when not set."""
+        simple = self.desired.simple
+        if self.kind == "qemu" and simple.get("vcpus") is not None:
+            return int(simple["vcpus"])
+        if self.p["cores"] is None and self.p["sockets"] is None:
+            return None
+        if self.kind == "lxc":
+            return self.p["cores"]
+        return (self.p["sockets"] or 1) * (self.p["cores"] or 1)
 
     def plan_create(self):
         p = self.p
@@ -954,7 +1104,7 @@ class Guest(object):
             return
         if self.entry is None:
             self.apply_create()
-        else:
+        elif self.checked == "config":
             self.apply_update(self.current)
         self.apply_power()
         self.read_back()
@@ -987,7 +1137,7 @@ class Guest(object):
     def create_params(self):
         """Everything a create call takes for the desired options."""
         d = self.desired
-        params = dict(d.compare({}, None)[2])
+        params = dict(d.compare({}, None, self.fingerprint)[2])
         for slot, spec in d.disks.items():
             params[slot] = new_disk_string(spec)
         if self.kind == "qemu":
@@ -1046,7 +1196,7 @@ class Guest(object):
 
     def apply_update(self, current, cloned=False):
         d = self.desired
-        want, have, write = d.compare(current, self.vmid)
+        want, have, write = d.compare(current, self.vmid, self.fingerprint)
         keys_changed, before, after = config_changes(want, have)
         writes = dict((k, write[k]) for k in keys_changed if write[k] != "")
         emptied = [k for k in keys_changed if write[k] == "" and k in current]  # empty list: remove the option
@@ -1077,17 +1227,33 @@ class Guest(object):
             for key in deletes:
                 current.pop(key, None)
             return
-        if writes or deletes:
-            params = dict(writes)
+        params = dict(writes)
+        last = {}
+        if self.fingerprint and resizes and "tags" in params:
+            # The fingerprint says "up to date": write it after the resizes, so that a failed resize
+            # leaves the old tag and the next run reads the guest again.
+            last["tags"] = params.pop("tags")
+        if params or deletes:
             if deletes:
                 params["delete"] = ",".join(deletes)
-            if self.kind == "qemu":
-                self.task("post", "/config", "configuring %s" % self.what, **params)
-            else:
-                self.task("put", "/config", "configuring %s" % self.what, **params)
+            self.write_config(params)
+            if list(params) == ["tags"] and not resizes:
+                # Only the tags changed (typically the fingerprint tag): no need to read the config again.
+                current["tags"] = params["tags"]
+                self.config_fresh = True
         for slot, size in sorted(resizes.items()):
             self.task("put", "/resize", "growing disk %s of %s to %s" % (slot, self.what, format_size(size)),
                       disk=slot, size=format_size(size))
+        if last:
+            self.write_config(last)
+
+    def write_config(self, params):
+        # VMs: POST (a task: hotplug and disk allocation happen there); the tags alone go through the
+        # synchronous PUT, which needs no task wait.
+        if self.kind == "qemu" and list(params) != ["tags"]:
+            self.task("post", "/config", "configuring %s" % self.what, **params)
+        else:
+            self.task("put", "/config", "configuring %s" % self.what, **params)
 
     def apply_power(self):
         state = self.p["state"]
@@ -1123,17 +1289,21 @@ class Guest(object):
             self.pending_reboot = False
 
     def read_back(self):
-        if self.changed and not self.check and not self.config_fresh:
+        if self.changed and not self.check and not self.config_fresh and self.checked != "fingerprint":
             self.current = self.client.get(self.path("/config"), what=self.what)
-        self.final_config = mask(self.current)
+        self.final_config = mask(self.current) if self.current is not None else None
         if self.status == "running" and not self.check:
             self.read_addresses()
 
     def read_addresses(self):
         if self.kind == "qemu":
-            agent = parse_props((self.current or {}).get("agent", "0"), "enabled").get("enabled", "0")
-            if norm_value(agent) != "1":
-                return
+            if self.current is None:  # not read (config_check=fingerprint): ask the agent only when it is set on
+                if self.desired.agent is not True:
+                    return
+            else:
+                agent = parse_props(self.current.get("agent", "0"), "enabled").get("enabled", "0")
+                if norm_value(agent) != "1":
+                    return
         deadline = time.time() + max(self.p["wait_for_ip"], 0)
         delay = 0.25
         while True:
@@ -1156,7 +1326,7 @@ class Guest(object):
         result = dict(changed=self.changed, vmid=self.vmid, name=self.p["name"] or (self.entry or {}).get("name"),
                       node=self.node, type=self.kind, status=self.status, created=self.created,
                       pending_reboot=self.pending_reboot, changes=self.changes, ip_addresses=self.ip_addresses,
-                      interfaces=self.interfaces)
+                      interfaces=self.interfaces, checked=self.checked, fingerprint=self.fingerprint)
         if self.status != "absent" and self.final_config is not None:
             result["config"] = self.final_config
             name_key = "name" if self.kind == "qemu" else "hostname"

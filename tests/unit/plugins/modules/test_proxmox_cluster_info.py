@@ -1,5 +1,7 @@
 """ailab.cluster.proxmox_cluster_info against the PVE API simulator (PVE 8 and 9), real proxmoxer."""
 
+import pytest
+
 from ansible_collections.ailab.cluster.plugins.modules import proxmox_cluster_info
 
 
@@ -104,3 +106,38 @@ def test_missing_credentials_are_rejected_before_any_request(pve9_sim, run_modul
     assert result["failed"]
     assert "api_password" in result["msg"] and "api_token_secret" in result["msg"]
     assert pve9_sim.requests_log() == []
+
+
+@pytest.mark.parametrize("gather, reads, keys", [
+    (["version"], ["/version"], {"version"}),
+    (["cluster"], ["/cluster/status"], {"cluster"}),
+    (["version", "cluster", "nodes"], ["/version", "/cluster/status"], {"version", "cluster", "nodes"}),
+    (["ha"], ["/cluster/ha/status/current"], {"ha"}),
+    (["storages", "nodes"], ["/cluster/status", "/storage"], {"nodes", "storages"}),
+    (["all"], ["/version", "/cluster/status", "/cluster/ha/status/current", "/storage"],
+     {"version", "cluster", "nodes", "ha", "storages"}),
+    (["version", "all"], ["/version", "/cluster/status", "/cluster/ha/status/current", "/storage"],
+     {"version", "cluster", "nodes", "ha", "storages"}),
+])
+def test_gather_reads_only_the_parts_asked_for(pve_sim, run_module, gather, reads, keys):
+    pve_sim.clear_log()
+    result = run_module(proxmox_cluster_info, dict(pve_sim.module_params(), gather=gather))
+    assert not result.get("failed"), result
+    assert sorted(r["path"] for r in pve_sim.requests_log()) == sorted(reads)
+    assert set(result) - {"changed"} == keys
+
+
+def test_gather_version_and_quorum_for_the_ha_preflight(pve9_sim, run_module):
+    pve9_sim.node_down("pve-2")
+    result = run_module(proxmox_cluster_info, dict(pve9_sim.module_params(), gather=["version", "cluster", "nodes"]))
+    assert result["version"]["major"] == 9 and result["cluster"]["quorate"] is False
+    assert [n["online"] for n in result["nodes"]] == [True, False]
+
+
+def test_empty_gather_is_refused_before_any_request(pve9_sim, run_module):
+    pve9_sim.clear_log()
+    result = run_module(proxmox_cluster_info, dict(pve9_sim.module_params(), gather=[]))
+    assert result["failed"] and "gather is empty" in result["msg"]
+    assert pve9_sim.requests_log() == []
+    wrong = run_module(proxmox_cluster_info, dict(pve9_sim.module_params(), gather=["vms"]))
+    assert wrong["failed"] and "gather" in wrong["msg"] and "vms" in wrong["msg"]

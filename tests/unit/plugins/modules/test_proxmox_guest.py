@@ -1,5 +1,6 @@
 """ailab.cluster.proxmox_guest against the PVE API simulator (PVE 8 and 9), real proxmoxer."""
 
+import re
 from urllib.parse import unquote
 
 import pytest
@@ -674,3 +675,268 @@ def test_default_storage_does_not_warn_about_existing_disks(pve9_sim, run_module
     result = run_module(proxmox_guest, args)
     assert result["changed"] and result["config"]["scsi0"].startswith("nas:") and "size=12G" in result["config"]["scsi0"]
     assert warnings == []
+
+
+# ---------------------------------------------------------------------------------- config_check: fingerprint
+FP_TAG = re.compile(r"^ailab-fp-[0-9a-f]{12}$")
+
+
+def fp_args(sim, count=3, **extra):
+    """Stopped guests managed with state present and no agent: a no-op needs nothing but /cluster/resources."""
+    guests = [dict(name="fp-node-%d" % i, vmid=300 + i, node="pve-1" if i % 2 else "pve-2", cores=2,
+                   tags=["k8s"], disks={"scsi0": {"size": 4}}, networks={"net0": {"bridge": "vmbr0"}})
+              for i in range(count)]
+    args = dict(sim.module_params(), storage="local-lvm", memory=1024, state="present", config_check="fingerprint",
+                guests=guests)
+    args.update(extra)
+    return args
+
+
+def config_reads(sim):
+    return [r["path"] for r in sim.reads() if r["path"].endswith("/config")]
+
+
+def tags_of(sim, vmid, node, kind="qemu"):
+    return getattr(sim.api().nodes(node), kind)(vmid).config.get().get("tags", "").split(";")
+
+
+def test_fingerprint_switch_writes_the_tags_once_then_reads_nothing_per_guest(pve_sim, run_module):
+    full = run_module(proxmox_guest, fp_args(pve_sim, config_check="full"))
+    assert full["changed"] and all(g["checked"] is None and g["fingerprint"] is None for g in full["guests"])
+    assert all(tags_of(pve_sim, g["vmid"], g["node"]) == ["k8s"] for g in full["guests"])  # full mode adds no tag
+
+    pve_sim.clear_log()
+    switch = run_module(proxmox_guest, fp_args(pve_sim), diff=True)
+    assert not switch.get("failed"), switch
+    assert switch["changed"] and [g["checked"] for g in switch["guests"]] == ["config"] * 3
+    assert len(config_reads(pve_sim)) == 3  # one read each; a tag-only write is not read back
+    # the tag alone goes through the synchronous PUT: no task to wait for
+    assert paths(pve_sim) == [("PUT", "/nodes/pve-2/qemu/300/config"), ("PUT", "/nodes/pve-1/qemu/301/config"),
+                              ("PUT", "/nodes/pve-2/qemu/302/config")]
+    assert [r["path"] for r in pve_sim.reads() if "/tasks/" in r["path"]] == []
+    for guest, write in zip(switch["guests"], pve_sim.writes()):
+        assert FP_TAG.match(guest["fingerprint"])
+        assert write["params"] == {"tags": "k8s;" + guest["fingerprint"]}  # the tag alone, user tags kept
+        assert guest["changes"] == {"config": {"tags": "k8s;" + guest["fingerprint"]}}
+    label = "VM 300 (fp-node-0)"
+    assert switch["diff"]["before"][label] == {"tags": "k8s"}
+    assert switch["diff"]["after"][label] == {"tags": "k8s;" + switch["guests"][0]["fingerprint"]}
+
+    pve_sim.clear_log()
+    again = run_module(proxmox_guest, fp_args(pve_sim))
+    assert again["changed"] is False and pve_sim.writes() == []
+    assert [r["path"] for r in pve_sim.reads()] == ["/cluster/resources"]  # no config read at all
+    assert [g["checked"] for g in again["guests"]] == ["fingerprint"] * 3
+    assert all("config" not in g for g in again["guests"])
+    assert [g["status"] for g in again["guests"]] == ["stopped"] * 3
+
+
+def test_fingerprint_guests_get_the_tag_when_created(pve9_sim, run_module):
+    pve9_sim.clear_log()
+    created = run_module(proxmox_guest, fp_args(pve9_sim, count=2))
+    assert [g["checked"] for g in created["guests"]] == [None, None]
+    create = pve9_sim.writes()[0]
+    assert create["path"] == "/nodes/pve-2/qemu" and create["params"]["tags"] == "k8s;" + created["guests"][0]["fingerprint"]
+    pve9_sim.clear_log()
+    again = run_module(proxmox_guest, fp_args(pve9_sim, count=2))
+    assert again["changed"] is False and pve9_sim.writes() == [] and config_reads(pve9_sim) == []
+
+
+def test_fingerprint_changed_option_reads_updates_and_retags(pve_sim, run_module):
+    run_module(proxmox_guest, fp_args(pve_sim))
+    old = tags_of(pve_sim, 301, "pve-1")[1]
+    args = fp_args(pve_sim)
+    args["guests"][1]["memory"] = 2048
+    pve_sim.clear_log()
+    result = run_module(proxmox_guest, args, diff=True)
+    assert result["changed"]
+    assert [g["checked"] for g in result["guests"]] == ["fingerprint", "config", "fingerprint"]
+    assert set(config_reads(pve_sim)) == {"/nodes/pve-1/qemu/301/config"}  # read, then read back after the write
+    new = result["guests"][1]["fingerprint"]
+    assert new != old and FP_TAG.match(new)
+    assert [(w["path"], w["params"]) for w in pve_sim.writes()] == [
+        ("/nodes/pve-1/qemu/301/config", {"memory": "2048", "tags": "k8s;" + new})]  # one write: change and tag
+    assert result["diff"]["after"]["VM 301 (fp-node-1)"] == {"memory": "2048", "tags": "k8s;" + new}
+    pve_sim.clear_log()
+    assert run_module(proxmox_guest, args)["changed"] is False
+    assert pve_sim.writes() == [] and config_reads(pve_sim) == []
+
+
+def test_fingerprint_same_options_spelled_differently_keep_the_fingerprint(pve9_sim, run_module):
+    first = run_module(proxmox_guest, fp_args(pve9_sim, onboot=True, count=1))
+    args = fp_args(pve9_sim, onboot=1, count=1)
+    args["guests"][0].update(disks={"scsi0": {"size": "4096M"}}, networks={"net0": "virtio,bridge=vmbr0"})
+    pve9_sim.clear_log()
+    again = run_module(proxmox_guest, args)
+    assert again["guests"][0]["fingerprint"] == first["guests"][0]["fingerprint"]
+    assert again["changed"] is False and pve9_sim.writes() == [] and config_reads(pve9_sim) == []
+
+
+@pytest.mark.parametrize("edit, detected", [
+    ({"memory": 4096}, "maxmem"),
+    ({"cores": 4}, "maxcpu"),
+    ({"name": "renamed"}, "name"),
+    ({"tags": "k8s;prod;FP"}, "user tags"),
+    ({"delete": "tags"}, "fingerprint tag"),
+])
+def test_fingerprint_detects_hand_edits_that_cluster_resources_shows(pve_sim, run_module, edit, detected):
+    run_module(proxmox_guest, fp_args(pve_sim, count=1))
+    fingerprint = tags_of(pve_sim, 300, "pve-2")[1]
+    if "tags" in edit:
+        edit = {"tags": edit["tags"].replace("FP", fingerprint)}
+    pve_sim.api().nodes("pve-2").qemu(300).config.put(**edit)  # the web UI's edit
+    pve_sim.clear_log()
+    result = run_module(proxmox_guest, fp_args(pve_sim, count=1))
+    assert result["changed"], detected
+    assert result["guests"][0]["checked"] == "config"
+    assert set(config_reads(pve_sim)) == {"/nodes/pve-2/qemu/300/config"}
+    config = pve_sim.api().nodes("pve-2").qemu(300).config.get()
+    assert (config["memory"], config["cores"], config["name"]) == ("1024", 2, "fp-node-0")
+    assert config["tags"].split(";") == ["k8s", fingerprint]
+    pve_sim.clear_log()
+    assert run_module(proxmox_guest, fp_args(pve_sim, count=1))["changed"] is False and config_reads(pve_sim) == []
+
+
+def test_fingerprint_does_not_see_a_hand_edited_nic_but_full_does(pve_sim, run_module):
+    run_module(proxmox_guest, fp_args(pve_sim, count=1))
+    vm = pve_sim.api().nodes("pve-2").qemu(300)
+    mac = vm.config.get()["net0"].split(",")[0]
+    vm.config.put(net0="%s,bridge=vmbr0,tag=99" % mac)  # a VLAN tag set in the web UI
+    pve_sim.clear_log()
+    blind = run_module(proxmox_guest, fp_args(pve_sim, count=1))
+    # The documented limit: NICs are not in /cluster/resources, so fingerprint mode does not read them.
+    assert blind["changed"] is False and blind["guests"][0]["checked"] == "fingerprint"
+    assert pve_sim.writes() == [] and config_reads(pve_sim) == []
+    pve_sim.clear_log()
+    full = run_module(proxmox_guest, fp_args(pve_sim, count=1, config_check="full"))
+    assert full["changed"] and full["guests"][0]["checked"] == "config"
+    # full mode restores the NIC and leaves the fingerprint tag alone
+    assert [(w["path"], w["params"]) for w in pve_sim.writes()] == [
+        ("/nodes/pve-2/qemu/300/config", {"net0": "%s,bridge=vmbr0" % mac})]
+    assert vm.config.get()["net0"] == "%s,bridge=vmbr0" % mac
+    assert FP_TAG.match(tags_of(pve_sim, 300, "pve-2")[1])
+
+
+def test_full_mode_ignores_and_keeps_the_fingerprint_tag(pve9_sim, run_module):
+    run_module(proxmox_guest, fp_args(pve9_sim, count=1))
+    fingerprint = tags_of(pve9_sim, 300, "pve-2")[1]
+    pve9_sim.clear_log()
+    same = run_module(proxmox_guest, fp_args(pve9_sim, count=1, config_check="full"))
+    assert same["changed"] is False and pve9_sim.writes() == []  # the fingerprint tag is no user tag
+    args = fp_args(pve9_sim, count=1, config_check="full")
+    args["guests"][0]["tags"] = ["k8s", "gpu"]
+    pve9_sim.clear_log()
+    retag = run_module(proxmox_guest, args, diff=True)
+    assert pve9_sim.writes()[0]["params"] == {"tags": "k8s;gpu;" + fingerprint}
+    assert retag["diff"]["before"]["VM 300 (fp-node-0)"] == {"tags": "k8s;" + fingerprint}
+    args["guests"][0]["tags"] = []
+    pve9_sim.clear_log()
+    run_module(proxmox_guest, args)
+    assert pve9_sim.writes()[0]["params"] == {"tags": fingerprint}  # user tags gone, the fingerprint stays
+
+
+def test_fingerprint_keeps_user_tags_it_does_not_manage(pve9_sim, run_module):
+    args = fp_args(pve9_sim, count=1)
+    args["guests"][0].pop("tags")
+    pve9_sim.api().nodes("pve-2").qemu.post(vmid=300, name="fp-node-0", cores=2, memory=1024, scsi0="local-lvm:4",
+                                            net0="virtio,bridge=vmbr0", tags="team-a;backup")
+    pve9_sim.wait_tasks()
+    pve9_sim.clear_log()
+    result = run_module(proxmox_guest, args)
+    fingerprint = result["guests"][0]["fingerprint"]
+    assert [w["params"] for w in pve9_sim.writes()] == [{"tags": "team-a;backup;" + fingerprint}]
+    pve9_sim.clear_log()
+    assert run_module(proxmox_guest, args)["changed"] is False and config_reads(pve9_sim) == []
+
+
+def test_fingerprint_check_mode_writes_nothing(pve_sim, run_module):
+    run_module(proxmox_guest, fp_args(pve_sim, count=2, config_check="full"))
+    pve_sim.clear_log()
+    predicted = run_module(proxmox_guest, fp_args(pve_sim, count=2), check_mode=True, diff=True)
+    assert predicted["changed"] and pve_sim.writes() == []
+    assert [g["changes"]["config"]["tags"] for g in predicted["guests"]] == [
+        "k8s;" + g["fingerprint"] for g in predicted["guests"]]
+    assert set(predicted["diff"]["after"]) == {"VM 300 (fp-node-0)", "VM 301 (fp-node-1)"}
+    assert tags_of(pve_sim, 300, "pve-2") == ["k8s"]
+    created = run_module(proxmox_guest, fp_args(pve_sim, count=3), check_mode=True)
+    assert created["guests"][2]["created"] and pve_sim.writes() == []
+
+
+def test_fingerprint_state_and_power(pve9_sim, run_module):
+    run_module(proxmox_guest, fp_args(pve9_sim, count=1, state="started"))
+    pve9_sim.api().nodes("pve-2").qemu(300).status.stop.post()  # stopped by hand
+    pve9_sim.wait_tasks()
+    pve9_sim.clear_log()
+    result = run_module(proxmox_guest, fp_args(pve9_sim, count=1, state="started"))
+    assert result["guests"][0]["checked"] == "config" and result["guests"][0]["changes"] == {"power": "start"}
+    assert [w["path"] for w in pve9_sim.writes()] == ["/nodes/pve-2/qemu/300/status/start"]
+    pve9_sim.clear_log()
+    # running, state present: the power state is not compared; no agent option, so no agent read
+    assert run_module(proxmox_guest, fp_args(pve9_sim, count=1))["changed"] is False
+    assert [r["path"] for r in pve9_sim.reads()] == ["/cluster/resources"]
+
+
+def test_fingerprint_asks_the_agent_only_when_the_options_set_it(pve9_sim, run_module):
+    args = fp_args(pve9_sim, count=1, state="started", agent=True)
+    args["guests"][0]["ipconfig"] = {"ipconfig0": {"ip": "192.168.10.60/24"}}
+    run_module(proxmox_guest, args)
+    pve9_sim.clear_log()
+    again = run_module(proxmox_guest, args)
+    assert again["guests"][0]["checked"] == "fingerprint" and again["guests"][0]["ip_addresses"] == ["192.168.10.60"]
+    assert [r["path"] for r in pve9_sim.reads()] == ["/cluster/resources",
+                                                     "/nodes/pve-2/qemu/300/agent/network-get-interfaces"]
+
+
+def test_fingerprint_pending_change_is_read_until_the_restart(pve9_sim, run_module):
+    run_module(proxmox_guest, fp_args(pve9_sim, count=1, state="started"))
+    args = fp_args(pve9_sim, count=1, state="started", memory=2048)
+    changed = run_module(proxmox_guest, args)
+    assert changed["changed"] and changed["guests"][0]["pending_reboot"] is True
+    pve9_sim.clear_log()
+    # /cluster/resources shows the running 1024 MiB: read, nothing to write
+    pending = run_module(proxmox_guest, args)
+    assert pending["changed"] is False and pending["guests"][0]["checked"] == "config" and pve9_sim.writes() == []
+    pve9_sim.api().nodes("pve-2").qemu(300).status.reboot.post()
+    pve9_sim.wait_tasks()
+    pve9_sim.clear_log()
+    assert run_module(proxmox_guest, args)["guests"][0]["checked"] == "fingerprint" and config_reads(pve9_sim) == []
+
+
+def test_fingerprint_tag_goes_after_a_resize(pve9_sim, run_module):
+    run_module(proxmox_guest, fp_args(pve9_sim, count=1))
+    args = fp_args(pve9_sim, count=1)
+    args["guests"][0]["disks"] = {"scsi0": {"size": 8}}
+    pve9_sim.clear_log()
+    result = run_module(proxmox_guest, args)
+    assert [(w["method"], w["path"]) for w in pve9_sim.writes()] == [
+        ("PUT", "/nodes/pve-2/qemu/300/resize"), ("PUT", "/nodes/pve-2/qemu/300/config")]
+    assert pve9_sim.writes()[1]["params"] == {"tags": "k8s;" + result["guests"][0]["fingerprint"]}
+
+
+def test_fingerprint_with_update_password_always_reads_and_writes(pve9_sim, run_module):
+    args = vm_args(pve9_sim, config_check="fingerprint", update_password="always")
+    run_module(proxmox_guest, args)
+    pve9_sim.clear_log()
+    result = run_module(proxmox_guest, args)
+    assert result["changed"] and result["checked"] == "config"
+    assert pve9_sim.writes()[0]["params"] == {"cipassword": "**********"}
+    assert "cloud-pw-1" not in str(result)
+
+
+def test_fingerprint_container(pve9_sim, run_module):
+    run_module(proxmox_guest, ct_args(pve9_sim, config_check="fingerprint"))
+    pve9_sim.clear_log()
+    again = run_module(proxmox_guest, ct_args(pve9_sim, config_check="fingerprint"))
+    assert again["changed"] is False and again["checked"] == "fingerprint" and "config" not in again
+    assert [r["path"] for r in pve9_sim.reads()] == ["/cluster/resources"]
+    pve9_sim.api().nodes("pve-2").lxc(100).config.put(memory=2048)
+    pve9_sim.clear_log()
+    fixed = run_module(proxmox_guest, ct_args(pve9_sim, config_check="fingerprint"))
+    assert fixed["checked"] == "config" and [w["params"] for w in pve9_sim.writes()] == [{"memory": "1024"}]
+
+
+def test_fingerprint_tags_are_refused_as_user_tags(pve9_sim, run_module):
+    pve9_sim.clear_log()
+    result = run_module(proxmox_guest, vm_args(pve9_sim, tags=["k8s", "ailab-fp-0123456789ab"]))
+    assert result["failed"] and "tags ailab-fp-0123456789ab start with ailab-fp-" in result["msg"]
+    assert pve9_sim.writes() == []
