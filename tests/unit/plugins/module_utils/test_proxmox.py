@@ -161,7 +161,7 @@ def test_applied_predicts_the_config_after_a_write():
     after = applied(current, {"nodes": "pve-1,pve-2", "map": PveArray(["node=pve-1,path=0000:01:00"]),
                               "delete": "comment", "digest": "new"})
     assert after == {"nodes": "pve-1,pve-2", "map": ["node=pve-1,path=0000:01:00"], "digest": "abc"}
-    assert type(after["map"]) is list
+    assert isinstance(after["map"], list) and not isinstance(after["map"], PveArray)
     assert current["comment"] == "old"  # the input is not changed
     assert applied(None, {"type": "dir"}) == {"type": "dir"}
 
@@ -170,7 +170,7 @@ def test_pve_array_is_kept_as_an_array():
     entries = PveArray(["node=pve-1,path=0000:01:00", "node=pve-2,path=0000:01:00"])
     assert to_pve(entries) is entries
     sent = pve_params({"map": entries, "description": None, "mdev": False})
-    assert sent == {"map": list(entries), "mdev": 0} and type(sent["map"]) is list
+    assert sent == {"map": list(entries), "mdev": 0} and not isinstance(sent["map"], PveArray)
 
 
 def test_pve_array_is_written_as_repeated_keys(pve9_sim):
@@ -189,5 +189,6 @@ def test_pve_array_is_written_as_repeated_keys(pve9_sim):
 def test_a_parameter_named_path_is_sent_as_a_parameter(pve9_sim):
     client = client_for(pve9_sim)
     pve9_sim.clear_log()
-    client.post("storage", what="storage scratch", storage="scratch", type="dir", path="/srv/scratch", content="iso")
+    params = dict(storage="scratch", type="dir", path="/srv/scratch", content="iso")
+    client.post("storage", what="storage scratch", **params)  # "path" is a storage parameter, not the API path
     assert [(w["path"], w["params"]["path"]) for w in pve9_sim.writes()] == [("/storage", "/srv/scratch")]

@@ -130,7 +130,7 @@ def test_change_request_and_result():
     result = change.as_result(hide=("secret",))
     assert result == dict(id="a", action="update", params=dict(size=2, secret="********", flag=1, map=["x=1,y=2"]),
                           delete=["tags", "comment"])
-    assert type(result["params"]["map"]) is list
+    assert isinstance(result["params"]["map"], list) and not isinstance(result["params"]["map"], PveArray)
     assert "delete" not in Change("b", "create", params=dict(size=1)).request()
 
 
