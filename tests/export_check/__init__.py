@@ -197,7 +197,7 @@ def validate_object(obj, strict=True):
     except kubernetes_validate.SchemaNotFoundError:
         return [f"{obj['kind']} {obj['apiVersion']}: neither a Kubernetes {K8S_MINOR} kind nor a reference CRD"]
     except kubernetes_validate.ValidationError as exc:
-        return [f"{obj['kind']}/{obj['metadata'].get('name')}: {exc.caused_by.message if exc.caused_by else exc}"]
+        return [f"{obj['kind']}/{obj['metadata'].get('name')}: {_where(exc)}: {exc.message}"]
     return []
 
 
