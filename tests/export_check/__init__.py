@@ -337,6 +337,6 @@ def main(argv):
     problems = check_export(argv[0])
     for problem in problems:
         print(problem)
-    count = sum(1 for _ in Path(argv[0]).rglob("*.yaml"))
+    count = len(list(Path(argv[0]).rglob("*.yaml")))
     print(f"{argv[0]}: {count} files, {len(problems)} problem(s)")
     return 1 if problems else 0

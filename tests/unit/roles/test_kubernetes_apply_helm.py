@@ -44,9 +44,9 @@ def mirror(tmp_path):
 
 
 def install(tmp_path, url, dest):
-    plays = [{"name": "helm", "hosts": "h1", "gather_facts": False, "tasks": [
-        {"name": "Install helm", "ansible.builtin.include_role": {"name": "ailab.cluster.kubernetes_apply",
-                                                                   "tasks_from": "helm_binary.yml"}}]}]
+    task = {"name": "Install helm",
+            "ansible.builtin.include_role": {"name": "ailab.cluster.kubernetes_apply", "tasks_from": "helm_binary.yml"}}
+    plays = [{"name": "helm", "hosts": "h1", "gather_facts": False, "tasks": [task]}]
     inventory = local_inventory({"helm_hosts": ["h1"]}, host_vars={"h1": {
         "kubernetes_apply_helm_download_url": url, "kubernetes_apply_helm_install_path": str(dest)}})
     return run_playbook(tmp_path, plays, inventory)
