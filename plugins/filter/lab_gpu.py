@@ -53,12 +53,28 @@ KEY_PREFIX = re.compile(r"^[a-z0-9]([-a-z0-9]{0,30}[a-z0-9])?$")
 TAINT_KEY = re.compile(r"^([a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$")
 
 
+def _plain(value):
+    """The same data as plain dict/list/str/int/float/bool: Ansible hands filters its own subclasses
+    (tagged or unsafe strings), which yaml.safe_dump refuses."""
+    if isinstance(value, Mapping):
+        return dict((_plain(k), _plain(v)) for k, v in value.items())
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    for kind in (bool, str, int, float):
+        if isinstance(value, kind):
+            return kind(value)
+    return value
+
+
 def _fail(where, message):
     raise AnsibleFilterError("%s: %s" % (where, message))
 
 
 def _closest(word, choices):
-    match = difflib.get_close_matches(str(word), choices, n=1, cutoff=0.5)
+    word = str(word)
+    match = difflib.get_close_matches(word, choices, n=1, cutoff=0.6) or \
+        [c for c in choices if word and (c.startswith(word) or word.startswith(c))][:1] or \
+        difflib.get_close_matches(word, choices, n=1, cutoff=0.5)
     return " (did you mean %s?)" % match[0] if match else ""
 
 
@@ -124,7 +140,7 @@ def _mig_layout(where, model, layout):
             _fail(at, "profile is required, e.g. 1g.18gb; %s offers %s" % (model["name"], catalogue.offered_profiles(model)))
         if profile in result:
             _fail(at, "profile %s is listed twice; give it once with the total count" % profile)
-        result[profile] = _integer(at, "count", item.get("count"), 1)
+        result[str(profile)] = _integer(at, "count", item.get("count"), 1)
     return result
 
 
@@ -142,7 +158,7 @@ def _mig(where, model, sharing):
                      "([{profile, count}] per GPU), %s" % (catalogue.layout_name(min(catalogue.mig_table(model)["profiles"])),
                                                           "not both" if has_config else "one of them is required"))
     if has_config:
-        name = sharing["mig_config"]
+        name = str(sharing["mig_config"])
         builtins = catalogue.builtin_layouts(model)
         if name not in builtins:
             _fail(where, "sharing.mig_config %r is not a MIG manager layout for %s%s; its layouts: %s"
@@ -184,11 +200,11 @@ def _tolerations(where, taints):
         if effect not in TAINT_EFFECTS:
             _fail(at, "effect must be one of %s, got %r" % (", ".join(TAINT_EFFECTS), effect))
         if value is None or value == "":
-            tolerations.append({"key": key, "operator": "Exists", "effect": effect})
+            tolerations.append({"key": str(key), "operator": "Exists", "effect": str(effect)})
         else:
             if not LABEL_VALUE.match(str(value)):
                 _fail(at, "value must be a Kubernetes label value (letters, digits, - _ ., at most 63), got %r" % (value,))
-            tolerations.append({"key": key, "operator": "Equal", "value": str(value), "effect": effect})
+            tolerations.append({"key": str(key), "operator": "Equal", "value": str(value), "effect": str(effect)})
     return tolerations
 
 
@@ -215,12 +231,13 @@ def _group(index, entry):
         _fail(where, "sharing must be a dict such as {mode: time-slicing, replicas: 4}, got %r" % (sharing,))
     _unknown_keys(where, sharing, ALL_SHARING_KEYS, "sharing")
     mode = sharing.get("mode", "none")
-    if mode not in SHARING_KEYS:
+    if not isinstance(mode, str) or mode not in SHARING_KEYS:
         _fail(where, "sharing.mode must be none, time-slicing or mig, got %r%s" % (mode, _closest(mode, list(SHARING_KEYS))))
     for key in sorted(sharing):
         if key not in SHARING_KEYS[mode]:
             _fail(where, "sharing.%s does not apply to sharing.mode %s; remove it or change the mode" % (key, mode))
-    group = {"group": name, "index": index, "model": model, "gpus_per_node": gpus, "driver": driver, "mode": mode,
+    name = str(name)  # plain str: the outputs go through yaml.safe_dump
+    group = {"group": name, "index": index, "model": model, "gpus_per_node": gpus, "driver": str(driver), "mode": str(mode),
              "replicas": None, "rename_by_default": False, "mig_strategy": None, "layout_name": None,
              "layout": None, "custom_layout": False}
     if mode == "time-slicing":
@@ -238,7 +255,7 @@ def _group(index, entry):
     prefix = entry.get("key_prefix")
     if prefix is not None and (not isinstance(prefix, str) or not KEY_PREFIX.match(prefix)):
         _fail(where, "key_prefix must be lower-case letters, digits and -, at most 32 characters, got %r" % (prefix,))
-    group["key_prefix"] = prefix
+    group["key_prefix"] = str(prefix) if prefix else None
     group["tolerations"] = _tolerations(where, entry.get("taints"))
     return group
 
@@ -250,7 +267,7 @@ def _groups(node_groups):
     if isinstance(node_groups, (str, bytes, Mapping)) or not isinstance(node_groups, (list, tuple)):
         _fail(VARIABLE, "must be a list of node groups, got %s" % type(node_groups).__name__)
     result, seen = [], {}
-    for index, entry in enumerate(node_groups):
+    for index, entry in enumerate(_plain(node_groups)):
         group = _group(index, entry)
         if group["group"] in seen:
             _fail("%s[%d] (group %s)" % (VARIABLE, index, group["group"]),
