@@ -477,6 +477,10 @@ def _check_host(group, host, facts):
     gpus = [g for g in (facts.get("gpus") or []) if isinstance(g, Mapping)]
     count = facts.get("gpu_count", len(gpus))
     count = count if isinstance(count, int) and not isinstance(count, bool) else len(gpus)
+    if count == 0 and group["driver"] == "operator":
+        # Before the GPU Operator installs its driver container, the host has no nvidia-smi to read the
+        # GPUs with (nvidia_gpu_info fail_on_no_gpu=false reports 0): nothing to compare yet.
+        return []
     if count < group["gpus_per_node"]:
         problems.append("%s: %d GPU(s) found, the inventory says gpus_per_node %d"
                         % (at, count, group["gpus_per_node"]))
@@ -487,12 +491,18 @@ def _check_host(group, host, facts):
             continue
         if group["mode"] != "mig":
             continue
+        if gpu.get("mig_capable") is False:
+            problems.append("%s: GPU %d reports no MIG support (MIG mode %s), the inventory asks for MIG"
+                            % (at, index, (gpu.get("mig_mode") or {}).get("current", "N/A")))
+            continue
         offered = dict((_profile_name(p.get("name")), p) for p in (gpu.get("mig_profiles") or [])
                        if isinstance(p, Mapping))
+        if not offered:
+            continue  # profiles not read (nvidia_gpu_info mig_profiles=false): the catalogue's check stands
         for profile, wanted in sorted(group["layout"].items()):
             if profile not in offered:
                 problems.append("%s: GPU %d does not offer the MIG profile %s (it offers: %s)"
-                                % (at, index, profile, ", ".join(sorted(offered)) or "none"))
+                                % (at, index, profile, ", ".join(sorted(offered))))
             elif int(offered[profile].get("instances_total", wanted)) < wanted:
                 problems.append("%s: GPU %d allows %s x %s, the layout asks for %d"
                                 % (at, index, offered[profile].get("instances_total"), profile, wanted))
@@ -508,6 +518,7 @@ def lab_gpu_check(node_groups, gpu_facts_by_host, groups=None):
     entries = _groups(node_groups)
     if gpu_facts_by_host is None:
         return []
+    gpu_facts_by_host = _plain(gpu_facts_by_host)
     if not isinstance(gpu_facts_by_host, Mapping):
         raise AnsibleFilterError("lab_gpu_check: the GPU facts must be a dict {host: nvidia_gpu_info result}, got %s"
                                  % type(gpu_facts_by_host).__name__)

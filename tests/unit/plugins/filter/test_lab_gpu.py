@@ -548,20 +548,34 @@ def test_the_check_reports_every_difference():
         "h1": h200_facts(name="NVIDIA H200 NVL", pci="0x233B10DE"),
         "h2": h200_facts(profiles=[{"name": "MIG 1g.18gb", "instances_total": 7, "memory_gib": 16.0},
                                    {"name": "2g.35gb", "instances_total": 2, "memory_gib": 32.5}]),
-        "r1": rtx_facts(count=0),
+        "r1": rtx_facts(count=1),
         "r2": rtx_facts(),
     }
     two_gpus = entry(RTX_3090, gpus_per_node=2)
     assert lab_gpu_check([H200_MIXED, two_gpus], facts, INVENTORY) == [
         "h1 (group gpu_h200): GPU 0 is NVIDIA H200 NVL (0x233B10DE), the inventory says NVIDIA H200",
         "h2 (group gpu_h200): GPU 0 allows 2 x 2g.35gb, the layout asks for 3",
-        "r1 (group gpu_rtx): 0 GPU(s) found, the inventory says gpus_per_node 2",
+        "r1 (group gpu_rtx): 1 GPU(s) found, the inventory says gpus_per_node 2",
     ]
-    facts = {"h1": h200_facts(profiles=[]), "r1": rtx_facts()}
+    facts = {"h1": h200_facts(profiles=[{"name": "1g.20gb", "instances_total": 4}]), "r1": rtx_facts()}
     assert lab_gpu_check([H200_MIXED, RTX_3090], facts, INVENTORY) == [
-        "h1 (group gpu_h200): GPU 0 does not offer the MIG profile 1g.18gb (it offers: none)",
-        "h1 (group gpu_h200): GPU 0 does not offer the MIG profile 2g.35gb (it offers: none)",
+        "h1 (group gpu_h200): GPU 0 does not offer the MIG profile 1g.18gb (it offers: 1g.20gb)",
+        "h1 (group gpu_h200): GPU 0 does not offer the MIG profile 2g.35gb (it offers: 1g.20gb)",
     ]
+    no_mig = h200_facts()
+    no_mig["gpus"][0].update(mig_capable=False, mig_mode={"current": "N/A", "pending": "N/A"})
+    assert lab_gpu_check([H200_MIXED], {"h1": no_mig}, INVENTORY) == [
+        "h1 (group gpu_h200): GPU 0 reports no MIG support (MIG mode N/A), the inventory asks for MIG"]
+
+
+def test_the_check_leaves_alone_what_the_facts_cannot_tell():
+    # Profiles not read (nvidia_gpu_info mig_profiles=false): the catalogue already checked the layout.
+    assert lab_gpu_check([H200_MIXED], {"h1": h200_facts(profiles=[])}, INVENTORY) == []
+    # No nvidia-smi on the host before the operator's driver container runs: no GPU to compare yet.
+    assert lab_gpu_check([H200_MIXED], {"h1": {"gpus": [], "gpu_count": 0}}, INVENTORY) == []
+    # With a driver on the host, no GPU is a problem.
+    assert lab_gpu_check([entry(H200_MIXED, driver="host")], {"h1": {"gpus": [], "gpu_count": 0}}, INVENTORY) == [
+        "h1 (group gpu_h200): 0 GPU(s) found, the inventory says gpus_per_node 1"]
 
 
 def test_the_check_without_groups_matches_hosts_by_model():
