@@ -40,13 +40,18 @@ $(STAMP):
 
 $(STAMP)/venv: requirements-dev.txt constraints.txt | $(STAMP)
 	@if [ -z "$(BASE_PYTHON)" ]; then \
-	  echo "ERROR: no Python >= 3.12 found (ansible-core 2.21 needs it). Install python3.12 or python3.13" >&2; \
-	  echo "       (apt-get install python3.13, or pyenv install 3.13), or run: make BASE_PYTHON=/path/to/python3.13 ..." >&2; \
+	  echo "ERROR: no Python >= 3.12 found; ansible-core 2.21 needs it on the controller." >&2; \
+	  echo "  Debian 13, Ubuntu 24.04: apt-get install python3 python3-venv   (3.13 / 3.12)" >&2; \
+	  echo "  Debian 12 ships Python 3.11 only: install 3.13 with pyenv (pyenv install 3.13) or uv" >&2; \
+	  echo "  (pip install --user uv && uv python install 3.13), then run" >&2; \
+	  echo "  make BASE_PYTHON=/path/to/python3.13 <target>   (pyenv: \$$(pyenv prefix 3.13)/bin/python3)" >&2; \
 	  exit 1; fi
 	@echo "==> virtual environment $(VENV) with $(BASE_PYTHON)"
 	@test -x $(PY) || $(BASE_PYTHON) -m venv $(VENV)
 	@$(PY) -m pip install -q --upgrade pip 2>&1 | grep -v "^WARNING: Location" || true
-	@set -o pipefail; $(PY) -m pip install -q -r requirements-dev.txt -c constraints.txt 2>&1 | grep -v "^WARNING: Location" ; \
+	@echo "==> installing the pinned Python tools ($$(grep -c '==' constraints.txt) packages from constraints.txt; about a minute the first time)"
+	@set -o pipefail; $(PY) -m pip install --progress-bar off -r requirements-dev.txt -c constraints.txt 2>&1 \
+	  | grep --line-buffered -E "^(Collecting|ERROR|error)" | sed -u 's/^Collecting /    /' ; \
 	  test $${PIPESTATUS[0]} -eq 0
 	@touch $@
 

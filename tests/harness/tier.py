@@ -23,6 +23,16 @@ TIERS = ("lint", "sanity", "units", "molecule", "integration")
 BIN = Path(sys.executable).parent
 
 
+def plain_output_env():
+    """When the output is not a terminal (CI logs, `make test > log`), ask every tool for plain text."""
+    if sys.stdout.isatty():
+        return {}
+    return {"NO_COLOR": "1", "ANSIBLE_NOCOLOR": "1", "ANSIBLE_FORCE_COLOR": "0", "PY_COLORS": "0", "TERM": "dumb"}
+
+
+os.environ.update(plain_output_env())
+
+
 def run(cmd, **kwargs):
     """Run a command from the repository root, streaming its output; return the exit code."""
     print(f"--> {' '.join(str(c) for c in cmd)}", flush=True)
