@@ -252,6 +252,10 @@ def _group(index, entry):
         strategy, layout_name, layout, custom = _mig(where, model, sharing)
         group.update(mig_strategy=strategy, layout=layout, custom_layout=custom,
                      layout_name=layout_name or CUSTOM_LAYOUT_PREFIX + name)
+        if len(group["layout_name"]) > 63:
+            _fail(where, "the custom MIG layout is named %s, longer than the 63 characters of the node label %s; "
+                         "use a group name of at most %d characters" % (group["layout_name"], MIG_CONFIG_LABEL,
+                                                                         63 - len(CUSTOM_LAYOUT_PREFIX)))
     prefix = entry.get("key_prefix")
     if prefix is not None and (not isinstance(prefix, str) or not KEY_PREFIX.match(prefix)):
         _fail(where, "key_prefix must be lower-case letters, digits and -, at most 32 characters, got %r" % (prefix,))

@@ -511,6 +511,12 @@ def test_a_time_sliced_group_named_default_is_refused():
         [entry(RTX_3090, group="default")], inventory, lab_gpu_operator_config)
 
 
+def test_a_custom_layout_name_must_fit_a_label_value():
+    name = "g" * 58
+    assert "use a group name of at most 57 characters" in error([entry(H200_MIXED, group=name)], {name: []})
+    assert lab_gpu_resources([entry(H200_MIXED, group=name[1:])], {name[1:]: []})
+
+
 def test_the_inventory_groups_are_required():
     assert "lab_gpu_resources: pass the inventory groups, e.g. ailab_gpu_node_groups | " \
            "ailab.cluster.lab_gpu_resources(groups)" in error([RTX_3090], inventory="gpu_rtx")
