@@ -120,6 +120,8 @@ def _model(where, entry):
     if isinstance(memory, bool) or not isinstance(memory, (int, float, str)) \
             or not re.match(r"^\d+(\.\d+)?$", str(memory).strip()) or float(memory) <= 0:
         _fail(where, "gpu_memory_gib must be a positive number of GiB, got %r" % (memory,))
+    if not _slug(name):
+        _fail(where, "gpu_model %r is no model name; write it as nvidia-smi prints it" % (name,))
     gib = float(memory)
     return {"name": str(name).strip(), "slug": _slug(name), "aliases": (), "pci_device_ids": (),
             "memory_gb": gib, "memory_mib": int(round(gib * 1024)), "mig": None, "source": "inventory"}

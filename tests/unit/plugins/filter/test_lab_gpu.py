@@ -424,6 +424,7 @@ def error(node_groups, inventory=None, function=lab_gpu_resources):
     ([entry(RTX_3090, gpu_model="A100")], "unknown gpu_model 'A100'"),
     ([entry(RTX_3090, gpu_memory_gib=24)], "remove gpu_memory_gib: the catalogue knows NVIDIA GeForce RTX 3090 (24 GB)"),
     ([entry(RTX_3090, gpu_model="Other card", gpu_memory_gib="lots")], "gpu_memory_gib must be a positive number"),
+    ([entry(RTX_3090, gpu_model="NVIDIA", gpu_memory_gib=8)], "gpu_model 'NVIDIA' is no model name"),
     ([entry(RTX_3090, gpus_per_node=0)], "(group gpu_rtx): gpus_per_node must be at least 1, got 0"),
     ([entry(RTX_3090, gpus_per_node=True)], "gpus_per_node must be a whole number of at least 1, got True"),
     ([entry(RTX_3090, gpus_per_node="two")], "gpus_per_node must be a whole number of at least 1, got 'two'"),
