@@ -1,0 +1,451 @@
+# -*- coding: utf-8 -*-
+# Copyright: ailab.cluster contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The lab's tenants (courses, research groups, staff) and CPU notebook sizes, from the inventory.
+
+* ``lab_cpu_profiles``: the CPU-only notebook sizes (``ailab_cpu_profiles``), with Kubernetes
+  quantities and the values KubeSpawner takes;
+* ``lab_tenants``: ``ailab_tenants`` validated and normalised against the lab's GPU resources
+  (``lab_gpu_resources``) and CPU profiles: namespace, priority, users, quota, GPU requests per
+  Kubernetes resource name, profiles;
+* ``lab_tenants_capacity_report``: per GPU resource key, the lab's capacity against the sum of the
+  tenants' quotas.
+
+All three are pure functions of their arguments and raise AnsibleFilterError with one sentence that
+names the entry and what to change. The model is described in ``docs/tenants.md``.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import difflib
+import re
+from collections.abc import Mapping
+from decimal import Decimal, InvalidOperation
+
+from ansible.errors import AnsibleFilterError
+
+TENANTS = "ailab_tenants"
+CPU_PROFILES = "ailab_cpu_profiles"
+
+KINDS = ("course", "research", "staff")
+# Kueue WorkloadPriorityClass / PriorityClass value of each kind: course < research < staff.
+KIND_PRIORITY = {"course": 1000, "research": 2000, "staff": 3000}
+
+TENANT_KEYS = ("name", "namespace", "kind", "description", "users", "admins", "admin_groups", "quota", "profiles")
+USERS_KEYS = ("group", "groups", "users")
+QUOTA_KEYS = ("cpu", "memory", "storage", "pvcs", "gpu")
+CPU_PROFILE_KEYS = ("name", "description", "cpu_guarantee", "cpu_limit", "mem_guarantee", "mem_limit",
+                    "kubespawner_override")
+CPU_PROFILE_REQUIRED = ("cpu_guarantee", "cpu_limit", "mem_guarantee", "mem_limit")
+
+DEFAULT_CPU_PROFILES = (
+    {"name": "cpu-small", "description": "Small CPU notebook: 0.5 to 2 CPUs, 1 to 4 GiB memory",
+     "cpu_guarantee": "500m", "cpu_limit": "2", "mem_guarantee": "1Gi", "mem_limit": "4Gi"},
+    {"name": "cpu-large", "description": "Large CPU notebook: 2 to 8 CPUs, 8 to 16 GiB memory",
+     "cpu_guarantee": "2", "cpu_limit": "8", "mem_guarantee": "8Gi", "mem_limit": "16Gi"},
+)
+
+# RFC 1123 label: namespaces, ClusterQueue names, label values.
+DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+RESERVED_NAMESPACES = ("default",)
+RESERVED_PREFIXES = ("kube-",)
+QUANTITY = re.compile(r"^(?P<number>[0-9]+(\.[0-9]*)?|\.[0-9]+)(?P<suffix>Ki|Mi|Gi|Ti|Pi|Ei|n|u|m|k|M|G|T|P|E)?$")
+SUFFIXES = {
+    "Ki": Decimal(1024), "Mi": Decimal(1024) ** 2, "Gi": Decimal(1024) ** 3, "Ti": Decimal(1024) ** 4,
+    "Pi": Decimal(1024) ** 5, "Ei": Decimal(1024) ** 6,
+    "n": Decimal("1e-9"), "u": Decimal("1e-6"), "m": Decimal("1e-3"), "": Decimal(1),
+    "k": Decimal(10) ** 3, "M": Decimal(10) ** 6, "G": Decimal(10) ** 9, "T": Decimal(10) ** 12,
+    "P": Decimal(10) ** 15, "E": Decimal(10) ** 18,
+}
+BINARY = ("Ei", "Pi", "Ti", "Gi", "Mi", "Ki")
+DECIMAL = ("E", "P", "T", "G", "M", "k")
+# KubeSpawner's ByteSpecification takes K, M, G, T as powers of 1024 (jupyterhub/traitlets.py).
+KUBESPAWNER_BYTES = (("T", "Ti"), ("G", "Gi"), ("M", "Mi"), ("K", "Ki"))
+
+
+def _plain(value):
+    """The same data as plain dict/list/str/int/float/bool (Ansible hands filters tagged strings)."""
+    if isinstance(value, Mapping):
+        return dict((_plain(k), _plain(v)) for k, v in value.items())
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    for kind in (bool, str, int, float):
+        if isinstance(value, kind):
+            return kind(value)
+    return value
+
+
+def _fail(where, message):
+    raise AnsibleFilterError("%s: %s" % (where, message))
+
+
+def _closest(word, choices):
+    word = str(word)
+    match = difflib.get_close_matches(word, choices, n=1, cutoff=0.6) or \
+        [c for c in choices if word and (c.startswith(word) or word.startswith(c))][:1] or \
+        difflib.get_close_matches(word, choices, n=1, cutoff=0.5)
+    return " (did you mean %s?)" % match[0] if match else ""
+
+
+def _unknown_keys(where, given, allowed, what):
+    for key in sorted(str(k) for k in given):
+        if key not in allowed:
+            _fail(where, "unknown key %s in %s%s; valid keys: %s" % (key, what, _closest(key, allowed), ", ".join(allowed)))
+
+
+def _names(where, name, value):
+    """A list of non-empty strings (a single string is one item), sorted and without duplicates."""
+    if value is None:
+        return []
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, (list, tuple)):
+        _fail(where, "%s must be a list of names, got %r" % (name, value))
+    result = []
+    for item in value:
+        if not isinstance(item, str) or not item.strip() or item != item.strip() or "\n" in item:
+            _fail(where, "%s must hold names as the identity provider spells them (non-empty, no surrounding "
+                         "spaces), got %r" % (name, item))
+        result.append(item)
+    return sorted(set(result))
+
+
+# -------------------------------------------------------------------------------------- quantities
+def _quantity(where, name, value):
+    """A Kubernetes quantity (64, 0.5, 500m, 256Gi, 1.5G) as a Decimal; refuses negative, zero-free
+    malformed and exponent forms with a message that shows good examples."""
+    text = str(value).strip() if isinstance(value, (int, float, str)) and not isinstance(value, bool) else None
+    match = QUANTITY.match(text) if text else None
+    if not match:
+        _fail(where, "%s must be a Kubernetes quantity such as 4, 500m, 16Gi or 1Ti, got %r" % (name, value))
+    try:
+        return Decimal(match.group("number")) * SUFFIXES[match.group("suffix") or ""]
+    except InvalidOperation:  # pragma: no cover - the pattern only lets numbers through
+        _fail(where, "%s must be a Kubernetes quantity such as 4, 500m, 16Gi or 1Ti, got %r" % (name, value))
+
+
+def _cpu(where, name, value):
+    """CPU as Kubernetes writes it: whole cores ("2") or millicores ("500m")."""
+    cores = _quantity(where, name, value)
+    milli = cores * 1000
+    if cores <= 0:
+        _fail(where, "%s must be more than 0 CPUs, got %r" % (name, value))
+    if milli != milli.to_integral_value():
+        _fail(where, "%s must be a whole number of millicores (e.g. 250m or 0.25), got %r" % (name, value))
+    if cores == cores.to_integral_value():
+        return "%d" % cores
+    return "%dm" % milli
+
+
+def _bytes(where, name, value):
+    """Bytes (memory, storage) as an int."""
+    amount = _quantity(where, name, value)
+    if amount <= 0:
+        _fail(where, "%s must be more than 0 bytes, got %r" % (name, value))
+    if amount != amount.to_integral_value():
+        _fail(where, "%s must be a whole number of bytes (e.g. 512Mi or 1.5Gi), got %r" % (name, value))
+    return int(amount)
+
+
+def _bytes_text(amount):
+    """Bytes in the shortest exact Kubernetes form, binary suffixes first: 1536Mi, 32G, 1000001."""
+    candidates = ["%d" % amount]
+    for suffixes in (BINARY, DECIMAL):
+        for suffix in suffixes:
+            unit = int(SUFFIXES[suffix])
+            if amount % unit == 0:
+                candidates.append("%d%s" % (amount // unit, suffix))
+                break
+    return min(candidates, key=lambda text: (len(text), text[-1].isdigit(), not text.endswith("i")))
+
+
+def _kubespawner_bytes(amount):
+    """Bytes as KubeSpawner's ByteSpecification takes them: 4G (= 4Gi), 512M, or a plain int."""
+    for suffix, binary in KUBESPAWNER_BYTES:
+        unit = int(SUFFIXES[binary])
+        if amount % unit == 0:
+            return "%d%s" % (amount // unit, suffix)
+    return amount
+
+
+def quantity_value(text):
+    """A normalised quantity string back to a number (Decimal): cores for CPU, bytes for memory."""
+    return _quantity("quantity", "quantity", text)
+
+
+# ------------------------------------------------------------------------------------ CPU profiles
+def _cpu_profile(index, entry):
+    where = "%s[%d]" % (CPU_PROFILES, index)
+    if not isinstance(entry, Mapping):
+        _fail(where, "must be a dict with name, cpu_guarantee, cpu_limit, mem_guarantee and mem_limit, got %r" % (entry,))
+    name = entry.get("name")
+    if not isinstance(name, str) or not DNS_LABEL.match(name):
+        _fail(where, "name must be lower-case letters, digits and -, at most 63 characters (e.g. cpu-small), "
+                     "got %r" % (name,))
+    where = "%s[%d] (profile %s)" % (CPU_PROFILES, index, name)
+    _unknown_keys(where, entry, CPU_PROFILE_KEYS, "a CPU profile")
+    for key in CPU_PROFILE_REQUIRED:
+        if entry.get(key) is None:
+            _fail(where, "%s is required (a Kubernetes quantity, e.g. cpu_guarantee: 500m, mem_limit: 4Gi)" % key)
+    cpu_guarantee = _cpu(where, "cpu_guarantee", entry["cpu_guarantee"])
+    cpu_limit = _cpu(where, "cpu_limit", entry["cpu_limit"])
+    mem_guarantee = _bytes(where, "mem_guarantee", entry["mem_guarantee"])
+    mem_limit = _bytes(where, "mem_limit", entry["mem_limit"])
+    if quantity_value(cpu_guarantee) > quantity_value(cpu_limit):
+        _fail(where, "cpu_guarantee %s is more than cpu_limit %s; the guarantee must not exceed the limit"
+                     % (cpu_guarantee, cpu_limit))
+    if mem_guarantee > mem_limit:
+        _fail(where, "mem_guarantee %s is more than mem_limit %s; the guarantee must not exceed the limit"
+                     % (_bytes_text(mem_guarantee), _bytes_text(mem_limit)))
+    description = entry.get("description")
+    if description is None:
+        description = "CPU notebook: %s to %s CPUs, %s to %s memory" % (
+            cpu_guarantee, cpu_limit, _bytes_text(mem_guarantee), _bytes_text(mem_limit))
+    elif not isinstance(description, str):
+        _fail(where, "description must be a string, got %r" % (description,))
+    return {
+        "name": name,
+        "description": description,
+        "cpu_guarantee": cpu_guarantee,
+        "cpu_limit": cpu_limit,
+        "mem_guarantee": _bytes_text(mem_guarantee),
+        "mem_limit": _bytes_text(mem_limit),
+        # The same sizes as KubeSpawner's traits take them (floats of CPUs, ByteSpecification).
+        "kubespawner_override": {
+            "cpu_guarantee": float(quantity_value(cpu_guarantee)),
+            "cpu_limit": float(quantity_value(cpu_limit)),
+            "mem_guarantee": _kubespawner_bytes(mem_guarantee),
+            "mem_limit": _kubespawner_bytes(mem_limit),
+        },
+    }
+
+
+def lab_cpu_profiles(profiles=None):
+    """The lab's CPU-only notebook sizes, in inventory order; None or [] gives the defaults
+    (cpu-small, cpu-large). Accepts its own output again unchanged."""
+    if profiles is None or (isinstance(profiles, (list, tuple)) and not profiles):
+        profiles = [dict(p) for p in DEFAULT_CPU_PROFILES]
+    if isinstance(profiles, (str, bytes, Mapping)) or not isinstance(profiles, (list, tuple)):
+        _fail(CPU_PROFILES, "must be a list of {name, cpu_guarantee, cpu_limit, mem_guarantee, mem_limit}, got %s"
+                            % type(profiles).__name__)
+    result, seen = [], {}
+    for index, entry in enumerate(_plain(profiles)):
+        profile = _cpu_profile(index, entry)
+        if profile["name"] in seen:
+            _fail("%s[%d] (profile %s)" % (CPU_PROFILES, index, profile["name"]),
+                  "the name is already used by entry %d; give each profile its own name" % seen[profile["name"]])
+        seen[profile["name"]] = index
+        result.append(profile)
+    return result
+
+
+# ---------------------------------------------------------------------------------------- tenants
+def _gpu_resources(gpu_resources):
+    if gpu_resources is None:
+        return {}
+    if not isinstance(gpu_resources, (list, tuple)):
+        raise AnsibleFilterError("lab_tenants: the GPU resources must be the list of lab_gpu_resources, e.g. "
+                                 "ailab_gpu_node_groups | ailab.cluster.lab_gpu_resources(groups), got %s"
+                                 % type(gpu_resources).__name__)
+    result = {}
+    for item in _plain(gpu_resources):
+        if not isinstance(item, Mapping) or not {"key", "resource", "capacity"} <= set(item):
+            raise AnsibleFilterError("lab_tenants: the GPU resources must come from ailab.cluster.lab_gpu_resources "
+                                     "(each with key, resource and capacity), got %r" % (item,))
+        result[item["key"]] = item
+    return result
+
+
+def _users(where, value):
+    if value is None:
+        return {"groups": [], "users": []}
+    if isinstance(value, (list, tuple)):
+        return {"groups": [], "users": _names(where, "users", value)}
+    if not isinstance(value, Mapping):
+        _fail(where, "users must be {group: <group>}, {groups: [...]}, {users: [...]} or a list of users, got %r"
+                     % (value,))
+    _unknown_keys(where, value, USERS_KEYS, "users")
+    groups = _names(where, "users.group", value.get("group")) + _names(where, "users.groups", value.get("groups"))
+    return {"groups": sorted(set(groups)), "users": _names(where, "users.users", value.get("users"))}
+
+
+def _gpu_quota(where, value, resources):
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        _fail(where, "quota.gpu must be a dict {<GPU resource key>: count}, got %r" % (value,))
+    keys = sorted(resources)
+    result = {}
+    for key in sorted(value):
+        count = value[key]
+        if key not in resources:
+            _fail(where, "quota.gpu names %s, which no GPU node group provides%s; the lab's GPU resource keys: %s"
+                         % (key, _closest(key, keys), ", ".join(keys) or "none (ailab_gpu_node_groups is empty)"))
+        if isinstance(count, bool) or not isinstance(count, (int, str)) or not re.match(r"^\d+$", str(count).strip()):
+            _fail(where, "quota.gpu.%s must be a whole number of units (0 or more), got %r" % (key, count))
+        result[key] = int(str(count).strip())
+        if result[key] > 0 and resources[key]["capacity"] == 0:
+            _fail(where, "quota.gpu gives %d %s, but the lab has no node with it (group %s has no hosts); add the "
+                         "nodes to the inventory group or remove the key" % (result[key], key, resources[key].get("group")))
+    return result
+
+
+def _quota(where, value, resources):
+    if not isinstance(value, Mapping):
+        _fail(where, "quota is required: a dict with at least cpu and memory, e.g. {cpu: 64, memory: 256Gi, "
+                     "storage: 500Gi, pvcs: 50, gpu: {<key>: 4}}")
+    _unknown_keys(where, value, QUOTA_KEYS, "quota")
+    for key in ("cpu", "memory"):
+        if value.get(key) is None:
+            _fail(where, "quota.%s is required (e.g. cpu: 64, memory: 256Gi)" % key)
+    quota = {
+        "cpu": _cpu(where, "quota.cpu", value["cpu"]),
+        "memory": _bytes_text(_bytes(where, "quota.memory", value["memory"])),
+        "storage": None,
+        "pvcs": None,
+        "gpu": _gpu_quota(where, value.get("gpu"), resources),
+    }
+    if value.get("storage") is not None:
+        quota["storage"] = _bytes_text(_bytes(where, "quota.storage", value["storage"]))
+    if value.get("pvcs") is not None:
+        pvcs = value["pvcs"]
+        if isinstance(pvcs, bool) or not isinstance(pvcs, (int, str)) or not re.match(r"^\d+$", str(pvcs).strip()):
+            _fail(where, "quota.pvcs must be a whole number of PersistentVolumeClaims, got %r" % (pvcs,))
+        quota["pvcs"] = str(int(str(pvcs).strip()))
+    return quota
+
+
+def _profiles(where, value, quota, cpu_profiles, resources):
+    known = sorted(set(cpu_profiles) | set(resources))
+    if value is None:
+        return sorted(cpu_profiles) + sorted(k for k, n in quota["gpu"].items() if n > 0)
+    names = _names(where, "profiles", value)
+    for name in names:
+        if name not in known:
+            _fail(where, "profile %s does not exist%s; the lab's profiles are the CPU profiles (%s) and the GPU "
+                         "resource keys (%s)" % (name, _closest(name, known), ", ".join(sorted(cpu_profiles)) or "none",
+                                                  ", ".join(sorted(resources)) or "none"))
+        if name in resources and quota["gpu"].get(name, 0) < 1:
+            _fail(where, "profile %s asks for 1 %s but quota.gpu gives the tenant %d; add %s: <count> to quota.gpu or "
+                         "remove the profile" % (name, name, quota["gpu"].get(name, 0), name))
+        if name in cpu_profiles:
+            profile = cpu_profiles[name]
+            if quantity_value(profile["cpu_guarantee"]) > quantity_value(quota["cpu"]) or \
+                    quantity_value(profile["mem_guarantee"]) > quantity_value(quota["memory"]):
+                _fail(where, "profile %s guarantees %s CPUs and %s memory, more than the tenant's quota (cpu %s, "
+                             "memory %s); raise the quota or remove the profile"
+                             % (name, profile["cpu_guarantee"], profile["mem_guarantee"], quota["cpu"], quota["memory"]))
+    return names
+
+
+def _tenant(index, entry, resources, cpu_profiles):
+    where = "%s[%d]" % (TENANTS, index)
+    if not isinstance(entry, Mapping):
+        _fail(where, "must be a dict with at least name, kind and quota, got %r" % (entry,))
+    name = entry.get("name")
+    if not isinstance(name, str) or not DNS_LABEL.match(name):
+        _fail(where, "name must be a DNS label (lower-case letters, digits and -, at most 63 characters, starting "
+                     "and ending with a letter or digit), got %r; it names the namespace, quota and queue" % (name,))
+    where = "%s[%d] (tenant %s)" % (TENANTS, index, name)
+    _unknown_keys(where, entry, TENANT_KEYS, "a tenant")
+    namespace = entry.get("namespace", name)
+    if not isinstance(namespace, str) or not DNS_LABEL.match(namespace):
+        _fail(where, "namespace must be a DNS label (lower-case letters, digits and -, at most 63 characters), "
+                     "got %r" % (namespace,))
+    if namespace in RESERVED_NAMESPACES or namespace.startswith(RESERVED_PREFIXES):
+        _fail(where, "namespace %s is reserved for Kubernetes; choose another namespace for the tenant" % namespace)
+    kind = entry.get("kind")
+    if kind not in KINDS:
+        _fail(where, "kind must be one of %s, got %r%s" % (", ".join(KINDS), kind, _closest(kind, KINDS)))
+    description = entry.get("description", "")
+    if not isinstance(description, str):
+        _fail(where, "description must be a string, got %r" % (description,))
+    users = _users(where, entry.get("users"))
+    admins = _names(where, "admins", entry.get("admins"))
+    admin_groups = _names(where, "admin_groups", entry.get("admin_groups"))
+    quota = _quota(where, entry.get("quota"), resources)
+    requests = {}
+    for key, count in sorted(quota["gpu"].items()):
+        resource = resources[key]["resource"]
+        requests[resource] = requests.get(resource, 0) + count
+    return {
+        "name": name,
+        "namespace": namespace,
+        "kind": kind,
+        "priority": KIND_PRIORITY[kind],
+        "description": description,
+        "users": users,
+        "admins": admins,
+        "admin_groups": admin_groups,
+        "quota": quota,
+        "gpu_requests": dict(sorted(requests.items())),
+        "profiles": _profiles(where, entry.get("profiles"), quota, cpu_profiles, resources),
+    }
+
+
+def lab_tenants(tenants, gpu_resources=None, cpu_profiles=None):
+    """``ailab_tenants`` validated and normalised, sorted by name (see docs/tenants.md).
+
+    ``gpu_resources`` is ``lab_gpu_resources``' output; ``cpu_profiles`` the list of
+    ``lab_cpu_profiles`` (None: the default CPU profiles)."""
+    resources = _gpu_resources(gpu_resources)
+    profiles = dict((p["name"], p) for p in lab_cpu_profiles(cpu_profiles))
+    clash = sorted(set(profiles) & set(resources))
+    if clash:
+        _fail(CPU_PROFILES, "the CPU profile %s has the name of a GPU resource key; profile names and GPU keys share "
+                            "one list, rename the CPU profile" % clash[0])
+    if tenants is None:
+        return []
+    if isinstance(tenants, (str, bytes, Mapping)) or not isinstance(tenants, (list, tuple)):
+        _fail(TENANTS, "must be a list of tenants ({name, kind, users, quota, ...}), got %s" % type(tenants).__name__)
+    result, names, namespaces = [], {}, {}
+    for index, entry in enumerate(_plain(tenants)):
+        tenant = _tenant(index, entry, resources, profiles)
+        where = "%s[%d] (tenant %s)" % (TENANTS, index, tenant["name"])
+        if tenant["name"] in names:
+            _fail(where, "the name is already used by entry %d; give each tenant its own name" % names[tenant["name"]])
+        if tenant["namespace"] in namespaces:
+            _fail(where, "namespace %s is already the namespace of tenant %s; give each tenant its own namespace"
+                         % (tenant["namespace"], namespaces[tenant["namespace"]]))
+        names[tenant["name"]] = index
+        namespaces[tenant["namespace"]] = tenant["name"]
+        result.append(tenant)
+    return sorted(result, key=lambda t: t["name"])
+
+
+def lab_tenants_capacity_report(tenants, gpu_resources):
+    """Per GPU resource key (sorted): the lab's capacity, the sum of the tenants' quotas, whether the
+    quotas oversubscribe it, and which tenants hold a quota. ``tenants`` is lab_tenants' output.
+
+    Oversubscription is allowed (Kueue lends idle quota and reclaims it); a quota on a key the lab does
+    not provide, or with capacity 0, is an error."""
+    resources = _gpu_resources(gpu_resources)
+    report = dict((key, {"key": key, "resource": r["resource"], "capacity": r["capacity"], "quota": 0,
+                         "tenants": [], "oversubscribed": False}) for key, r in resources.items())
+    for tenant in _plain(tenants or []):
+        for key, count in sorted(((tenant.get("quota") or {}).get("gpu") or {}).items()):
+            if key not in report:
+                _fail("%s (tenant %s)" % (TENANTS, tenant.get("name")),
+                      "quota.gpu names %s, which no GPU node group provides; the lab's GPU resource keys: %s"
+                      % (key, ", ".join(sorted(report)) or "none"))
+            if count and report[key]["capacity"] == 0:
+                _fail("%s (tenant %s)" % (TENANTS, tenant.get("name")),
+                      "quota.gpu gives %s, but the lab has no node with it; add nodes or remove the key" % key)
+            report[key]["quota"] += count
+            if count:
+                report[key]["tenants"].append(tenant.get("name"))
+    for item in report.values():
+        item["tenants"] = sorted(item["tenants"])
+        item["oversubscribed"] = item["quota"] > item["capacity"]
+    return [report[key] for key in sorted(report)]
+
+
+class FilterModule(object):
+    def filters(self):
+        return {
+            "lab_cpu_profiles": lab_cpu_profiles,
+            "lab_tenants": lab_tenants,
+            "lab_tenants_capacity_report": lab_tenants_capacity_report,
+        }
