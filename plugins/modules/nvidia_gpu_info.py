@@ -387,7 +387,7 @@ class NvidiaGpuInfo:
         if timeout_bin is None:
             self.module.warn("coreutils 'timeout' was not found on this host: nvidia-smi runs without a time limit")
             return
-        self.prefix = [timeout_bin, "--kill-after=5", str(timeout)]
+        self.prefix = [timeout_bin, "-k", "5", str(timeout)]
 
     def run(self, name):
         """Run one read; return (rc, stdout, stderr). A timeout fails the task."""

@@ -46,7 +46,7 @@ class FakeHost:
         args = list(args)
         self.calls.append(args)
         if args[0] == TIMEOUT:
-            args = args[3:]
+            args = args[4:]
         name = BY_ARGS.get(tuple(args[1:]))
         assert name is not None, f"the module ran an unexpected command: {args}"
         assert name in self.answers, f"the module ran '{smi.command_line(name)}', which this test did not expect"
@@ -58,7 +58,7 @@ class FakeHost:
 
     @property
     def runs(self):
-        return [BY_ARGS[tuple(call[4:] if call[0] == TIMEOUT else call[1:])] for call in self.calls]
+        return [BY_ARGS[tuple(call[5:] if call[0] == TIMEOUT else call[1:])] for call in self.calls]
 
 
 @pytest.fixture
@@ -165,8 +165,8 @@ class TestOptions:
     def test_commands_run_under_timeout(self, host, gather):
         fake = host("h200")
         gather({"timeout": 15})
-        assert all(call[:4] == [TIMEOUT, "--kill-after=5", "15", NVIDIA_SMI] for call in fake.calls)
-        assert fake.calls[0][4:] == ["-q", "-x"]
+        assert all(call[:5] == [TIMEOUT, "-k", "5", "15", NVIDIA_SMI] for call in fake.calls)
+        assert fake.calls[0][5:] == ["-q", "-x"]
 
     def test_timeout_zero_runs_without_a_limit(self, host, gather):
         fake = host("h200")
@@ -188,7 +188,7 @@ class TestOptions:
         fake = host("h200", binaries={"timeout": TIMEOUT})  # no nvidia-smi on PATH
         result = gather({"nvidia_smi_path": str(wrapper)})
         assert result["nvidia_smi_path"] == str(wrapper)
-        assert {call[3] for call in fake.calls} == {str(wrapper)}
+        assert {call[4] for call in fake.calls} == {str(wrapper)}
 
     def test_mig_profiles_false_skips_lgip(self, host, gather):
         fake = host("h200-mig-enabled")
