@@ -11,6 +11,8 @@ One validator for the unit tests, the integration tier and ``make lab``/``make e
   ``values.yaml`` and validated against its values schema where the chart has one (what ``helm``
   enforces); every override key must exist in ``values.yaml`` (unless its parent there is an empty
   map, i.e. free-form) and keep the type of the chart's default;
+- ConfigMaps that carry a GPU Operator device-plugin (time-slicing) or mig-parted config: those
+  formats (gpu-operator/SOURCE.md and mig-parted/SOURCE.md);
 - layout: one object per file at ``<namespace or _cluster>/<kind>-<name>[.<suffix>].yaml``, Secrets
   and values files mode 0600.
 
@@ -277,6 +279,105 @@ def chart_name(chart_ref):
     return chart_ref.rstrip("/").split("/")[-1]
 
 
+# ------------------------------------------------------------------------- GPU Operator ConfigMaps
+# The device plugin config format (gpu-operator/SOURCE.md, "Device-plugin time-slicing config format").
+RESOURCE_NAME = re.compile(r"^(nvidia\.com/)?[A-Za-z0-9][-A-Za-z0-9_.]*$")
+
+
+def device_plugin_problems(text):
+    config = yaml.safe_load(text)
+    problems = []
+    if config.get("version", "v1") != "v1":
+        problems.append("version must be v1")
+    problems += ["unknown key %s" % k for k in config if k not in ("version", "flags", "sharing")]
+    if (config.get("flags") or {}).get("migStrategy", "none") not in ("none", "single", "mixed"):
+        problems.append("flags.migStrategy")
+    sharing = config.get("sharing") or {}
+    if "timeSlicing" in sharing and "mps" in sharing:
+        problems.append("timeSlicing and mps exclude each other")
+    slicing = sharing.get("timeSlicing")
+    if slicing is not None:
+        problems += ["unknown timeSlicing key %s" % k for k in slicing
+                     if k not in ("renameByDefault", "failRequestsGreaterThanOne", "resources")]
+        if not isinstance(slicing.get("renameByDefault", False), bool):
+            problems.append("renameByDefault must be a bool")
+        resources = slicing.get("resources")
+        if not isinstance(resources, list) or not resources:
+            problems.append("resources must be a non-empty list")
+        for resource in resources or []:
+            name = str(resource.get("name", ""))
+            if not RESOURCE_NAME.match(name) or len(name.rsplit("/", maxsplit=1)[-1]) > 63:
+                problems.append("bad resource name %r" % name)
+            replicas = resource.get("replicas")
+            if not isinstance(replicas, int) or isinstance(replicas, bool) or replicas < 2:
+                problems.append("replicas must be an integer >= 2, got %r" % (replicas,))
+    return problems
+
+
+# The mig-parted config format (mig-parted/SOURCE.md, "Config file format").
+PROFILE = re.compile(r"^\d+g\.\d+gb(\+me|\+gfx|\+me\.all|-me)?$")
+
+
+def mig_parted_problems(text):
+    config = yaml.safe_load(text)
+    problems = []
+    if config.get("version") != "v1":
+        problems.append("version must be v1")
+    problems += ["unexpected field %s" % k for k in config if k not in ("version", "mig-configs")]
+    configs = config.get("mig-configs")
+    if not isinstance(configs, dict) or not configs:
+        return problems + ["mig-configs must hold at least one layout"]
+    for name, entries in configs.items():
+        if not isinstance(entries, list) or not entries:
+            problems.append("%s: a non-empty list" % name)
+            continue
+        for entry in entries:
+            problems += ["%s: unknown key %s" % (name, k) for k in entry
+                         if k not in ("device-filter", "devices", "mig-enabled", "mig-devices")]
+            devices = entry.get("devices")
+            if devices != "all" and not (isinstance(devices, list) and all(isinstance(d, int) for d in devices)):
+                problems.append("%s: devices must be all or a list of indexes" % name)
+            if not isinstance(entry.get("mig-enabled"), bool):
+                problems.append("%s: mig-enabled must be a bool" % name)
+            mig_devices = entry.get("mig-devices")
+            if entry.get("mig-enabled") is True and mig_devices is None:
+                problems.append("%s: mig-devices is required when mig-enabled" % name)
+            if entry.get("mig-enabled") is False and mig_devices:
+                problems.append("%s: mig-devices must be empty when MIG is off" % name)
+            if mig_devices:
+                if not any(count > 0 for count in mig_devices.values()):
+                    problems.append("%s: at least one count > 0" % name)
+                for profile, count in mig_devices.items():
+                    if not PROFILE.match(profile) or not isinstance(count, int) or count < 0:
+                        problems.append("%s: bad device %s: %r" % (name, profile, count))
+            device_filter = entry.get("device-filter")
+            if device_filter is not None:
+                for pci in [device_filter] if isinstance(device_filter, str) else device_filter:
+                    if not re.match(r"^0x[0-9A-Fa-f]{8}(:0x[0-9A-Fa-f]{8})?$", pci):
+                        problems.append("%s: bad device-filter %s" % (name, pci))
+    return problems
+
+
+
+
+def configmap_problems(obj):
+    """The device-plugin (time-slicing) and mig-parted configs that ConfigMaps carry, checked against
+    their upstream formats; other ConfigMaps have none."""
+    problems = []
+    for key, text in (obj.get("data") or {}).items():
+        try:
+            content = yaml.safe_load(text) if isinstance(text, str) else None
+        except yaml.YAMLError:
+            continue
+        if not isinstance(content, dict):
+            continue
+        if "mig-configs" in content:
+            problems += [f"data.{key}: mig-parted config: {p}" for p in mig_parted_problems(text)]
+        elif "sharing" in content or ("flags" in content and "version" in content):
+            problems += [f"data.{key}: device plugin config: {p}" for p in device_plugin_problems(text)]
+    return problems
+
+
 # ---------------------------------------------------------------------------------- export folder
 def check_export(directory, strict=True, check_versions=True):
     """Every problem found in an export directory; an empty list means it is valid."""
@@ -319,6 +420,8 @@ def check_export(directory, strict=True, check_versions=True):
         problems += [f"{rel}: {p}" for p in validate_object(obj, strict)]
         if not isinstance(obj, dict) or "metadata" not in obj:
             continue
+        if obj.get("kind") == "ConfigMap":
+            problems += [f"{rel}: {p}" for p in configmap_problems(obj)]
         namespace = obj["metadata"].get("namespace", "_cluster")
         match = _FILE_NAME.match(path.name)
         stem = f"{str(obj.get('kind', '')).lower()}-{obj['metadata'].get('name')}"

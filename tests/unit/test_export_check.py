@@ -91,3 +91,15 @@ def test_crd_conversion_keeps_int_or_string_and_nullable():
     assert validator.is_valid({"port": "http"})
     assert not validator.is_valid({"port": 1.5})
     assert not validator.is_valid({"other": 1})
+
+
+@pytest.mark.parametrize(("data", "expected"), [
+    ({"rtx": "version: v1\nsharing: {timeSlicing: {resources: [{name: nvidia.com/gpu, replicas: 1}]}}\n"},
+     "replicas must be an integer >= 2"),
+    ({"config.yaml": "version: v1\nmig-configs: {x: [{devices: all, mig-enabled: true}]}\n"},
+     "mig-devices is required when mig-enabled"),
+])
+def test_gpu_operator_configmaps_are_checked_against_their_formats(tmp_path, data, expected):
+    write(tmp_path, "gpu-operator/configmap-c.yaml", dict(configmap("c", "gpu-operator"), data=data))
+    problems = export_check.check_export(tmp_path)
+    assert any(expected in p for p in problems), problems

@@ -23,6 +23,7 @@ from ansible_collections.ailab.cluster.plugins.filter.lab_gpu import (
     lab_gpu_resources,
 )
 from ansible_collections.ailab.cluster.plugins.module_utils import _gpu_models as catalogue
+from export_check import device_plugin_problems, mig_parted_problems
 
 ROOT = Path(__file__).resolve().parents[4]
 REFERENCE = Path(os.environ.get("AILAB_REFERENCE", ROOT.parent / "shared" / "reference"))
@@ -226,85 +227,6 @@ def test_built_in_and_custom_layouts_share_one_config_with_device_filters_where_
                                             "mig-devices": {"1g.6gb": 2, "2g.12gb": 1}}]
     keys = [r["key"] for r in lab_gpu_resources(groups, INVENTORY)]
     assert keys == ["a40-mig-1g.10gb", "a80-mig-1g.10gb", "mig-1g.6gb", "mig-2g.12gb", "mig-3g.71gb"]
-
-
-# ------------------------------------------------------------------------------ format checks
-# The device plugin config format (gpu-operator/SOURCE.md, "Device-plugin time-slicing config format").
-RESOURCE_NAME = re.compile(r"^(nvidia\.com/)?[A-Za-z0-9][-A-Za-z0-9_.]*$")
-
-
-def device_plugin_problems(text):
-    config = yaml.safe_load(text)
-    problems = []
-    if config.get("version", "v1") != "v1":
-        problems.append("version must be v1")
-    problems += ["unknown key %s" % k for k in config if k not in ("version", "flags", "sharing")]
-    if (config.get("flags") or {}).get("migStrategy", "none") not in ("none", "single", "mixed"):
-        problems.append("flags.migStrategy")
-    sharing = config.get("sharing") or {}
-    if "timeSlicing" in sharing and "mps" in sharing:
-        problems.append("timeSlicing and mps exclude each other")
-    slicing = sharing.get("timeSlicing")
-    if slicing is not None:
-        problems += ["unknown timeSlicing key %s" % k for k in slicing
-                     if k not in ("renameByDefault", "failRequestsGreaterThanOne", "resources")]
-        if not isinstance(slicing.get("renameByDefault", False), bool):
-            problems.append("renameByDefault must be a bool")
-        resources = slicing.get("resources")
-        if not isinstance(resources, list) or not resources:
-            problems.append("resources must be a non-empty list")
-        for resource in resources or []:
-            name = str(resource.get("name", ""))
-            if not RESOURCE_NAME.match(name) or len(name.rsplit("/", maxsplit=1)[-1]) > 63:
-                problems.append("bad resource name %r" % name)
-            replicas = resource.get("replicas")
-            if not isinstance(replicas, int) or isinstance(replicas, bool) or replicas < 2:
-                problems.append("replicas must be an integer >= 2, got %r" % (replicas,))
-    return problems
-
-
-# The mig-parted config format (mig-parted/SOURCE.md, "Config file format").
-PROFILE = re.compile(r"^\d+g\.\d+gb(\+me|\+gfx|\+me\.all|-me)?$")
-
-
-def mig_parted_problems(text):
-    config = yaml.safe_load(text)
-    problems = []
-    if config.get("version") != "v1":
-        problems.append("version must be v1")
-    problems += ["unexpected field %s" % k for k in config if k not in ("version", "mig-configs")]
-    configs = config.get("mig-configs")
-    if not isinstance(configs, dict) or not configs:
-        return problems + ["mig-configs must hold at least one layout"]
-    for name, entries in configs.items():
-        if not isinstance(entries, list) or not entries:
-            problems.append("%s: a non-empty list" % name)
-            continue
-        for entry in entries:
-            problems += ["%s: unknown key %s" % (name, k) for k in entry
-                         if k not in ("device-filter", "devices", "mig-enabled", "mig-devices")]
-            devices = entry.get("devices")
-            if devices != "all" and not (isinstance(devices, list) and all(isinstance(d, int) for d in devices)):
-                problems.append("%s: devices must be all or a list of indexes" % name)
-            if not isinstance(entry.get("mig-enabled"), bool):
-                problems.append("%s: mig-enabled must be a bool" % name)
-            mig_devices = entry.get("mig-devices")
-            if entry.get("mig-enabled") is True and mig_devices is None:
-                problems.append("%s: mig-devices is required when mig-enabled" % name)
-            if entry.get("mig-enabled") is False and mig_devices:
-                problems.append("%s: mig-devices must be empty when MIG is off" % name)
-            if mig_devices:
-                if not any(count > 0 for count in mig_devices.values()):
-                    problems.append("%s: at least one count > 0" % name)
-                for profile, count in mig_devices.items():
-                    if not PROFILE.match(profile) or not isinstance(count, int) or count < 0:
-                        problems.append("%s: bad device %s: %r" % (name, profile, count))
-            device_filter = entry.get("device-filter")
-            if device_filter is not None:
-                for pci in [device_filter] if isinstance(device_filter, str) else device_filter:
-                    if not re.match(r"^0x[0-9A-Fa-f]{8}(:0x[0-9A-Fa-f]{8})?$", pci):
-                        problems.append("%s: bad device-filter %s" % (name, pci))
-    return problems
 
 
 def reference_text(relpath):
