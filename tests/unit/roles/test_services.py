@@ -88,7 +88,12 @@ BAD = {
 
 def inventory(export_root, labs):
     host_vars = {name: dict(UNREACHABLE, ailab_kubernetes_export_dir=str(export_root / name), **(GOOD.get(name) or BAD[name][0]))
-                 for name in labs}
+                 for name in labs if name != "no_cluster"}
+    if "no_cluster" in labs:
+        # Apply mode on a host where kubeadm has not run: a local host without an admin kubeconfig.
+        missing = str(export_root.parent / "missing-admin.conf")
+        host_vars["no_cluster"] = {"ansible_connection": "local", "ansible_become": False, "metallb_pools": [L2_POOL],
+                                   "metallb_kubeconfig": missing, "metrics_server_kubeconfig": missing}
     host_vars["canary"] = dict(UNREACHABLE)
     # A node that is never targeted: its address is reserved for every lab's pools.
     host_vars["worker1"] = dict(UNREACHABLE, node_prep_address="192.168.20.21")
@@ -110,7 +115,7 @@ def build(tmp, labs, *args, check=False):
 
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
-    return shared_run(tmp_path_factory, "services-export", lambda tmp: build(tmp, list(GOOD) + list(BAD)))
+    return shared_run(tmp_path_factory, "services-export", lambda tmp: build(tmp, list(GOOD) + list(BAD) + ["no_cluster"]))
 
 
 @pytest.fixture(scope="module")
@@ -120,7 +125,7 @@ def exported_again(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def checked(tmp_path_factory):
-    return shared_run(tmp_path_factory, "services-check", lambda tmp: build(tmp, list(GOOD), check=True))
+    return shared_run(tmp_path_factory, "services-check", lambda tmp: build(tmp, list(GOOD) + ["no_cluster"], check=True))
 
 
 def objects(directory):
@@ -291,9 +296,15 @@ def test_second_export_is_byte_identical(exported, exported_again):
         assert (mismatch, errors) == ([], []) and len(match) == len(files)
 
 
+def test_apply_mode_needs_a_cluster(exported):
+    _tmp, run = exported
+    assert "missing-admin.conf on no_cluster, which does not exist: run playbooks/kubernetes.yml first" in run.failure("no_cluster")
+
+
 def test_check_mode_writes_nothing(checked):
     tmp, run = checked
-    for lab in GOOD:
+    # Check mode in apply mode before the cluster exists passes too: there is nothing to compare with yet.
+    for lab in [*GOOD, "no_cluster"]:
         assert run.stats[lab]["failures"] == 0 and run.stats[lab]["unreachable"] == 0, run.failure(lab)
     assert not (tmp / "export").exists()
 
