@@ -66,15 +66,22 @@ BAD = {
                        "sharing": {"mode": "time-slicing", "replicas": 1}}],
                      "replicas"),
 }
+# Apply mode with GPU facts that contradict the inventory (an RTX 3090 where the inventory says L4),
+# as the facts play of playbooks/gpu.yml would have gathered them: the role stops before anything.
+WRONG_GPU = [{"group": "gpu_check", "gpu_model": "NVIDIA L4", "gpus_per_node": 1}]
+RTX_FACTS = {"gpu_count": 1, "driver_version": "580.159.04", "cuda_version": "13.0",
+             "gpus": [{"index": 0, "name": "NVIDIA GeForce RTX 3090", "pci_device_id": "0x220410DE",
+                       "memory_total_mib": 24576, "mig_mode": {"current": None, "pending": None}, "mig_profiles": []}]}
 GPU_GROUPS = {
     "gpu_rtx": ["rtx-1", "rtx-2"],
     "gpu_l4": ["l4-1"],
     "gpu_h200": ["h200-1"],
     "gpu_h200b": ["h200-2"],
+    "gpu_check": ["check-1"],
 }
 CHECK = ["timeslice", "empty"]
 GOOD = list(VARIANTS)
-RUNNERS = GOOD + list(BAD)
+RUNNERS = GOOD + list(BAD) + ["wrong_gpu"]
 # Nothing listens on port 9 of the loopback address: a connection attempt fails at once.
 UNREACHABLE = {"ansible_connection": "ssh", "ansible_host": "127.0.0.1", "ansible_port": 9,
                "ansible_ssh_common_args": "-o ConnectTimeout=3"}
@@ -84,13 +91,16 @@ def build(tmp):
     root = str(tmp)
     runners = {}
     for name in RUNNERS:
-        groups = VARIANTS[name] if name in VARIANTS else BAD[name][0]
+        groups = VARIANTS[name] if name in VARIANTS else BAD[name][0] if name in BAD else WRONG_GPU
         runners[name] = dict(UNREACHABLE, ailab_gpu_node_groups=groups, **EXTRA.get(name, {}),
                              ailab_kubernetes_export_dir=f"{root}/{name}")
     # playbooks/gpu.yml runs on kube_control_plane[0]: the timeslice node groups, its own directory.
     runners["cp-playbook"] = dict(UNREACHABLE, ailab_gpu_node_groups=VARIANTS["timeslice"],
                                   ailab_kubernetes_export_dir=f"{root}/playbook")
+    # Apply mode for this one (no export directory).
+    runners["wrong_gpu"]["ailab_kubernetes_export_dir"] = ""
     gpu_children = {g: {"hosts": {h: dict(UNREACHABLE) for h in hosts}} for g, hosts in GPU_GROUPS.items()}
+    gpu_children["gpu_check"]["hosts"]["check-1"]["__gpu_operator_gpu_facts"] = RTX_FACTS
     inventory = {"all": {
         "vars": {"ansible_python_interpreter": PYTHON,
                  # Every host exports: the facts play must end on each of them without contacting it.
@@ -226,6 +236,16 @@ def test_bad_inventory_stops_before_anything_is_exported(exported, variant):
     assert message and "ailab_gpu_node_groups" in message and BAD[variant][1] in message, message
     for suffix in ("", "-again", "-check"):
         assert not (tmp / f"{variant}{suffix}").exists()
+
+
+def test_gpus_that_contradict_the_inventory_stop_the_apply(exported):
+    """Apply mode: lab_gpu_check's problems stop the run before the kubeconfig is even looked at."""
+    _tmp, run = exported
+    message = run.failure("wrong_gpu")
+    assert message and "The inventory does not match the GPUs on the nodes" in message, message
+    assert "check-1" in message and "NVIDIA GeForce RTX 3090" in message and "NVIDIA L4" in message
+    assert run.results("Find the admin kubeconfig of the cluster", "wrong_gpu") == []
+    assert run.stats["wrong_gpu"].get("unreachable", 0) == 0
 
 
 # ------------------------------------------------------------------------------------ the chart
