@@ -285,6 +285,51 @@ def test_authentication_choices(exported):
     assert ldap["JupyterHub"]["load_groups"] == {"physics": {"users": []}}
 
 
+AUTH_CLASSES = {"JupyterHub": "jupyterhub.app.JupyterHub", "Authenticator": "jupyterhub.auth.Authenticator",
+                "DummyAuthenticator": "jupyterhub.auth.DummyAuthenticator",
+                "NativeAuthenticator": "nativeauthenticator.NativeAuthenticator",
+                "GitHubOAuthenticator": "oauthenticator.github.GitHubOAuthenticator",
+                "GenericOAuthenticator": "oauthenticator.generic.GenericOAuthenticator",
+                "LDAPAuthenticator": "ldapauthenticator.LDAPAuthenticator"}
+
+
+def hub_config_problems(config):
+    """Keys of hub.config.<Class> (c.<Class>.<key> in the hub) that the class lacks or whose value its trait
+    refuses: traitlets only warns about those and the setting is lost."""
+    traitlets = pytest.importorskip("traitlets")
+    holder = traitlets.HasTraits()
+    problems = []
+    for section, settings in config.items():
+        if section == "KubeSpawner":
+            continue  # test_every_profile_override_is_a_kubespawner_trait
+        module, _dot, name = AUTH_CLASSES[section].rpartition(".")
+        cls = getattr(pytest.importorskip(module, reason=f"{module} is not installed: the test environment needs "
+                                          "oauthenticator==17.4.0, jupyterhub-ldapauthenticator==2.0.2 and "
+                                          "jupyterhub-nativeauthenticator==1.3.0 (the authenticators of the z2jh hub "
+                                          "image) to check hub.config"), name)
+        traits = cls.class_traits(config=True)
+        for key, value in settings.items():
+            if key not in traits:
+                problems.append(f"{section}.{key} is not a configurable trait of {AUTH_CLASSES[section]}")
+                continue
+            try:
+                traits[key]._validate(holder, value)
+            except traitlets.TraitError as exc:
+                problems.append(f"{section}.{key}: {exc}")
+    return problems
+
+
+@pytest.mark.parametrize("lab", list(GOOD))
+def test_hub_config_keys_are_traits_of_their_classes(exported, lab):
+    assert hub_config_problems(values_of(exported, lab)["hub"]["config"]) == []
+
+
+def test_the_hub_config_check_bites():
+    problems = hub_config_problems({"GitHubOAuthenticator": {"allowed_organisations": ["lab-org"]},
+                                    "Authenticator": {"allow_all": "yes please"}})
+    assert len(problems) == 2 and "allowed_organisations is not a configurable trait" in problems[0]
+
+
 def test_ldap_warns_about_group_only_tenants(exported):
     _tmp, run = exported
     [warning] = run.results("Warn about tenants whose groups this authenticator cannot see", "ldap")
