@@ -7,8 +7,8 @@ lab's first control plane, with the lab's variables as host vars and its own exp
 hosts of per-lab groups. Every host is an SSH host on a closed loopback port (127.0.0.1:9): a task that
 touched a node would come back unreachable, so a clean run proves the export runs on the controller
 alone. Three ansible-playbook runs, shared by every test: the export (good and bad labs), the same
-export again (two labs that cover every role, must change nothing), and the export in check mode to
-other directories (writes nothing).
+export again (the richest lab, must change nothing and write the same bytes), and the export in check
+mode to other directories (writes nothing).
 """
 
 import json
@@ -76,16 +76,26 @@ STORAGE_GROUPS = {
                     "bad3": {"rook_ceph_devices": ["/dev/sdb", "/dev/sdb"]}},
 }
 
+# Apply mode on a controller-local host without a cluster: the export run must stop in preflight,
+# the check-mode run must pass and skip everything that needs the cluster.
+NO_CLUSTER = {"ansible_connection": "local", "ansible_become": False, "ailab_storage_backends": ["rook_ceph"],
+              "rook_ceph_storage_group": "rook1_storage", "rook_ceph_block_default_class": True}
+
 RUNS = ("export", "again", "check")
-# Labs exported a second time (every role and both kinds of export: objects and Helm releases).
-AGAIN = ("rook3", "local")
+# Labs exported a second time and in check mode: rook3 has both kinds of export (objects and Helm
+# releases) and two backends; each exported file costs a module run, so the others are left out. The
+# check-mode run also takes the bad labs and the apply-mode host.
+AGAIN = ("rook3",)
+CHECK = (*AGAIN, *BAD, "no_cluster")
 
 
 def inventory(out, labs):
     hosts = {name: dict(vars_, ailab_kubernetes_export_dir=str(out / name)) for name, vars_ in labs.items()}
+    hosts["no_cluster"] = dict(NO_CLUSTER, rook_ceph_kubeconfig=str(out / "no-cluster" / "admin.conf"))
     children = {"labs": {"hosts": hosts, "vars": SSH_NOWHERE}}
     children.update({group: {"hosts": members, "vars": SSH_NOWHERE} for group, members in STORAGE_GROUPS.items()})
     children["again_labs"] = {"hosts": {name: {} for name in AGAIN}}
+    children["check_labs"] = {"hosts": {name: {} for name in CHECK}}
     return {"all": {"vars": {"ansible_python_interpreter": PYTHON}, "children": children}}
 
 
@@ -104,7 +114,7 @@ def build(tmp):
     runs["again"] = run_playbook(tmp / "again", plays, inventory(tmp / "out", all_labs), "-e",
                                  "ailab_storage_play_hosts=again_labs")
     runs["check"] = run_playbook(tmp / "check", plays, inventory(tmp / "check-out", all_labs), "-e",
-                                 "ailab_storage_play_hosts=labs", check=True)
+                                 "ailab_storage_play_hosts=check_labs", check=True)
     for key, run in runs.items():
         run.save(tmp / f"{key}.json")
     return runs["export"]
@@ -152,13 +162,15 @@ def stats(run, host):
 
 def test_runs_reach_no_node_and_fail_only_the_bad_labs(storage):
     _tmp, runs = storage
+    failing = {"export": set(BAD) | {"no_cluster"}, "again": set(), "check": set(BAD)}
     for key, run in runs.items():
-        assert run.rc == (0 if key == "again" else 2), (key, run.stdout[-3000:], run.stderr[-2000:])
+        assert run.rc == (2 if failing[key] else 0), (key, run.stdout[-3000:], run.stderr[-2000:])
         for host, st in run.stats.items():
             assert st["unreachable"] == 0, (key, host)
-            assert st["failures"] == (1 if host in BAD else 0), (key, host, run.failure(host))
+            assert st["failures"] == (1 if host in failing[key] else 0), (key, host, run.failure(host))
     # Storage nodes are never targeted (nor any group but the labs).
-    assert set(runs["export"].stats) == set(LABS) | set(BAD)
+    assert set(runs["export"].stats) == set(LABS) | set(BAD) | {"no_cluster"}
+    assert set(runs["check"].stats) == set(CHECK)
 
 
 @pytest.mark.parametrize("lab", sorted(EXPECTED_DEFAULT))
@@ -193,6 +205,24 @@ def test_check_mode_writes_nothing(storage):
     assert not (tmp / "check-out").exists()
     # The check-mode run did go through the export tasks.
     assert any(r.get("changed") for r in runs["check"].results("Record the release in releases.yml", "rook3"))
+
+
+def test_apply_mode_without_a_cluster(storage):
+    tmp, runs = storage
+    message = runs["export"].failure("no_cluster")
+    assert "which does not exist: run playbooks/kubernetes.yml first" in message, message
+    plays = [p["play"]["name"] for p in runs["export"].data["plays"] if any("no_cluster" in t["hosts"] for t in p["tasks"])]
+    assert plays == ["Storage preflight"]
+    # Check mode before kubeadm init: nothing to compare with, nothing attempted, and it says so.
+    check = runs["check"]
+    assert check.stats["no_cluster"]["failures"] == 0
+    (msg,) = [r["msg"] for r in check.results("Say that check mode cannot compare the cluster objects yet", "no_cluster")]
+    assert msg.startswith("Check mode: there is no cluster yet")
+    for task in ("Install or upgrade the release", "Apply each object with server-side apply",
+                 "Wait until the Rook CRDs are Established"):
+        results = check.results(task, "no_cluster")
+        assert results and all(r.get("skipped") for r in results), task
+    assert not (tmp / "check-out" / "no-cluster").exists()
 
 
 def test_empty_backends_install_nothing_and_say_so(storage):
