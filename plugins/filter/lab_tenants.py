@@ -33,7 +33,8 @@ KINDS = ("course", "research", "staff")
 # Kueue WorkloadPriorityClass / PriorityClass value of each kind: course < research < staff.
 KIND_PRIORITY = {"course": 1000, "research": 2000, "staff": 3000}
 
-TENANT_KEYS = ("name", "namespace", "kind", "description", "users", "admins", "admin_groups", "quota", "profiles")
+TENANT_KEYS = ("name", "namespace", "kind", "description", "users", "admins", "admin_groups", "quota", "gpu_borrowing",
+               "profiles")
 USERS_KEYS = ("group", "groups", "users")
 QUOTA_KEYS = ("cpu", "memory", "storage", "pvcs", "gpu")
 CPU_PROFILE_KEYS = ("name", "description", "cpu_guarantee", "cpu_limit", "mem_guarantee", "mem_limit",
@@ -317,6 +318,28 @@ def _quota(where, value, resources):
     return quota
 
 
+def _borrowing(where, value, quota, resources):
+    """How many units of each GPU key the tenant's queue may borrow from idle quota of the others.
+
+    Default, per key of its quota: as many as its own quota, at most what the others hold."""
+    if value is None:
+        return dict((key, max(0, min(count, resources[key]["capacity"] - count)))
+                    for key, count in sorted(quota["gpu"].items()))
+    if not isinstance(value, Mapping):
+        _fail(where, "gpu_borrowing must be a dict {<GPU resource key>: count}, got %r" % (value,))
+    keys = sorted(resources)
+    result = dict((key, 0) for key in quota["gpu"])
+    for key in sorted(value):
+        count = value[key]
+        if key not in resources:
+            _fail(where, "gpu_borrowing names %s, which no GPU node group provides%s; the lab's GPU resource keys: %s"
+                         % (key, _closest(key, keys), ", ".join(keys) or "none"))
+        if isinstance(count, bool) or not isinstance(count, (int, str)) or not re.match(r"^\d+$", str(count).strip()):
+            _fail(where, "gpu_borrowing.%s must be a whole number of units (0 or more), got %r" % (key, count))
+        result[key] = int(str(count).strip())
+    return dict(sorted(result.items()))
+
+
 def _profiles(where, value, quota, cpu_profiles, resources):
     known = sorted(set(cpu_profiles) | set(resources))
     if value is None:
@@ -366,10 +389,14 @@ def _tenant(index, entry, resources, cpu_profiles):
     admins = _names(where, "admins", entry.get("admins"))
     admin_groups = _names(where, "admin_groups", entry.get("admin_groups"))
     quota = _quota(where, entry.get("quota"), resources)
-    requests = {}
+    borrowing = _borrowing(where, entry.get("gpu_borrowing"), quota, resources)
+    requests, limits = {}, {}
     for key, count in sorted(quota["gpu"].items()):
         resource = resources[key]["resource"]
         requests[resource] = requests.get(resource, 0) + count
+    for key in sorted(set(quota["gpu"]) | set(borrowing)):
+        resource = resources[key]["resource"]
+        limits[resource] = limits.get(resource, 0) + quota["gpu"].get(key, 0) + borrowing.get(key, 0)
     return {
         "name": name,
         "namespace": namespace,
@@ -380,7 +407,9 @@ def _tenant(index, entry, resources, cpu_profiles):
         "admins": admins,
         "admin_groups": admin_groups,
         "quota": quota,
+        "gpu_borrowing": borrowing,
         "gpu_requests": dict(sorted(requests.items())),
+        "gpu_limits": dict(sorted(limits.items())),
         "profiles": _profiles(where, entry.get("profiles"), quota, cpu_profiles, resources),
     }
 
@@ -442,10 +471,274 @@ def lab_tenants_capacity_report(tenants, gpu_resources):
     return [report[key] for key in sorted(report)]
 
 
+# ------------------------------------------------------------------------------ Kubernetes objects
+TENANT_LABEL = "ailab.cluster/tenant"
+MANAGED_BY = {"app.kubernetes.io/managed-by": "ailab.cluster"}
+POD_SECURITY_LEVELS = ("privileged", "baseline", "restricted")
+# What KubeSpawner needs in the namespace it spawns in: the Role of z2jh's hub (jupyterhub/templates/hub/rbac.yaml).
+SPAWNER_RULES = [
+    {"apiGroups": [""], "resources": ["pods", "persistentvolumeclaims", "secrets", "services"],
+     "verbs": ["get", "watch", "list", "create", "delete"]},
+    {"apiGroups": [""], "resources": ["events"], "verbs": ["get", "watch", "list"]},
+]
+# Egress to the internet: every IPv4 address but the private, link-local (cloud metadata) ranges,
+# as z2jh's singleuser.networkPolicy.egressAllowRules.nonPrivateIPs.
+PRIVATE_IPV4 = ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "169.254.0.0/16"]
+
+TENANT_SETTINGS = {
+    "pod_security_enforce": "baseline",
+    "pod_security_warn": "restricted",
+    "pod_security_version": "latest",
+    "admin_cluster_role": "admin",
+    "member_cluster_role": "edit",
+    "user_prefix": "",
+    "group_prefix": "",
+    "jupyterhub_namespace": "jupyterhub",
+    "jupyterhub_service_account": "hub",
+    "jupyterhub_hub_port": 8081,
+    "jupyterhub_spawner_access": True,
+    "ingress_namespace": "",
+    "dns_namespace": "kube-system",
+    "dns_pod_labels": {"k8s-app": "kube-dns"},
+    "egress_internet": True,
+    "egress_cidrs": [],
+    "default_request": {"cpu": "100m", "memory": "256Mi"},
+    "default_limit": {},
+}
+QUEUE_SETTINGS = {
+    "cohort": "lab",
+    "cpu_flavor": "lab-cpu",
+    "gpu_flavor_prefix": "gpu-",
+    "local_queue": "default",
+    "queueing_strategy": "BestEffortFIFO",
+    "reclaim_within_cohort": "Any",
+    "within_cluster_queue": "LowerPriority",
+    "priority_class_prefix": "ailab-",
+    "deadline_priority": 10000,
+    "batch_user_cluster_role": "kueue-batch-user-role",
+    "user_prefix": "",
+    "group_prefix": "",
+}
+
+
+def _settings(filter_name, settings, defaults):
+    settings = _plain(settings or {})
+    if not isinstance(settings, Mapping):
+        raise AnsibleFilterError("%s: the settings must be a dict, got %s" % (filter_name, type(settings).__name__))
+    _unknown_keys(filter_name, settings, sorted(defaults), "the settings")
+    result = dict(defaults)
+    result.update(settings)
+    return result
+
+
+def _labels(tenant, extra=None):
+    labels = dict(MANAGED_BY)
+    labels[TENANT_LABEL] = tenant["name"]
+    labels.update(extra or {})
+    return dict(sorted(labels.items()))
+
+
+def _meta(name, tenant, namespace=True, labels=None):
+    meta = {"name": name}
+    if namespace:
+        meta["namespace"] = tenant["namespace"]
+    meta["labels"] = _labels(tenant, labels)
+    return meta
+
+
+def _subjects(users, groups, settings):
+    return ([{"kind": "Group", "apiGroup": "rbac.authorization.k8s.io", "name": settings["group_prefix"] + g}
+             for g in groups]
+            + [{"kind": "User", "apiGroup": "rbac.authorization.k8s.io", "name": settings["user_prefix"] + u}
+               for u in users])
+
+
+def _role_binding(name, tenant, role_kind, role, subjects):
+    return {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding", "metadata": _meta(name, tenant),
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": role_kind, "name": role},
+            "subjects": subjects}
+
+
+def _namespace_selector(name):
+    return {"matchLabels": {"kubernetes.io/metadata.name": name}}
+
+
+def _network_policy(name, tenant, spec):
+    return {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": _meta(name, tenant),
+            "spec": dict([("podSelector", {})] + list(spec.items()))}
+
+
+def _network_policies(tenant, settings):
+    dns_ports = [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}]
+    policies = [
+        _network_policy("default-deny", tenant, {"policyTypes": ["Ingress", "Egress"]}),
+        _network_policy("allow-same-namespace", tenant, {
+            "policyTypes": ["Ingress", "Egress"],
+            "ingress": [{"from": [{"podSelector": {}}]}],
+            "egress": [{"to": [{"podSelector": {}}]}]}),
+        _network_policy("allow-dns", tenant, {
+            "policyTypes": ["Egress"],
+            "egress": [{"to": [{"namespaceSelector": _namespace_selector(settings["dns_namespace"]),
+                                "podSelector": {"matchLabels": dict(settings["dns_pod_labels"])}}],
+                        "ports": dns_ports}]}),
+    ]
+    if settings["jupyterhub_namespace"]:
+        # The proxy and the hub reach the notebooks; the notebooks call the hub's API.
+        policies.append(_network_policy("allow-jupyterhub", tenant, {
+            "policyTypes": ["Ingress", "Egress"],
+            "ingress": [{"from": [{"namespaceSelector": _namespace_selector(settings["jupyterhub_namespace"])}]}],
+            "egress": [{"to": [{"namespaceSelector": _namespace_selector(settings["jupyterhub_namespace"]),
+                                "podSelector": {"matchLabels": {"app.kubernetes.io/component": "hub"}}}],
+                        "ports": [{"protocol": "TCP", "port": int(settings["jupyterhub_hub_port"])}]}]}))
+    if settings["ingress_namespace"]:
+        policies.append(_network_policy("allow-lab-ingress", tenant, {
+            "policyTypes": ["Ingress"],
+            "ingress": [{"from": [{"namespaceSelector": _namespace_selector(settings["ingress_namespace"])}]}]}))
+    egress = []
+    if settings["egress_internet"]:
+        egress.append({"to": [{"ipBlock": {"cidr": "0.0.0.0/0", "except": list(PRIVATE_IPV4)}}]})
+    if settings["egress_cidrs"]:
+        egress.append({"to": [{"ipBlock": {"cidr": str(c)}} for c in settings["egress_cidrs"]]})
+    if egress:
+        policies.append(_network_policy("allow-egress", tenant, {"policyTypes": ["Egress"], "egress": egress}))
+    return policies
+
+
+def _resource_names(gpu_resources):
+    return sorted(set(r["resource"] for r in gpu_resources.values()))
+
+
+def lab_tenant_objects(tenants, gpu_resources=None, settings=None):
+    """The Kubernetes objects of every tenant, in apply order (namespaces first); ``tenants`` is
+    lab_tenants' output, ``settings`` the role's choices (keys of TENANT_SETTINGS)."""
+    settings = _settings("lab_tenant_objects", settings, TENANT_SETTINGS)
+    for key in ("pod_security_enforce", "pod_security_warn"):
+        if settings[key] not in POD_SECURITY_LEVELS:
+            raise AnsibleFilterError("lab_tenant_objects: %s must be one of %s, got %r"
+                                     % (key, ", ".join(POD_SECURITY_LEVELS), settings[key]))
+    resources = _gpu_resources(gpu_resources)
+    names = _resource_names(resources)
+    tenants = _plain(tenants or [])
+    namespaces, objects = [], []
+    for tenant in tenants:
+        security = {}
+        for mode, level in (("enforce", settings["pod_security_enforce"]), ("warn", settings["pod_security_warn"]),
+                            ("audit", settings["pod_security_warn"])):
+            security["pod-security.kubernetes.io/%s" % mode] = level
+            security["pod-security.kubernetes.io/%s-version" % mode] = settings["pod_security_version"]
+        namespace = {"apiVersion": "v1", "kind": "Namespace",
+                     "metadata": _meta(tenant["namespace"], tenant, namespace=False,
+                                       labels=dict(security, **{"ailab.cluster/tenant-kind": tenant["kind"]}))}
+        if tenant.get("description"):
+            namespace["metadata"]["annotations"] = {"ailab.cluster/description": tenant["description"]}
+        namespaces.append(namespace)
+        quota = tenant["quota"]
+        hard = {"requests.cpu": quota["cpu"], "requests.memory": quota["memory"]}
+        if quota.get("storage"):
+            hard["requests.storage"] = quota["storage"]
+        if quota.get("pvcs"):
+            hard["persistentvolumeclaims"] = quota["pvcs"]
+        for name in names:
+            # Extended resources are quota'd as requests.<name>; 0 where the tenant has no quota: it cannot use them.
+            hard["requests.%s" % name] = str(tenant["gpu_limits"].get(name, 0))
+        objects.append({"apiVersion": "v1", "kind": "ResourceQuota", "metadata": _meta("tenant-quota", tenant),
+                        "spec": {"hard": dict(sorted(hard.items()))}})
+        limit = {"type": "Container", "defaultRequest": dict(sorted(settings["default_request"].items()))}
+        if settings["default_limit"]:
+            limit["default"] = dict(sorted(settings["default_limit"].items()))
+        objects.append({"apiVersion": "v1", "kind": "LimitRange", "metadata": _meta("tenant-defaults", tenant),
+                        "spec": {"limits": [limit]}})
+        admins = _subjects(tenant["admins"], tenant["admin_groups"], settings)
+        if admins:
+            objects.append(_role_binding("tenant-admins", tenant, "ClusterRole", settings["admin_cluster_role"], admins))
+        members = _subjects(tenant["users"]["users"], tenant["users"]["groups"], settings)
+        if members:
+            objects.append(_role_binding("tenant-members", tenant, "ClusterRole", settings["member_cluster_role"],
+                                         members))
+        if settings["jupyterhub_namespace"] and settings["jupyterhub_spawner_access"]:
+            objects.append({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+                            "metadata": _meta("jupyterhub-spawner", tenant), "rules": SPAWNER_RULES})
+            objects.append(_role_binding("jupyterhub-spawner", tenant, "Role", "jupyterhub-spawner", [
+                {"kind": "ServiceAccount", "name": settings["jupyterhub_service_account"],
+                 "namespace": settings["jupyterhub_namespace"]}]))
+        objects.extend(_network_policies(tenant, settings))
+    return namespaces + objects
+
+
+def lab_queue_objects(tenants, gpu_resources=None, settings=None):
+    """The Kueue objects of the lab, in apply order: priority classes, ResourceFlavors, one
+    ClusterQueue per tenant in one cohort, a LocalQueue and the batch-user RoleBinding in each tenant
+    namespace. ``tenants`` is lab_tenants' output, ``settings`` the role's choices (QUEUE_SETTINGS)."""
+    settings = _settings("lab_queue_objects", settings, QUEUE_SETTINGS)
+    resources = _gpu_resources(gpu_resources)
+    tenants = _plain(tenants or [])
+    prefix = settings["priority_class_prefix"]
+    classes = [(prefix + kind, KIND_PRIORITY[kind], "Workloads of %s tenants" % kind) for kind in KINDS]
+    classes.append((prefix + "deadline", int(settings["deadline_priority"]),
+                    "Workloads before a deadline; ahead of every tenant kind within a queue"))
+    objects = []
+    for name, value, description in classes:
+        # Kueue preempts by quota and fair share; the kube-scheduler does not preempt for these pods.
+        objects.append({"apiVersion": "scheduling.k8s.io/v1", "kind": "PriorityClass",
+                        "metadata": {"name": name, "labels": dict(MANAGED_BY)},
+                        "value": value, "globalDefault": False, "preemptionPolicy": "Never",
+                        "description": description})
+        objects.append({"apiVersion": "kueue.x-k8s.io/v1beta2", "kind": "WorkloadPriorityClass",
+                        "metadata": {"name": name, "labels": dict(MANAGED_BY)},
+                        "value": value, "description": description})
+    objects.append({"apiVersion": "kueue.x-k8s.io/v1beta2", "kind": "ResourceFlavor",
+                    "metadata": {"name": settings["cpu_flavor"], "labels": dict(MANAGED_BY)}, "spec": {}})
+    flavors = {}
+    for key in sorted(resources):
+        resource = resources[key]
+        flavors[key] = settings["gpu_flavor_prefix"] + key
+        spec = {"nodeLabels": dict(sorted(resource.get("node_selector", {}).items()))}
+        if resource.get("tolerations"):
+            spec["tolerations"] = [dict(t) for t in resource["tolerations"]]
+        objects.append({"apiVersion": "kueue.x-k8s.io/v1beta2", "kind": "ResourceFlavor",
+                        "metadata": {"name": flavors[key], "labels": dict(MANAGED_BY, **{
+                            "ailab.cluster/gpu-resource-key": key})}, "spec": spec})
+    by_resource = {}
+    for key in sorted(resources):
+        by_resource.setdefault(resources[key]["resource"], []).append(key)
+    for tenant in tenants:
+        groups = [{"coveredResources": ["cpu", "memory"], "flavors": [{"name": settings["cpu_flavor"], "resources": [
+            {"name": "cpu", "nominalQuota": tenant["quota"]["cpu"], "borrowingLimit": "0"},
+            {"name": "memory", "nominalQuota": tenant["quota"]["memory"], "borrowingLimit": "0"}]}]}]
+        for resource_name in sorted(by_resource):
+            groups.append({"coveredResources": [resource_name], "flavors": [
+                {"name": flavors[key], "resources": [{
+                    "name": resource_name,
+                    "nominalQuota": tenant["quota"]["gpu"].get(key, 0),
+                    "borrowingLimit": tenant["gpu_borrowing"].get(key, 0)}]}
+                for key in by_resource[resource_name]]})
+        objects.append({"apiVersion": "kueue.x-k8s.io/v1beta2", "kind": "ClusterQueue",
+                        "metadata": _meta(tenant["name"], tenant, namespace=False),
+                        "spec": {
+                            "cohortName": settings["cohort"],
+                            "namespaceSelector": {"matchLabels": {TENANT_LABEL: tenant["name"]}},
+                            "queueingStrategy": settings["queueing_strategy"],
+                            "preemption": {"reclaimWithinCohort": settings["reclaim_within_cohort"],
+                                           "withinClusterQueue": settings["within_cluster_queue"]},
+                            "resourceGroups": groups}})
+    for tenant in tenants:
+        objects.append({"apiVersion": "kueue.x-k8s.io/v1beta2", "kind": "LocalQueue",
+                        "metadata": _meta(settings["local_queue"], tenant),
+                        "spec": {"clusterQueue": tenant["name"]}})
+        subjects = _subjects(sorted(set(tenant["users"]["users"] + tenant["admins"])),
+                             sorted(set(tenant["users"]["groups"] + tenant["admin_groups"])), settings)
+        if subjects:
+            objects.append(_role_binding("kueue-batch-users", tenant, "ClusterRole",
+                                         settings["batch_user_cluster_role"], subjects))
+    return objects
+
+
 class FilterModule(object):
     def filters(self):
         return {
             "lab_cpu_profiles": lab_cpu_profiles,
             "lab_tenants": lab_tenants,
             "lab_tenants_capacity_report": lab_tenants_capacity_report,
+            "lab_tenant_objects": lab_tenant_objects,
+            "lab_queue_objects": lab_queue_objects,
         }

@@ -12,6 +12,8 @@ from ansible_collections.ailab.cluster.plugins.filter.lab_gpu import lab_gpu_res
 from ansible_collections.ailab.cluster.plugins.filter.lab_tenants import (
     FilterModule,
     lab_cpu_profiles,
+    lab_queue_objects,
+    lab_tenant_objects,
     lab_tenants,
     lab_tenants_capacity_report,
 )
@@ -129,7 +131,9 @@ def test_tenants_are_normalised_and_sorted():
         "name": "cs101", "namespace": "cs101", "kind": "course", "priority": 1000, "description": "",
         "users": {"groups": ["cs101-students"], "users": []}, "admins": ["alice"], "admin_groups": [],
         "quota": {"cpu": "64", "memory": "256Gi", "storage": "500Gi", "pvcs": "40", "gpu": {"mig-1g.18gb": 1}},
+        "gpu_borrowing": {"mig-1g.18gb": 0},
         "gpu_requests": {"nvidia.com/mig-1g.18gb": 1},
+        "gpu_limits": {"nvidia.com/mig-1g.18gb": 1},
         "profiles": ["cpu-small", "mig-1g.18gb"],
     }
     assert staff["namespace"] == "lab-staff" and staff["priority"] == 3000
@@ -265,4 +269,59 @@ def test_capacity_report_refuses_keys_the_lab_does_not_provide():
 
 
 def test_filter_module_exports():
-    assert set(FilterModule().filters()) == {"lab_cpu_profiles", "lab_tenants", "lab_tenants_capacity_report"}
+    assert set(FilterModule().filters()) == {"lab_cpu_profiles", "lab_tenants", "lab_tenants_capacity_report",
+                                             "lab_tenant_objects", "lab_queue_objects"}
+
+
+# -------------------------------------------------------------------------------------- borrowing
+def test_default_borrowing_is_the_quota_at_most_what_the_others_hold():
+    vision = lab_tenants([VISION], RESOURCES)[0]
+    # mig-2g.35gb: 3 of 3 (nothing left to borrow); rtx-3090-shared: 4 of 8; l40s: 1 of 2.
+    assert vision["gpu_borrowing"] == {"l40s": 1, "mig-2g.35gb": 0, "rtx-3090-shared": 4}
+    assert vision["gpu_limits"] == {"nvidia.com/gpu": 10, "nvidia.com/mig-2g.35gb": 3}
+    assert vision["gpu_requests"] == {"nvidia.com/gpu": 5, "nvidia.com/mig-2g.35gb": 3}
+
+
+def test_explicit_borrowing():
+    vision = lab_tenants([tenant(VISION, gpu_borrowing={"rtx-3090-shared": 0, "mig-1g.18gb": 1})], RESOURCES)[0]
+    assert vision["gpu_borrowing"] == {"l40s": 0, "mig-1g.18gb": 1, "mig-2g.35gb": 0, "rtx-3090-shared": 0}
+    assert vision["gpu_limits"] == {"nvidia.com/gpu": 5, "nvidia.com/mig-1g.18gb": 1, "nvidia.com/mig-2g.35gb": 3}
+
+
+@pytest.mark.parametrize("borrowing, message", [
+    (["l40s"], "gpu_borrowing must be a dict"),
+    ({"a100": 1}, "gpu_borrowing names a100, which no GPU node group provides"),
+    ({"l40s": "two"}, "gpu_borrowing.l40s must be a whole number"),
+])
+def test_borrowing_errors(borrowing, message):
+    assert message in error([tenant(VISION, gpu_borrowing=borrowing)])
+
+
+# ------------------------------------------------------------------------------------- objects
+def test_object_builders_refuse_unknown_settings():
+    tenants = lab_tenants([CS101], RESOURCES)
+    with pytest.raises(AnsibleFilterError, match="unknown key ingres_namespace in the settings \\(did you mean ingress_namespace"):
+        lab_tenant_objects(tenants, RESOURCES, {"ingres_namespace": "x"})
+    with pytest.raises(AnsibleFilterError, match="pod_security_enforce must be one of privileged, baseline, restricted"):
+        lab_tenant_objects(tenants, RESOURCES, {"pod_security_enforce": "strict"})
+    with pytest.raises(AnsibleFilterError, match="lab_tenant_objects: the settings must be a dict"):
+        lab_tenant_objects(tenants, RESOURCES, ["x"])
+    with pytest.raises(AnsibleFilterError, match="unknown key cohrt in the settings \\(did you mean cohort"):
+        lab_queue_objects(tenants, RESOURCES, {"cohrt": "x"})
+
+
+def test_object_builders_without_tenants():
+    assert lab_tenant_objects([], RESOURCES) == []
+    kinds = [o["kind"] for o in lab_queue_objects([], RESOURCES)]
+    assert kinds.count("ClusterQueue") == 0 and kinds.count("ResourceFlavor") == 1 + len(RESOURCES)
+
+
+def test_objects_without_jupyterhub_or_egress():
+    tenants = lab_tenants([STAFF], RESOURCES)
+    objects = lab_tenant_objects(tenants, RESOURCES, {"jupyterhub_namespace": "", "egress_internet": False,
+                                                      "user_prefix": "oidc:", "group_prefix": "oidc:"})
+    names = [(o["kind"], o["metadata"]["name"]) for o in objects]
+    assert ("Role", "jupyterhub-spawner") not in names
+    assert ("NetworkPolicy", "allow-jupyterhub") not in names and ("NetworkPolicy", "allow-egress") not in names
+    members = next(o for o in objects if o["metadata"]["name"] == "tenant-members")
+    assert [s["name"] for s in members["subjects"]] == ["oidc:carol", "oidc:dave"]
