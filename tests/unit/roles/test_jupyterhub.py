@@ -125,6 +125,10 @@ BAD = {
                  ["jupyterhub_auth_type oidc needs authorize_url, token_url, userdata_url in jupyterhub_auth_settings"]),
     "bad_admin_groups": ({"jupyterhub_admin_groups": ["admins"]},
                          ["jupyterhub_admin_groups (admins) needs an identity provider", "jupyterhub_admin_users"]),
+    "bad_reserved": ({"jupyterhub_auth_type": "github",
+                      "jupyterhub_auth_settings": {"client_id": "x", "client_secret": "y", "oauth_callback_url": "https://h/cb",
+                                                   "allowed_users": ["eve"]}},
+                     ["Do not set allowed_users there", "jupyterhub_admin_users"]),
     "bad_cookie": ({"jupyterhub_cookie_secret": "not-hex"}, ["jupyterhub_cookie_secret must be 64 hex digits"]),
 }
 
