@@ -494,6 +494,60 @@ def test_notebook_pod_runs_in_the_tenant_namespace_within_its_quota(exported, us
         assert "ailab.cluster/gpu-group" not in (pod["spec"].get("nodeSelector") or {})
 
 
+def tenant_objects(namespace):
+    """The objects the tenants role derives from the same inventory (lab_tenant_objects) in ``namespace``."""
+    from ansible_collections.ailab.cluster.plugins.filter.lab_gpu import lab_gpu_resources
+    from ansible_collections.ailab.cluster.plugins.filter.lab_tenants import lab_cpu_profiles, lab_tenant_objects, lab_tenants
+
+    resources = lab_gpu_resources(GOOD["mig"]["ailab_gpu_node_groups"], NODE_GROUPS)
+    tenants = lab_tenants(TENANTS, resources, lab_cpu_profiles(None))
+    found = {}
+    for obj in lab_tenant_objects(tenants, resources):
+        if obj["metadata"].get("namespace", obj["metadata"]["name"]) == namespace:
+            found.setdefault(obj["kind"], []).append(obj)
+    return found
+
+
+@pytest.mark.parametrize("user, groups, slug", [
+    ("dave", ["cs101-students"], "cs101-mig-1g.18gb"),
+    ("erin", ["vision-lab"], "vision-mig-2g.35gb"),
+    ("bob", [], "staff-cpu-large"),
+])
+def test_the_tenant_namespace_admits_the_notebook(exported, user, groups, slug):
+    """From the tenants' objects alone: the notebook fits the namespace's ResourceQuota, the hub may spawn
+    there, the proxy and hub may reach it, and its Pod Security level admits it."""
+    values = values_of(exported, "mig")
+    pod = render_pod(values, User(user, groups), slug)
+    found = tenant_objects(pod["metadata"]["namespace"])
+    [container] = pod["spec"]["containers"]
+    resources = container["resources"]
+    requests = dict(resources.get("requests", {}))
+    for name, value in resources["limits"].items():
+        requests.setdefault(name, value)  # an extended resource's request defaults to its limit
+    [quota] = found["ResourceQuota"]
+    for key, hard in quota["spec"]["hard"].items():
+        kind, _dot, name = key.partition(".")
+        if kind == "requests" and name in requests:
+            assert quantity(requests[name]) <= quantity(hard), (key, requests[name], hard)
+        elif kind == "limits" and name in resources["limits"]:
+            assert quantity(resources["limits"][name]) <= quantity(hard), (key, hard)
+    gpu = [name for name in resources["limits"] if name.startswith("nvidia.com/")]
+    assert all(f"requests.{name}" in quota["spec"]["hard"] for name in gpu), "the quota must count the notebook's GPU"
+    hub = {"kind": "ServiceAccount", "name": "hub", "namespace": values.get("hub", {}).get("namespace", "jupyterhub")}
+    bindings = [b for b in found["RoleBinding"] if hub in b["subjects"]]
+    assert bindings, "no RoleBinding lets the hub's ServiceAccount spawn in the tenant namespace"
+    role = [r for r in found["Role"] if r["metadata"]["name"] == bindings[0]["roleRef"]["name"]][0]
+    granted = {(res, verb) for rule in role["rules"] for res in rule["resources"] for verb in rule["verbs"]}
+    needed = {("pods", v) for v in ("get", "list", "watch", "create", "delete")} | {
+        ("persistentvolumeclaims", v) for v in ("get", "create")} | {("events", v) for v in ("list", "watch")}
+    assert needed <= granted, needed - granted
+    from_hub = [p for p in found["NetworkPolicy"] for rule in p["spec"].get("ingress", []) for peer in rule.get("from", [])
+                if peer.get("namespaceSelector", {}).get("matchLabels", {}).get("kubernetes.io/metadata.name") == "jupyterhub"]
+    assert from_hub, "no NetworkPolicy lets the proxy and the hub reach the notebook"
+    [namespace] = found["Namespace"]
+    assert namespace["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] in ("baseline", "restricted")
+
+
 def test_a_user_of_no_tenant_gets_no_server(exported):
     web = pytest.importorskip("tornado.web")
     values = values_of(exported, "mig")
