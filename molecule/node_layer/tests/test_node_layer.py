@@ -117,6 +117,78 @@ def test_crictl_talks_to_containerd(host):
     host.run_expect([0], "crictl info")
 
 
+# --------------------------------------------------------------------------------- GPU layer drop-in
+# side_effect.yml wrote the NVIDIA Container Toolkit's drop-in (files/99-nvidia.toml.j2, as toolkit v1.20
+# writes it for roles/gpu_operator), re-saved config.toml without comments as the toolkit does, and ran
+# the containerd role again.
+NVIDIA_DROPIN = "/etc/containerd/conf.d/99-nvidia.toml"
+CRI = 'plugins."io.containerd.grpc.v1.cri"'
+
+
+def dump_table(dump, table):
+    """The key = value lines of one table of `containerd config dump` (its own lines, not sub-tables)."""
+    match = re.search(r"^\s*\[" + re.escape(table) + r"\]\n((?:(?!\s*\[).*\n)*)", dump + "\n", re.M)
+    assert match, f"[{table}] missing from the effective configuration"
+    return dict(line.strip().split(" = ", 1) for line in match.group(1).splitlines() if " = " in line)
+
+
+def test_toolkit_drop_in_survives_the_node_layer_rerun(host):
+    assert host.file(NVIDIA_DROPIN).exists
+    # config.toml is the role's template again: the toolkit's re-save had dropped these comment lines.
+    assert "written whole by" in host.file("/etc/containerd/config.toml").content_string
+    svc = host.service("containerd")
+    assert svc.is_running and svc.is_enabled
+
+
+def test_nvidia_runtimes_from_the_drop_in_are_effective(host):
+    dump = host.check_output("containerd config dump")
+    assert NVIDIA_DROPIN in dump
+    for name, suffix in (("nvidia", ""), ("nvidia-cdi", ".cdi"), ("nvidia-legacy", ".legacy")):
+        runtime = dump_table(dump, f"{CRI}.containerd.runtimes.{name}")
+        assert runtime["runtime_type"] == '"io.containerd.runc.v2"'
+        options = dump_table(dump, f"{CRI}.containerd.runtimes.{name}.options")
+        assert options["BinaryName"] == f'"/usr/local/nvidia/toolkit/nvidia-container-runtime{suffix}"'
+        assert options["SystemdCgroup"] == "true"
+
+
+def test_node_layer_settings_stay_effective_with_the_drop_in(host):
+    dump = host.check_output("containerd config dump")
+    assert dump_table(dump, f"{CRI}.containerd.runtimes.runc.options")["SystemdCgroup"] == "true"
+    cri = dump_table(dump, CRI)
+    assert cri["sandbox_image"] == '"registry.k8s.io/pause:3.10.1"'
+    assert dump_table(dump, f"{CRI}.registry")["config_path"] == '"/etc/containerd/certs.d"'
+    assert dump_table(dump, f"{CRI}.containerd")["default_runtime_name"] == '"runc"'
+    rows = [r.split() for r in host.check_output("ctr plugins ls").splitlines()]
+    assert [r[-1] for r in rows if len(r) >= 4 and r[0] == "io.containerd.grpc.v1" and r[1] == "cri"] == ["ok"]
+
+
+def test_a_drop_in_without_the_whole_cri_section_resets_it(host):
+    """Why the toolkit copies the whole CRI section into its drop-in: containerd 1.x replaces a plugin's
+    section with the imported one. A drop-in holding only the nvidia runtime, loaded next to the
+    node layer's config.toml, loses runc's SystemdCgroup, the pinned sandbox image and config_path."""
+    version = host.check_output("containerd --version")
+    if int(re.search(r" v?(\d+)\.\d+\.\d+", version).group(1)) >= 2:
+        pytest.skip("containerd 2 merges imported plugin sections; this caveat is about containerd 1.x")
+    probe = "/tmp/molecule-dropin-probe"
+    naive = (f"version = 2\n[{CRI}.containerd.runtimes.nvidia]\n  runtime_type = \"io.containerd.runc.v2\"\n"
+             f"[{CRI}.containerd.runtimes.nvidia.options]\n  BinaryName = \"/usr/bin/nvidia-container-runtime\"\n")
+    host.run_expect([0], f"rm -rf {probe} && mkdir -p {probe}/conf.d")
+    try:
+        config = host.file("/etc/containerd/config.toml").content_string.replace("/etc/containerd/conf.d/", f"{probe}/conf.d/")
+        host.run_expect([0], f"cat > {probe}/config.toml <<'EOF'\n{config}EOF")
+        host.run_expect([0], f"cat > {probe}/conf.d/99-naive.toml <<'EOF'\n{naive}EOF")
+        dump = host.check_output(f"containerd --config {probe}/config.toml config dump")
+    finally:
+        host.run_expect([0], f"rm -rf {probe}")
+    assert dump_table(dump, f"{CRI}.containerd.runtimes.nvidia.options")["BinaryName"] == '"/usr/bin/nvidia-container-runtime"'
+    # The whole CRI section is the drop-in's now: runc's options (SystemdCgroup = true), the pinned sandbox
+    # image and the registry directory of config.toml are gone (measured: containerd 1.6 and 1.7 do not
+    # even list runc's options table any more).
+    assert not re.search(r"^\s*SystemdCgroup = true$", dump, re.M)
+    assert dump_table(dump, CRI)["sandbox_image"] != '"registry.k8s.io/pause:3.10.1"'
+    assert dump_table(dump, f"{CRI}.registry").get("config_path") != '"/etc/containerd/certs.d"'
+
+
 # --------------------------------------------------------------------------------- kubernetes_packages
 def test_kubernetes_source_is_signed_by_the_keyring(host):
     sources = host.file("/etc/apt/sources.list.d/kubernetes.sources").content_string
