@@ -55,10 +55,19 @@ BAD = {
 
 AGAIN = "again"
 
+# Apply mode on this machine (local connection, no become), where no cluster exists
+# (/etc/kubernetes/admin.conf is absent): check mode passes and changes nothing, a real run stops
+# with the message that says what to do.
+NO_CLUSTER = {"ansible_connection": "local", "ansible_become": False, "dashboard_kubeconfig": "/nonexistent/admin.conf"}
+APPLY = {"apply_check": NO_CLUSTER, "bad_no_cluster": NO_CLUSTER}
+
 
 def inventory(root, labs):
     host_vars = {name: dict(UNREACHABLE, ailab_kubernetes_export_dir=str(root / "export" / name),
-                            **(GOOD[name] if name in GOOD else BAD[name][0])) for name in labs}
+                            **(GOOD[name] if name in GOOD else BAD[name][0])) for name in labs if name not in APPLY}
+    for name in labs:
+        if name in APPLY:
+            host_vars[name] = dict(APPLY[name])
     host_vars["canary"] = dict(UNREACHABLE)
     return local_inventory({"labs": list(labs), "canary_hosts": ["canary"]}, host_vars=host_vars)
 
@@ -81,12 +90,12 @@ def build(tmp, labs, check=False):
 
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
-    return shared_run(tmp_path_factory, "dashboard-export", lambda tmp: build(tmp, list(GOOD) + list(BAD)))
+    return shared_run(tmp_path_factory, "dashboard-export", lambda tmp: build(tmp, list(GOOD) + list(BAD) + ["bad_no_cluster"]))
 
 
 @pytest.fixture(scope="module")
 def checked(tmp_path_factory):
-    return shared_run(tmp_path_factory, "dashboard-check", lambda tmp: build(tmp, list(GOOD), check=True))
+    return shared_run(tmp_path_factory, "dashboard-check", lambda tmp: build(tmp, list(GOOD) + ["apply_check"], check=True))
 
 
 def objects(directory):
@@ -260,3 +269,18 @@ def test_bad_inventory_is_refused_before_anything_is_exported(exported, lab):
     assert not (tmp / "export" / lab).exists()
     assert run.results("Record the release in releases.yml", "headlamp")
     assert not run.results("Record the release in releases.yml", lab)
+
+
+def test_apply_mode_without_a_cluster_stops_with_what_to_do(exported):
+    _tmp, run = exported
+    message = run.failure("bad_no_cluster")
+    assert "/nonexistent/admin.conf" in message and "run playbooks/kubernetes.yml first" in message, message
+
+
+def test_apply_mode_check_without_a_cluster_changes_nothing(checked):
+    _tmp, run = checked
+    stats = run.stats["apply_check"]
+    assert stats["failures"] == 0 and stats["unreachable"] == 0 and stats["changed"] == 0, run.failure("apply_check")
+    for task in ("Install or upgrade the release", "Apply each object with server-side apply"):
+        results = run.results(task, "apply_check")
+        assert results and all(r.get("skipped") for r in results), task
