@@ -137,9 +137,15 @@ CHECKED = ["cpu", "mig"]
 NODE_GROUPS = {"gpu_h200": ["h200-1"], "gpu_rtx": ["rtx-1", "rtx-2"], "gpu_t4": ["t4-1"], "gpu_l40s": []}
 
 
+# Apply mode on a local host without a cluster: preflight stops a real run, a check run installs nothing.
+NO_CLUSTER = {"ansible_connection": "local", "jupyterhub_kubeconfig": "/nonexistent/admin.conf"}
+
+
 def inventory(export_root, labs):
     host_vars = {name: dict(UNREACHABLE, ailab_kubernetes_export_dir=str(export_root / name), **(GOOD.get(name) or BAD[name][0]))
-                 for name in labs}
+                 for name in labs if name != "no_cluster"}
+    if "no_cluster" in labs:
+        host_vars["no_cluster"] = dict(NO_CLUSTER)
     host_vars["canary"] = dict(UNREACHABLE)
     for hosts in NODE_GROUPS.values():
         for host in hosts:
@@ -161,7 +167,8 @@ def build(tmp, labs, *args, check=False):
 
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
-    return shared_run(tmp_path_factory, "jupyterhub-export", lambda tmp: build(tmp, list(GOOD) + list(BAD)))
+    return shared_run(tmp_path_factory, "jupyterhub-export",
+                      lambda tmp: build(tmp, list(GOOD) + list(BAD) + ["no_cluster"]))
 
 
 @pytest.fixture(scope="module")
@@ -179,7 +186,7 @@ def exported_again(tmp_path_factory, exported):
 
 @pytest.fixture(scope="module")
 def checked(tmp_path_factory):
-    return shared_run(tmp_path_factory, "jupyterhub-check", lambda tmp: build(tmp, CHECKED, check=True))
+    return shared_run(tmp_path_factory, "jupyterhub-check", lambda tmp: build(tmp, CHECKED + ["no_cluster"], check=True))
 
 
 def release_values(directory):
@@ -602,9 +609,19 @@ def test_no_secret_in_the_output(exported, exported_again):
 
 def test_check_mode_writes_nothing(checked):
     tmp, run = checked
-    for lab in CHECKED:
+    for lab in CHECKED + ["no_cluster"]:
         assert run.stats[lab]["failures"] == 0 and run.stats[lab]["unreachable"] == 0, run.failure(lab)
     assert not (tmp / "export").exists()
+    # Apply mode before the cluster exists: nothing to compare with, so no helm task ran.
+    [release] = run.results("Install or upgrade the release", "no_cluster")
+    assert release.get("skipped")
+
+
+def test_apply_mode_without_a_cluster_stops_in_preflight(exported):
+    _tmp, run = exported
+    assert "/nonexistent/admin.conf on no_cluster, which does not exist: run playbooks/kubernetes.yml first" in " ".join(
+        run.failure("no_cluster").split())
+    assert not run.results("Read the secrets of the running hub", "no_cluster")
 
 
 # ------------------------------------------------------------------------------------ bad labs
