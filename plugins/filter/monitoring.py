@@ -406,9 +406,17 @@ def _tenants_board():
                 [(by_tenant(_activity(pods)), "{{namespace}}/{{pod}} GPU {{gpu}} {{GPU_I_PROFILE}}")], unit="percentunit")
     board.panel("GPU memory per pod, GPU and MIG slice", "Each GPU or slice a pod holds.",
                 [(by_tenant(memory), "{{namespace}}/{{pod}} GPU {{gpu}} {{GPU_I_PROFILE}}")], unit="bytes")
-    board.panel("GPU activity per Kueue queue", "Pods of jobs admitted through a LocalQueue (label %s)." % QUEUE_LABEL,
+    # Kueue reads the queue label from the workload's top object: a Job carries it, its pods need not.
+    jobs = ("group by (namespace, owner_name, %s) (\n  label_replace(kube_job_labels{%s!=\"\"}, \"owner_name\", \"$1\", "
+            "\"job_name\", \"(.+)\")\n)" % (QUEUE, QUEUE))
+    owners = 'group by (namespace, pod, owner_name) (kube_pod_owner{owner_kind="Job"})'
+    board.panel("GPU activity per Kueue queue",
+                "Pods labelled %s themselves, and pods of Jobs labelled with it (through kube_pod_owner)." % QUEUE_LABEL,
                 [("sum by (namespace, %s) (\n(%s\n * on (namespace, pod) group_left (%s) %s)\n* on (namespace) group_left () %s\n)"
-                  % (QUEUE, _activity(pods), QUEUE, queues, tenants), "{{namespace}}/{{%s}}" % QUEUE)])
+                  % (QUEUE, _activity(pods), QUEUE, queues, tenants), "{{namespace}}/{{%s}} (pods)" % QUEUE),
+                 ("sum by (namespace, %s) (\n((%s\n  * on (namespace, pod) group_left (owner_name) %s)\n"
+                  " * on (namespace, owner_name) group_left (%s) %s)\n* on (namespace) group_left () %s\n)"
+                  % (QUEUE, _activity(pods), owners, QUEUE, jobs, tenants), "{{namespace}}/{{%s}} (jobs)" % QUEUE)])
     return board
 
 

@@ -194,7 +194,7 @@ def test_prometheus_selects_other_charts_monitors_and_rules(exported, lab):
     # kube-state-metrics exports the labels the dashboards and alerts join on.
     assert values["kube-state-metrics"]["metricLabelsAllowlist"] == [
         "namespaces=[ailab.cluster/tenant]", "nodes=[ailab.cluster/gpu-group]",
-        "pods=[hub.jupyter.org/username,kueue.x-k8s.io/queue-name]"]
+        "pods=[hub.jupyter.org/username,kueue.x-k8s.io/queue-name]", "jobs=[kueue.x-k8s.io/queue-name]"]
 
 
 @pytest.mark.parametrize("lab", ["gpu", "single"])

@@ -7,7 +7,9 @@ package): ``promtool check rules`` on the generated groups, and ``promtool test 
 series shaped like the DCGM exporter's (labels gpu, UUID, modelName, Hostname, GPU_I_PROFILE,
 GPU_I_ID, pod, namespace, container, plus the node the ServiceMonitor adds) and kube-state-metrics'
 (label_<k8s label> names, sanitised extended resource names): each alert fires when it should and
-stays silent when it should not. Every dashboard query parses (promtool, as a recording rule) and
+stays silent when it should not. Every dashboard query parses (promtool, as a recording rule), the
+dashboards' joins (tenant, JupyterHub user, Kueue queue through the Job, capacity per resource key)
+give the right numbers on such series (promtool's promql_expr_test), and
 every metric name in a rule or query is a DCGM field of the reference ``default-counters.csv`` or a
 kube-state-metrics / Ceph metric listed below with its source.
 """
@@ -47,6 +49,9 @@ KNOWN_METRICS = {
     "kube_pod_container_resource_requests": "kube-state-metrics pod-metrics.md",
     "kube_pod_status_phase": "kube-state-metrics pod-metrics.md",
     "kube_pod_labels": "kube-state-metrics pod-metrics.md",
+    "kube_pod_owner": "kube-state-metrics pod-metrics.md",
+    # docs/metrics/workload/job-metrics.md
+    "kube_job_labels": "kube-state-metrics job-metrics.md",
     # docs/metrics/cluster/namespace-metrics.md and docs/metrics/policy/resourcequota-metrics.md
     "kube_namespace_labels": "kube-state-metrics namespace-metrics.md",
     "kube_resourcequota": "kube-state-metrics resourcequota-metrics.md",
@@ -274,6 +279,8 @@ def test_dashboards_show_each_resource_key_and_join_pods_with_tenant_user_and_qu
         assert label in queries
     titles = [p["title"] for p in tenants_board["panels"]]
     assert "GPU activity per JupyterHub user" in titles and "GPU activity per Kueue queue" in titles
+    queue = next(p for p in tenants_board["panels"] if p["title"] == "GPU activity per Kueue queue")
+    assert 'kube_pod_owner{owner_kind="Job"}' in queue["targets"][1]["expr"] and "kube_job_labels" in queue["targets"][1]["expr"]
 
 
 @needs_promtool
@@ -473,3 +480,97 @@ def test_promtool_unit_tests_bite(tmp_path):
     (tmp_path / "tests.yml").write_text(yaml.safe_dump(promtool_test_file(unit_tests()), sort_keys=False))
     rc, out = promtool("test", "rules", "tests.yml", cwd=tmp_path)
     assert rc != 0 and "AilabGPUIdleMemoryHeld" in out
+
+
+# ------------------------------------------------------------------------ dashboard joins on data
+def panel_query(board, title, ref="A"):
+    panel = next(p for p in board["panels"] if p["title"] == title)
+    return grafana_promql(next(t["expr"] for t in panel["targets"] if t["refId"] == ref))
+
+
+def join_inputs():
+    """One H200 node: alice's notebook (cs101) on a 1g.18gb slice, a vision Job of queue vision-gpu on a
+    2g.35gb slice, an idle slice; kube-state-metrics labels of namespaces, pods, Jobs and nodes."""
+    alice = dict(pod="jupyter-alice", namespace="cs101", **SLICE)
+    job = dict(pod="train-x7k2p", namespace="vision", profile="2g.35gb", instance_id=5)
+    idle = dict(profile="2g.35gb", instance_id=6)
+    ksm = {"job": "kube-state-metrics", "instance": "10.244.0.9:8080"}
+    return [
+        series(dcgm("DCGM_FI_PROF_GR_ENGINE_ACTIVE", "h200-1", 0, **alice), "0.25x10"),
+        series(dcgm("DCGM_FI_PROF_GR_ENGINE_ACTIVE", "h200-1", 0, **job), "0.75x10"),
+        series(dcgm("DCGM_FI_PROF_GR_ENGINE_ACTIVE", "h200-1", 0, **idle), "0x10"),
+        series(dcgm("DCGM_FI_DEV_FB_USED", "h200-1", 0, **alice), "1024x10"),
+        series(dcgm("DCGM_FI_DEV_FB_USED", "h200-1", 0, **job), "2048x10"),
+        series(("kube_namespace_labels", dict(ksm, namespace="cs101", label_ailab_cluster_tenant="cs101")), "1x10"),
+        series(("kube_namespace_labels", dict(ksm, namespace="vision", label_ailab_cluster_tenant="vision")), "1x10"),
+        series(("kube_pod_labels", dict(ksm, namespace="cs101", pod="jupyter-alice", label_hub_jupyter_org_username="alice")),
+               "1x10"),
+        series(("kube_pod_labels", dict(ksm, namespace="vision", pod="train-x7k2p")), "1x10"),
+        series(("kube_pod_owner", dict(ksm, namespace="vision", pod="train-x7k2p", owner_kind="Job", owner_name="train",
+                                       owner_is_controller="true")), "1x10"),
+        series(("kube_job_labels", dict(ksm, namespace="vision", job_name="train",
+                                        label_kueue_x_k8s_io_queue_name="vision-gpu")), "1x10"),
+        series(("kube_node_labels", dict(ksm, node="h200-1", label_ailab_cluster_gpu_group="gpu_h200")), "1x10"),
+        series(("kube_node_status_allocatable", dict(ksm, node="h200-1", resource="nvidia_com_mig_2g_35gb", unit="integer")),
+               "3x10"),
+        series(("kube_pod_container_resource_requests", dict(ksm, namespace="vision", pod="train-x7k2p", container="main",
+                                                             node="h200-1", resource="nvidia_com_mig_2g_35gb",
+                                                             unit="integer")), "1x10"),
+        series(("kube_pod_container_resource_requests", dict(ksm, namespace="vision", pod="done-1", container="main",
+                                                             node="h200-1", resource="nvidia_com_mig_2g_35gb",
+                                                             unit="integer")), "1x10"),
+        series(("kube_pod_status_phase", dict(ksm, namespace="vision", pod="train-x7k2p", phase="Running")), "1x10"),
+        series(("kube_pod_status_phase", dict(ksm, namespace="vision", pod="done-1", phase="Running")), "0x10"),
+        series(("kube_pod_status_phase", dict(ksm, namespace="vision", pod="done-1", phase="Succeeded")), "1x10"),
+    ]
+
+
+def join_expectations():
+    boards = monitoring_grafana_dashboards(resources(), SETTINGS)
+    nodes_board, tenants_board = json.loads(boards["ailab-gpu-nodes.json"]), json.loads(boards["ailab-gpu-tenants.json"])
+    capacity = next(p for p in nodes_board["panels"] if p["title"] == "GPU resources of the lab")
+
+    def key_target(legend):
+        return grafana_promql(next(t["expr"] for t in capacity["targets"] if t["legendFormat"] == legend))
+
+    return [
+        (panel_query(tenants_board, "GPU activity per tenant"),
+         [("{label_ailab_cluster_tenant=\"cs101\"}", 0.25), ("{label_ailab_cluster_tenant=\"vision\"}", 0.75)]),
+        (panel_query(tenants_board, "GPU memory per tenant"),
+         [("{label_ailab_cluster_tenant=\"cs101\"}", 1024 * 1048576), ("{label_ailab_cluster_tenant=\"vision\"}", 2048 * 1048576)]),
+        (panel_query(tenants_board, "GPU activity per JupyterHub user"),
+         [("{label_ailab_cluster_tenant=\"cs101\", label_hub_jupyter_org_username=\"alice\"}", 0.25)]),
+        (panel_query(tenants_board, "GPU activity per Kueue queue", "B"),
+         [("{namespace=\"vision\", label_kueue_x_k8s_io_queue_name=\"vision-gpu\"}", 0.75)]),
+        (key_target("mig-2g.35gb allocatable"), [("{}", 3)]),
+        # The finished pod's request does not count.
+        (key_target("mig-2g.35gb requested"), [("{}", 1)]),
+        (key_target("mig-2g.35gb capacity (inventory)"), [("{}", 3)]),
+    ]
+
+
+def promtool_expr_tests(tmp_path, expectations):
+    (tmp_path / "rules.yml").write_text(yaml.safe_dump({"groups": []}))
+    tests = {"rule_files": ["rules.yml"], "evaluation_interval": "1m", "tests": [{
+        "interval": "1m", "input_series": join_inputs(),
+        "promql_expr_test": [{"expr": expr, "eval_time": "5m",
+                              "exp_samples": [{"labels": labels, "value": value} for labels, value in samples]}
+                             for expr, samples in expectations]}]}
+    (tmp_path / "tests.yml").write_text(yaml.safe_dump(tests, sort_keys=False))
+    return promtool("test", "rules", "tests.yml", cwd=tmp_path)
+
+
+@needs_promtool
+def test_dashboard_joins_give_the_right_numbers(tmp_path):
+    """The dashboards' joins evaluated by promtool on series shaped like DCGM's and kube-state-metrics'."""
+    rc, out = promtool_expr_tests(tmp_path, join_expectations())
+    assert rc == 0, out
+
+
+@needs_promtool
+def test_dashboard_join_tests_bite(tmp_path):
+    expectations = join_expectations()
+    query, _samples = expectations[2]
+    expectations[2] = (query, [("{label_ailab_cluster_tenant=\"cs101\", label_hub_jupyter_org_username=\"bob\"}", 0.25)])
+    rc, _out = promtool_expr_tests(tmp_path, expectations)
+    assert rc != 0
