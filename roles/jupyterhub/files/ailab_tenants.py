@@ -38,4 +38,5 @@ def ailab_profile_list(spawner):
     return result
 
 
-c.KubeSpawner.profile_list = ailab_profile_list  # noqa: F821 (c is the config object of jupyterhub_config.py)
+# c is the config object of z2jh's jupyterhub_config.py, which runs this snippet.
+c.KubeSpawner.profile_list = ailab_profile_list  # noqa: F821  # pylint: disable=undefined-variable

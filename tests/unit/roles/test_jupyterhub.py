@@ -64,7 +64,7 @@ GOOD = {
         "jupyterhub_auth_settings": {"client_id": "abc", "client_secret": "gh-client-secret-77c1",
                                      "oauth_callback_url": "https://hub.lab.example/hub/oauth_callback",
                                      "allowed_organizations": ["lab-org"]},
-        "jupyterhub_allow_all_users": True,
+        "jupyterhub_admin_users": ["root"],
         "jupyterhub_image_registry": "harbor.lab.example/mirror/",
         "jupyterhub_chart_repo_url": "https://harbor.lab.example/chartrepo/jupyterhub",
         "jupyterhub_image_prepull": False,
@@ -271,7 +271,8 @@ def test_authentication_choices(exported):
     github = values_of(exported, "timeslice")["hub"]["config"]
     assert github["JupyterHub"]["authenticator_class"] == "oauthenticator.github.GitHubOAuthenticator"
     assert github["GitHubOAuthenticator"]["allowed_organizations"] == ["lab-org"]
-    assert github["Authenticator"]["allow_all"] is True
+    # No tenants and no jupyterhub_allow_all_users: only the admins get in (the role warns, see below).
+    assert github["Authenticator"] == {"admin_users": ["root"], "allow_all": False, "allowed_users": ["root"]}
 
     oidc = values_of(exported, "mig")["hub"]["config"]
     assert oidc["JupyterHub"] == {"authenticator_class": "oauthenticator.generic.GenericOAuthenticator"}
@@ -339,6 +340,14 @@ def test_the_hub_config_check_bites():
     problems = hub_config_problems({"GitHubOAuthenticator": {"allowed_organisations": ["lab-org"]},
                                     "Authenticator": {"allow_all": "yes please"}})
     assert len(problems) == 2 and "allowed_organisations is not a configurable trait" in problems[0]
+
+
+def test_warns_when_only_the_admins_can_log_in(exported):
+    _tmp, run = exported
+    [warning] = run.results("Warn when only the admins can log in", "timeslice")
+    assert "Only the admins (root) can log in" in warning["msg"] and "jupyterhub_allow_all_users: true" in warning["msg"]
+    for lab in ("cpu", "mig", "sandbox", "ldap"):
+        assert run.results("Warn when only the admins can log in", lab)[0].get("skipped"), lab
 
 
 def test_ldap_warns_about_group_only_tenants(exported):
