@@ -652,3 +652,15 @@ def test_export_touches_no_node(exported):
         assert run.stats[lab]["ok"] > 0
     assert run.stats["canary"]["unreachable"] == 1
     assert not set(run.stats) & {h for hosts in NODE_GROUPS.values() for h in hosts}
+
+
+def test_argument_specs_defaults_are_the_role_defaults():
+    defaults = yaml.safe_load((ROOT / "roles" / "jupyterhub" / "defaults" / "main.yml").read_text())
+    options = yaml.safe_load((ROOT / "roles" / "jupyterhub" / "meta" / "argument_specs.yml").read_text())[
+        "argument_specs"]["main"]["options"]
+    assert set(options) == set(defaults)
+    for name, spec in options.items():
+        assert spec["default"] == defaults[name], name
+    # Every variable that can hold a secret is hidden by the argument validation too.
+    assert {n for n, s in options.items() if s.get("no_log")} == {
+        "jupyterhub_auth_settings", "jupyterhub_dummy_password", "jupyterhub_proxy_secret_token", "jupyterhub_cookie_secret"}
