@@ -78,7 +78,7 @@ def _settings(settings):
         _fail("monitoring", "the alert settings must be a mapping")
     out = {}
     for name, (kind, check, what) in SETTINGS.items():
-        variable = "monitoring_alert_" + name if name != "ceph" else "monitoring_ceph_alerts"
+        variable = "monitoring_alert_" + name if name != "ceph" else "monitoring_ceph"
         if name not in settings:
             _fail(variable, "missing")
         value = settings[name]

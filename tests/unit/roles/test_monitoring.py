@@ -48,11 +48,11 @@ GPU_GROUPS = {"gpu_h200": ["h200-1"], "gpu_rtx": ["rtx-1", "rtx-2"], "gpu_h200b"
 NODE_VARS = {"rtx-1": {"kubeadm_worker_node_name": "rtx-node-1"}}
 
 GOOD = {
-    # MIG (mixed) and time-sliced GPU groups, every default.
-    "gpu": {"ailab_gpu_node_groups": [H200_MIXED, RTX]},
-    # MIG under the single strategy, stricter idle alert, no Ceph alerts, Prometheus on a volume.
+    # MIG (mixed) and time-sliced GPU groups, Ceph storage (Rook), every default.
+    "gpu": {"ailab_gpu_node_groups": [H200_MIXED, RTX], "ailab_storage_backends": ["rook_ceph", "local_path"]},
+    # MIG under the single strategy, stricter idle alert, no Ceph, Prometheus on a volume.
     "single": {"ailab_gpu_node_groups": [H200_SINGLE], "monitoring_alert_idle_for": "4h",
-               "monitoring_alert_idle_memory_ratio": 0.95, "monitoring_ceph_alerts": False,
+               "monitoring_alert_idle_memory_ratio": 0.95,
                "monitoring_prometheus_storage_size": "50Gi", "monitoring_prometheus_storage_class": "ceph-block"},
     # Air gap, no GPUs: mirrors for the chart and images, Grafana behind MetalLB with its own admin
     # password, control-plane scraping on, Alertmanager off through the chart values.
@@ -60,7 +60,8 @@ GOOD = {
                "monitoring_chart_repo_url": "https://harbor.lab.example/chartrepo/prometheus-community",
                "monitoring_grafana_admin_password": "grafana-s3cret-pw", "monitoring_grafana_service_type": "LoadBalancer",
                "monitoring_grafana_load_balancer_ip": "192.168.10.242", "monitoring_scrape_control_plane": True,
-               "monitoring_chart_values": {"alertmanager": {"enabled": False}}},
+               "monitoring_chart_values": {"alertmanager": {"enabled": False}},
+               "monitoring_ceph": True, "rook_ceph_namespace": "ceph"},
 }
 
 BAD = {
@@ -149,7 +150,8 @@ def settings(lab):
     given = GOOD[lab]
     return {"idle_memory_ratio": given.get("monitoring_alert_idle_memory_ratio", 0.9), "idle_activity_ratio": 0.02,
             "idle_for": given.get("monitoring_alert_idle_for", "2h"), "gpu_lost_for": "10m",
-            "quota_warning_ratio": 0.9, "quota_for": "15m", "ceph": given.get("monitoring_ceph_alerts", True)}
+            "quota_warning_ratio": 0.9, "quota_for": "15m",
+            "ceph": given.get("monitoring_ceph", "rook_ceph" in given.get("ailab_storage_backends", []))}
 
 
 def lab_resources(lab):
@@ -195,6 +197,18 @@ def test_prometheus_selects_other_charts_monitors_and_rules(exported, lab):
     assert values["kube-state-metrics"]["metricLabelsAllowlist"] == [
         "namespaces=[ailab.cluster/tenant]", "nodes=[ailab.cluster/gpu-group]",
         "pods=[hub.jupyter.org/username,kueue.x-k8s.io/queue-name]", "jobs=[kueue.x-k8s.io/queue-name]"]
+
+
+@pytest.mark.parametrize("lab", ["gpu", "airgap"])
+def test_ceph_mgr_service_monitor_follows_the_storage_backends(exported, lab):
+    tmp, _run = exported
+    namespace = GOOD[lab].get("rook_ceph_namespace", "rook-ceph")
+    monitor = of_kind(objects(tmp / "export" / lab), "ServiceMonitor")["ailab-rook-ceph-mgr"]
+    # Rook's Service: deploy/examples/monitoring/service-monitor.yaml of rook/rook selects it so.
+    assert monitor["spec"]["namespaceSelector"] == {"matchNames": [namespace]}
+    assert monitor["spec"]["selector"] == {"matchLabels": {"app": "rook-ceph-mgr", "rook_cluster": namespace}}
+    assert [e["port"] for e in monitor["spec"]["endpoints"]] == ["http-metrics"]
+    assert "ailab-rook-ceph-mgr" not in of_kind(objects(tmp / "export" / "single"), "ServiceMonitor")
 
 
 @pytest.mark.parametrize("lab", ["gpu", "single"])
@@ -294,7 +308,7 @@ def test_airgap_lab(exported):
     assert service["spec"]["type"] == "LoadBalancer"
     assert service["spec"]["selector"] == {"app.kubernetes.io/name": "grafana", "app.kubernetes.io/instance": "kube-prometheus-stack"}
     # No GPUs: no DCGM ServiceMonitor, no GPU alerts; the tenant and Ceph alerts stay.
-    assert not of_kind(found, "ServiceMonitor")
+    assert set(of_kind(found, "ServiceMonitor")) == {"ailab-rook-ceph-mgr"}
     assert [g["name"] for g in found[("PrometheusRule", "monitoring", "ailab-lab-alerts")]["spec"]["groups"]] == [
         "ailab.tenants", "ailab.ceph"]
 

@@ -188,7 +188,7 @@ def test_a_lab_without_gpus_has_no_gpu_alerts_and_a_capacity_panel_of_nothing():
     ({"idle_activity_ratio": "low"}, "monitoring_alert_idle_activity_ratio: must be a number from 0 to below 1"),
     ({"idle_for": "2 hours"}, "monitoring_alert_idle_for: must be a Prometheus duration such as 2h, got '2 hours'"),
     ({"quota_warning_ratio": 1}, "monitoring_alert_quota_warning_ratio: must be a number above 0 and below 1"),
-    ({"ceph": "yes"}, "monitoring_ceph_alerts: must be true or false"),
+    ({"ceph": "yes"}, "monitoring_ceph: must be true or false"),
     ({"gpu_lost_for": None}, "monitoring_alert_gpu_lost_for: must be a Prometheus duration"),
 ])
 def test_bad_alert_settings_name_the_variable(change, message):
