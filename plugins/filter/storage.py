@@ -153,10 +153,19 @@ def storage_unmanaged_defaults(cluster_classes, settings):
     return sorted(found)
 
 
+def _rook_device_name(path):
+    """The two forms Rook documents for storage.nodes[].devices[].name (deploy/examples/cluster.yaml): a
+    kernel name (``sdb`` for /dev/sdb) or a full udev path (/dev/disk/by-id/..., /dev/mapper/...)."""
+    rest = path[len("/dev/"):]
+    return rest if "/" not in rest else path
+
+
 def rook_ceph_storage_nodes(hosts, hostvars, group="rook_ceph_storage_group"):
     """The CephCluster ``storage.nodes``: one entry per host of the storage group, named after its
-    Kubernetes node (``node_prep_hostname`` or the inventory name), with the raw devices of its
-    ``rook_ceph_devices`` host variable. Every problem of every host is reported at once."""
+    Kubernetes node (``node_prep_hostname`` or the inventory name, which must be its
+    ``kubernetes.io/hostname`` label), with the raw devices of its ``rook_ceph_devices`` host variable:
+    /dev/sdb as ``sdb``, udev paths such as /dev/disk/by-id/... whole. Every problem of every host is
+    reported at once."""
     if isinstance(hosts, (str, bytes, Mapping)) or not hasattr(hosts, "__iter__"):
         raise AnsibleFilterError("rook_ceph_storage_nodes: expected the list of hosts of %s, got %r" % (group, hosts))
     hosts = list(hosts)
@@ -194,7 +203,7 @@ def rook_ceph_storage_nodes(hosts, hostvars, group="rook_ceph_storage_group"):
         elif name in names:
             problems.append("%s and %s are both the Kubernetes node %s" % (names[name], host, name))
         names.setdefault(name, host)
-        nodes.append({"name": name, "devices": [{"name": d} for d in devices]})
+        nodes.append({"name": name, "devices": [{"name": _rook_device_name(d)} for d in devices]})
     if problems:
         raise AnsibleFilterError("Rook-Ceph storage nodes (group %s): %s" % (group, "; ".join(problems)))
     return nodes

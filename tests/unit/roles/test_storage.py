@@ -271,9 +271,9 @@ def test_rook_three_nodes(storage):
     assert cluster["dashboard"]["enabled"] is True
     assert cluster["storage"]["useAllNodes"] is False and cluster["storage"]["useAllDevices"] is False
     assert cluster["storage"]["nodes"] == [
-        {"name": "ceph01", "devices": [{"name": "/dev/sdb"}]},
-        {"name": "ceph02", "devices": [{"name": "/dev/sdb"}, {"name": "/dev/disk/by-id/nvme-Samsung_SSD_980_1TB_S64"}]},
-        {"name": "ceph03-k8s", "devices": [{"name": "/dev/sdc"}]}]
+        {"name": "ceph01", "devices": [{"name": "sdb"}]},
+        {"name": "ceph02", "devices": [{"name": "sdb"}, {"name": "/dev/disk/by-id/nvme-Samsung_SSD_980_1TB_S64"}]},
+        {"name": "ceph03-k8s", "devices": [{"name": "sdc"}]}]
     assert cluster["cephVersion"]["image"] == "harbor.lab.example/proxy/ceph/ceph:v20.2.4"
     pool = ceph["CephBlockPool"]["spec"]
     assert pool == {"failureDomain": "host", "replicated": {"size": 3, "requireSafeReplicaSize": True}}
@@ -321,7 +321,7 @@ def test_rook_one_node_lowers_replication_and_warns(storage):
     _found, ceph = rook(tmp, "rook1")
     cluster = ceph["CephCluster"]["spec"]
     assert cluster["mon"]["count"] == 1 and cluster["mgr"]["count"] == 1
-    assert cluster["storage"]["nodes"] == [{"name": "solo01", "devices": [{"name": "/dev/nvme1n1"}]}]
+    assert cluster["storage"]["nodes"] == [{"name": "solo01", "devices": [{"name": "nvme1n1"}]}]
     assert ceph["CephBlockPool"]["spec"]["replicated"] == {"size": 1, "requireSafeReplicaSize": False}
     assert "CephFilesystem" not in ceph
     warn = "Warn that replication is lowered to the number of storage nodes"
@@ -412,3 +412,15 @@ def test_argument_specs_defaults_are_the_role_defaults(role):
     assert set(options) == set(defaults)
     for name, spec in options.items():
         assert spec["default"] == defaults[name], name
+
+
+def test_preflight_runs_once_before_any_backend(storage):
+    _tmp, runs = storage
+    run = runs["export"]
+    assert [p["play"]["name"] for p in run.data["plays"]] == [
+        "Storage preflight", "Rook-Ceph", "NFS provisioner", "Local path provisioner"]
+    for task, lab in (("Check the storage nodes and their raw devices", "rook3"),
+                      ("Check the NFS export", "rook3"), ("Check the volume directories (local_path_node_path_map)", "local")):
+        results = run.results(task, lab)
+        # Once in the preflight play; the role's own preflight is skipped in its play.
+        assert [bool(r.get("skipped")) for r in results] == [False, True], (task, results)

@@ -127,8 +127,8 @@ HOSTVARS = {
 
 def test_storage_nodes_from_host_vars():
     assert rook_ceph_storage_nodes(["ceph01", "ceph02"], HOSTVARS, "storage_nodes") == [
-        {"name": "ceph01", "devices": [{"name": "/dev/sdb"}, {"name": "/dev/disk/by-id/nvme-Samsung_SSD_980_1TB_S64"}]},
-        {"name": "ceph02-k8s", "devices": [{"name": "/dev/nvme1n1"}]}]
+        {"name": "ceph01", "devices": [{"name": "sdb"}, {"name": "/dev/disk/by-id/nvme-Samsung_SSD_980_1TB_S64"}]},
+        {"name": "ceph02-k8s", "devices": [{"name": "nvme1n1"}]}]
 
 
 @pytest.mark.parametrize("hosts, hostvars, message", [
