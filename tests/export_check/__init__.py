@@ -83,7 +83,10 @@ CHARTS = {
     "nfs-subdir-external-provisioner": {"values": "nfs-subdir-external-provisioner/values.yaml", "version": "4.0.18"},
     "local-path-provisioner": {"values": "local-path-provisioner/values.yaml", "version": "0.0.37"},
     "jupyterhub": {"values": "zero-to-jupyterhub/values.yaml", "schema": "zero-to-jupyterhub/values.schema.json",
-                   "version": "4.4.0"},
+                   "version": "4.4.0",
+                   # hub.config holds c.<Class>.<trait> settings (schema: keys ^[A-Z]); the role tests check
+                   # them against the real classes' traits.
+                   "free": ("hub.config",)},
     "headlamp": {"values": "headlamp/values.yaml", "schema": "headlamp/values.schema.json", "version": "0.45.0"},
     "kubernetes-dashboard": {"values": "kubernetes-dashboard/values.yaml", "version": "7.13.0"},
     "kube-prometheus-stack": {"values": "kube-prometheus-stack/values.yaml", "version": "88.5.3"},
