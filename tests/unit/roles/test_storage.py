@@ -15,6 +15,8 @@ import json
 
 import pytest
 import yaml
+from ansible.parsing.dataloader import DataLoader
+from ansible.template import Templar, trust_as_template
 
 from export_check import check_chart_values, check_export
 from unit.roles.playbook_runner import PYTHON, ROOT, PlaybookRun, load_all, reference, run_playbook, shared_run
@@ -424,3 +426,24 @@ def test_preflight_runs_once_before_any_backend(storage):
         results = run.results(task, lab)
         # Once in the preflight play; the role's own preflight is skipped in its play.
         assert [bool(r.get("skipped")) for r in results] == [False, True], (task, results)
+
+
+def role_templar(role, **inventory):
+    """Ansible's templar over a role's defaults and vars plus inventory values, as in a play."""
+    variables = {}
+    for part in ("defaults", "vars"):
+        variables.update(yaml.safe_load((ROOT / "roles" / role / part / "main.yml").read_text()))
+    variables.update(inventory)
+    variables = {k: trust_as_template(v) if isinstance(v, str) else v for k, v in variables.items()}
+    return Templar(loader=DataLoader(), variables=variables)
+
+
+@pytest.mark.parametrize("registry, provisioner, helper", [
+    ("", "docker.io/rancher/local-path-provisioner:v0.0.37", "docker.io/library/busybox:1.37.0"),
+    ("harbor.lab.example/proxy/", "harbor.lab.example/proxy/rancher/local-path-provisioner:v0.0.37",
+     "harbor.lab.example/proxy/library/busybox:1.37.0"),
+])
+def test_local_path_images_follow_the_registry(registry, provisioner, helper):
+    templar = role_templar("local_path", local_path_image_registry=registry)
+    assert templar.template(trust_as_template("{{ _local_path_image }}")) == provisioner
+    assert templar.template(trust_as_template("{{ _local_path_helper_image }}")) == helper
