@@ -156,6 +156,7 @@ def test_nothing_is_bound_to_cluster_admin_unless_opted_in(exported, lab):
         assert merged["clusterRoleBinding"]["clusterRoleName"] == "ailab-dashboard-view"
         assert merged["config"]["unsafeUseServiceAccountToken"] is False
     if GOOD[lab].get("dashboard_admin_token"):
+        assert list(admin_bindings) == ["ailab-dashboard-admin"]
         [binding] = admin_bindings.values()
         assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "dashboard-admin", "namespace": "dashboard"}]
         assert ("ServiceAccount", "dashboard", "dashboard-admin") in found
