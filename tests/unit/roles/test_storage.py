@@ -447,3 +447,14 @@ def test_local_path_images_follow_the_registry(registry, provisioner, helper):
     templar = role_templar("local_path", local_path_image_registry=registry)
     assert templar.template(trust_as_template("{{ _local_path_image }}")) == provisioner
     assert templar.template(trust_as_template("{{ _local_path_helper_image }}")) == helper
+
+
+@pytest.mark.parametrize("release, deployment", [
+    ("nfs-subdir-external-provisioner", "nfs-subdir-external-provisioner"),
+    ("lab-nfs-subdir-external-provisioner", "lab-nfs-subdir-external-provisioner"),
+    ("nas", "nas-nfs-subdir-external-provisioner"),
+    ("a-very-long-release-name-for-the-lab-nas-x", "a-very-long-release-name-for-the-lab-nas-x-nfs-subdir-external"),
+])
+def test_nfs_deployment_name_is_the_chart_fullname(release, deployment):
+    templar = role_templar("nfs_provisioner", nfs_provisioner_release_name=release)
+    assert templar.template(trust_as_template("{{ _nfs_provisioner_fullname }}")) == deployment
