@@ -285,3 +285,12 @@ def test_apply_mode_check_without_a_cluster_changes_nothing(checked):
     for task in ("Install or upgrade the release", "Apply each object with server-side apply"):
         results = run.results(task, "apply_check")
         assert results and all(r.get("skipped") for r in results), task
+
+
+def test_argument_specs_defaults_are_the_role_defaults():
+    defaults = yaml.safe_load((ROOT / "roles" / "dashboard" / "defaults" / "main.yml").read_text())
+    options = yaml.safe_load((ROOT / "roles" / "dashboard" / "meta" / "argument_specs.yml").read_text())[
+        "argument_specs"]["main"]["options"]
+    assert set(options) == set(defaults)
+    for name, spec in options.items():
+        assert spec["default"] == defaults[name], name
