@@ -7,7 +7,7 @@ export directory per lab (the two exports must be byte-identical). Every host is
 closed loopback port (127.0.0.1:9): export mode must never connect to it; a canary play proves that
 connecting fails. A second run exports the good labs in check mode (nothing may be written).
 The exported PrometheusRule is checked with the real promtool; the alerts' firing logic is
-unit-tested in tests/unit/plugins/filter/test_monitoring.py.
+unit-tested in tests/unit/plugins/filter/test_monitoring_filters.py.
 """
 
 import filecmp
