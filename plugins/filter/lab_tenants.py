@@ -321,14 +321,15 @@ def _quota(where, value, resources):
 def _borrowing(where, value, quota, resources):
     """How many units of each GPU key the tenant's queue may borrow from idle quota of the others.
 
-    Default, per key of its quota: as many as its own quota, at most what the others hold."""
+    Default, per key of its quota: as many as its own quota, at most what the others hold; the keys
+    given in ``gpu_borrowing`` replace the default."""
     if value is None:
         return dict((key, max(0, min(count, resources[key]["capacity"] - count)))
                     for key, count in sorted(quota["gpu"].items()))
     if not isinstance(value, Mapping):
         _fail(where, "gpu_borrowing must be a dict {<GPU resource key>: count}, got %r" % (value,))
     keys = sorted(resources)
-    result = dict((key, 0) for key in quota["gpu"])
+    result = _borrowing(where, None, quota, resources)
     for key in sorted(value):
         count = value[key]
         if key not in resources:
@@ -569,39 +570,32 @@ def _network_policy(name, tenant, spec):
 
 
 def _network_policies(tenant, settings):
-    dns_ports = [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}]
-    policies = [
-        _network_policy("default-deny", tenant, {"policyTypes": ["Ingress", "Egress"]}),
-        _network_policy("allow-same-namespace", tenant, {
-            "policyTypes": ["Ingress", "Egress"],
-            "ingress": [{"from": [{"podSelector": {}}]}],
-            "egress": [{"to": [{"podSelector": {}}]}]}),
-        _network_policy("allow-dns", tenant, {
-            "policyTypes": ["Egress"],
-            "egress": [{"to": [{"namespaceSelector": _namespace_selector(settings["dns_namespace"]),
-                                "podSelector": {"matchLabels": dict(settings["dns_pod_labels"])}}],
-                        "ports": dns_ports}]}),
+    """default-deny, and one policy with every allowance a tenant needs (each rule commented)."""
+    same_namespace = {"podSelector": {}}
+    ingress = [{"from": [same_namespace]}]
+    egress = [
+        {"to": [same_namespace]},
+        {"to": [{"namespaceSelector": _namespace_selector(settings["dns_namespace"]),
+                 "podSelector": {"matchLabels": dict(settings["dns_pod_labels"])}}],
+         "ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}]},
     ]
     if settings["jupyterhub_namespace"]:
         # The proxy and the hub reach the notebooks; the notebooks call the hub's API.
-        policies.append(_network_policy("allow-jupyterhub", tenant, {
-            "policyTypes": ["Ingress", "Egress"],
-            "ingress": [{"from": [{"namespaceSelector": _namespace_selector(settings["jupyterhub_namespace"])}]}],
-            "egress": [{"to": [{"namespaceSelector": _namespace_selector(settings["jupyterhub_namespace"]),
-                                "podSelector": {"matchLabels": {"app.kubernetes.io/component": "hub"}}}],
-                        "ports": [{"protocol": "TCP", "port": int(settings["jupyterhub_hub_port"])}]}]}))
+        ingress.append({"from": [{"namespaceSelector": _namespace_selector(settings["jupyterhub_namespace"])}]})
+        egress.append({"to": [{"namespaceSelector": _namespace_selector(settings["jupyterhub_namespace"]),
+                               "podSelector": {"matchLabels": {"app.kubernetes.io/component": "hub"}}}],
+                       "ports": [{"protocol": "TCP", "port": int(settings["jupyterhub_hub_port"])}]})
     if settings["ingress_namespace"]:
-        policies.append(_network_policy("allow-lab-ingress", tenant, {
-            "policyTypes": ["Ingress"],
-            "ingress": [{"from": [{"namespaceSelector": _namespace_selector(settings["ingress_namespace"])}]}]}))
-    egress = []
+        ingress.append({"from": [{"namespaceSelector": _namespace_selector(settings["ingress_namespace"])}]})
     if settings["egress_internet"]:
         egress.append({"to": [{"ipBlock": {"cidr": "0.0.0.0/0", "except": list(PRIVATE_IPV4)}}]})
     if settings["egress_cidrs"]:
         egress.append({"to": [{"ipBlock": {"cidr": str(c)}} for c in settings["egress_cidrs"]]})
-    if egress:
-        policies.append(_network_policy("allow-egress", tenant, {"policyTypes": ["Egress"], "egress": egress}))
-    return policies
+    return [
+        _network_policy("default-deny", tenant, {"policyTypes": ["Ingress", "Egress"]}),
+        _network_policy("allow-tenant-traffic", tenant, {"policyTypes": ["Ingress", "Egress"],
+                                                         "ingress": ingress, "egress": egress}),
+    ]
 
 
 def _resource_names(gpu_resources):

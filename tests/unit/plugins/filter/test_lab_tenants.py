@@ -283,9 +283,10 @@ def test_default_borrowing_is_the_quota_at_most_what_the_others_hold():
 
 
 def test_explicit_borrowing():
+    """The keys given replace the default; the others keep it."""
     vision = lab_tenants([tenant(VISION, gpu_borrowing={"rtx-3090-shared": 0, "mig-1g.18gb": 1})], RESOURCES)[0]
-    assert vision["gpu_borrowing"] == {"l40s": 0, "mig-1g.18gb": 1, "mig-2g.35gb": 0, "rtx-3090-shared": 0}
-    assert vision["gpu_limits"] == {"nvidia.com/gpu": 5, "nvidia.com/mig-1g.18gb": 1, "nvidia.com/mig-2g.35gb": 3}
+    assert vision["gpu_borrowing"] == {"l40s": 1, "mig-1g.18gb": 1, "mig-2g.35gb": 0, "rtx-3090-shared": 0}
+    assert vision["gpu_limits"] == {"nvidia.com/gpu": 6, "nvidia.com/mig-1g.18gb": 1, "nvidia.com/mig-2g.35gb": 3}
 
 
 @pytest.mark.parametrize("borrowing, message", [
@@ -322,6 +323,11 @@ def test_objects_without_jupyterhub_or_egress():
                                                       "user_prefix": "oidc:", "group_prefix": "oidc:"})
     names = [(o["kind"], o["metadata"]["name"]) for o in objects]
     assert ("Role", "jupyterhub-spawner") not in names
-    assert ("NetworkPolicy", "allow-jupyterhub") not in names and ("NetworkPolicy", "allow-egress") not in names
+    allow = next(o for o in objects if o["metadata"]["name"] == "allow-tenant-traffic")["spec"]
+    assert allow["ingress"] == [{"from": [{"podSelector": {}}]}]
+    assert [rule["to"] for rule in allow["egress"]] == [
+        [{"podSelector": {}}],
+        [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}},
+          "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}}}]]
     members = next(o for o in objects if o["metadata"]["name"] == "tenant-members")
     assert [s["name"] for s in members["subjects"]] == ["oidc:carol", "oidc:dave"]
