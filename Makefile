@@ -96,7 +96,8 @@ lint: venv
 sanity: venv
 	@$(PY) tests/harness/tier.py sanity
 
-units: venv
+# promtool (system) checks the monitoring role's alert rules.
+units: venv system
 	@$(PY) tests/harness/tier.py units
 
 molecule: venv images

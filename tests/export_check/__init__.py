@@ -13,6 +13,7 @@ One validator for the unit tests, the integration tier and ``make lab``/``make e
   map, i.e. free-form) and keep the type of the chart's default;
 - ConfigMaps that carry a GPU Operator device-plugin (time-slicing) or mig-parted config: those
   formats (gpu-operator/SOURCE.md and mig-parted/SOURCE.md);
+- at most one default StorageClass (objects and chart values together);
 - layout: one object per file at ``<namespace or _cluster>/<kind>-<name>[.<suffix>].yaml``, Secrets
   and values files mode 0600.
 
@@ -67,9 +68,9 @@ CRD_FILES = (
 #   free: dotted value paths whose content is free-form although values.yaml shows an example.
 CHARTS = {
     "rook-ceph": {"values": "rook/charts/rook-ceph/values.yaml", "version": "v1.20.6"},
+    # The collection applies the CephCluster and pools as objects (checked against the CRDs); a
+    # release of this chart gets its value keys checked only: cephClusterSpec is not compared.
     "rook-ceph-cluster": {"values": "rook/charts/rook-ceph-cluster/values.yaml", "version": "v1.20.6",
-                          # Lists of pools/filesystems/stores and the CephCluster spec are checked
-                          # against the CRDs by check_rook_cluster_values.
                           "free": ("cephClusterSpec",)},
     "gpu-operator": {"values": "gpu-operator/values.yaml", "version": "v26.7.0",
                      "subcharts": {"node-feature-discovery": "node-feature-discovery"}},
@@ -89,7 +90,10 @@ CHARTS = {
                    "free": ("hub.config",)},
     "headlamp": {"values": "headlamp/values.yaml", "schema": "headlamp/values.schema.json", "version": "0.45.0"},
     "kubernetes-dashboard": {"values": "kubernetes-dashboard/values.yaml", "version": "7.13.0"},
-    "kube-prometheus-stack": {"values": "kube-prometheus-stack/values.yaml", "version": "88.5.3"},
+    # The kube-state-metrics subchart's values are not in the reference data; the label allowlist the
+    # monitoring role sets there is taken as free-form.
+    "kube-prometheus-stack": {"values": "kube-prometheus-stack/values.yaml", "version": "88.5.3",
+                              "free": ("kube-state-metrics.metricLabelsAllowlist",)},
     "kueue": {"values": "kueue/values.yaml", "version": "0.19.2"},
 }
 
@@ -390,6 +394,7 @@ def check_export(directory, strict=True, check_versions=True):
         return [f"{directory}: no such export directory"]
     releases_file = directory / "releases.yml"
     values_files = set()
+    defaults = []  # default StorageClasses: at most one per lab
     if releases_file.exists():
         releases = (yaml.safe_load(releases_file.read_text()) or {}).get("releases") or []
         for rel in releases:
@@ -406,7 +411,11 @@ def check_export(directory, strict=True, check_versions=True):
             if check_versions and ref and str(rel.get("version")).lstrip("v") != ref["version"].lstrip("v"):
                 problems.append(f"{name}: chart {chart} {rel.get('version')} is not the reference version "
                                 f"{ref['version']} the values are checked against")
-            problems += [f"{name}: {p}" for p in check_chart_values(chart, yaml.safe_load(values_path.read_text()) or {})]
+            values = yaml.safe_load(values_path.read_text()) or {}
+            problems += [f"{name}: {p}" for p in check_chart_values(chart, values)]
+            storage_class = values.get("storageClass") if isinstance(values.get("storageClass"), dict) else {}
+            if storage_class.get("defaultClass") is True and storage_class.get("create", True) is not False:
+                defaults.append(f"{name} (storageClass.defaultClass)")
     for path in sorted(directory.rglob("*.yaml")):
         if path in values_files or path.name.startswith("helm-"):
             continue
@@ -425,6 +434,9 @@ def check_export(directory, strict=True, check_versions=True):
             continue
         if obj.get("kind") == "ConfigMap":
             problems += [f"{rel}: {p}" for p in configmap_problems(obj)]
+        annotations = obj["metadata"].get("annotations") or {}
+        if obj.get("kind") == "StorageClass" and annotations.get("storageclass.kubernetes.io/is-default-class") == "true":
+            defaults.append(rel)
         namespace = obj["metadata"].get("namespace", "_cluster")
         match = _FILE_NAME.match(path.name)
         stem = f"{str(obj.get('kind', '')).lower()}-{obj['metadata'].get('name')}"
@@ -433,6 +445,8 @@ def check_export(directory, strict=True, check_versions=True):
             problems.append(f"{rel}: expected at {namespace}/{stem}[.<suffix>].yaml")
         if obj.get("kind") == "Secret" and stat.S_IMODE(path.stat().st_mode) & 0o077:
             problems.append(f"{rel}: a Secret readable by others")
+    if len(defaults) > 1:
+        problems.append(f"more than one default StorageClass: {', '.join(defaults)}")
     return problems
 
 

@@ -7,6 +7,8 @@ need=()
 command -v dockerd >/dev/null 2>&1 || need+=(docker.io)
 command -v debootstrap >/dev/null 2>&1 || need+=(debootstrap)
 command -v openssl >/dev/null 2>&1 || need+=(openssl)
+# promtool (from Debian's prometheus package) checks and unit-tests the monitoring role's alert rules.
+command -v promtool >/dev/null 2>&1 || need+=(prometheus)
 if ((${#need[@]})); then
   if [[ $(id -u) -ne 0 ]]; then
     echo "ERROR: missing system packages: ${need[*]} (run as root or: sudo apt-get install -y ${need[*]})" >&2
@@ -16,6 +18,11 @@ if ((${#need[@]})); then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+  # Only promtool is wanted from the prometheus package: no Prometheus server on the test machine.
+  if [[ " ${need[*]} " == *" prometheus "* ]] && command -v systemctl >/dev/null 2>&1 \
+      && systemctl is-system-running >/dev/null 2>&1; then
+    systemctl disable --now prometheus prometheus-node-exporter >/dev/null 2>&1 || true
+  fi
 fi
 
 if ! docker info >/dev/null 2>&1; then

@@ -103,3 +103,14 @@ def test_gpu_operator_configmaps_are_checked_against_their_formats(tmp_path, dat
     write(tmp_path, "gpu-operator/configmap-c.yaml", dict(configmap("c", "gpu-operator"), data=data))
     problems = export_check.check_export(tmp_path)
     assert any(expected in p for p in problems), problems
+
+
+def test_two_default_storage_classes_are_found(tmp_path):
+    write(tmp_path, "_cluster/storageclass-a.yaml", {
+        "apiVersion": "storage.k8s.io/v1", "kind": "StorageClass", "provisioner": "rancher.io/local-path",
+        "metadata": {"name": "a", "annotations": {"storageclass.kubernetes.io/is-default-class": "true"}}})
+    release(tmp_path, "nfs-subdir-external-provisioner",
+            {"nfs": {"server": "nas", "path": "/export"}, "storageClass": {"defaultClass": True}}, "4.0.18")
+    problems = export_check.check_export(tmp_path)
+    assert ("more than one default StorageClass: release ns/nfs-subdir-external-provisioner (storageClass.defaultClass), "
+            "_cluster/storageclass-a.yaml") in problems

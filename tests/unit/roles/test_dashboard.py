@@ -2,7 +2,7 @@
 
 One ansible-playbook run exports every lab shape: each host of the group ``labs`` stands for one lab
 (its own settings and export directory) and the playbook runs on that group
-(``-e ailab_dashboard_hosts=labs``). The same run imports the playbook a second time with another
+(``-e ailab_platform_hosts=labs``). The same run imports the playbook a second time with another
 export directory per lab (the two exports must be byte-identical). Every lab host is an SSH host on a
 closed loopback port (127.0.0.1:9): export mode must never connect to it; a canary play proves that
 connecting fails. A second run exports the good labs in check mode (nothing may be written).
@@ -84,7 +84,7 @@ def plays(root, again):
 
 
 def build(tmp, labs, check=False):
-    return run_playbook(tmp, plays(tmp, again=not check), inventory(tmp, labs), "-e", "ailab_dashboard_hosts=labs",
+    return run_playbook(tmp, plays(tmp, again=not check), inventory(tmp, labs), "-e", "ailab_platform_hosts=labs",
                         check=check)
 
 

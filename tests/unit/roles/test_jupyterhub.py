@@ -2,7 +2,7 @@
 
 One ansible-playbook run exports every lab shape at once: each host of the group ``labs`` stands for
 one lab (its own GPU groups, tenants, authentication and export directory), and the playbook runs on
-that group (``-e ailab_jupyterhub_hosts=labs``). Every lab host is an SSH host on a closed loopback
+that group (``-e ailab_platform_hosts=labs``). Every lab host is an SSH host on a closed loopback
 port (127.0.0.1:9): export mode must never connect to it; a canary play proves that connecting fails.
 A second run, with ``-v --diff``, exports the good labs again over a copy of the first export: the
 secrets are read back, so the files are byte-identical, and no secret appears in its output. A third
@@ -163,7 +163,7 @@ def plays():
 
 
 def build(tmp, labs, *args, check=False):
-    return run_playbook(tmp, plays(), inventory(tmp / "export", labs), "-e", "ailab_jupyterhub_hosts=labs", *args, check=check)
+    return run_playbook(tmp, plays(), inventory(tmp / "export", labs), "-e", "ailab_platform_hosts=labs", *args, check=check)
 
 
 @pytest.fixture(scope="module")

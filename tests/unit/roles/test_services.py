@@ -2,7 +2,7 @@
 
 One ansible-playbook run exports every lab shape at once: each host of the group ``labs`` stands for
 one lab (its own pools, settings and export directory), and the playbook's plays run on that group
-(``-e ailab_services_hosts=labs``). Every lab host is an SSH host on a closed loopback port
+(``-e ailab_platform_hosts=labs``). Every lab host is an SSH host on a closed loopback port
 (127.0.0.1:9): export mode must never connect to it. A canary play proves that connecting fails.
 A second run, in check mode, renders the good labs again onto their first export (nothing would change: a
 byte-identical re-export) and into new directories (check mode writes nothing).
@@ -129,7 +129,7 @@ def snapshot(directory):
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
     def build(tmp):
-        return run_playbook(tmp, plays(), inventory(tmp / "export", [*GOOD, *BAD, "no_cluster"]), "-e", "ailab_services_hosts=labs")
+        return run_playbook(tmp, plays(), inventory(tmp / "export", [*GOOD, *BAD, "no_cluster"]), "-e", "ailab_platform_hosts=labs")
 
     return shared_run(tmp_path_factory, "services-export", build)
 
@@ -143,7 +143,7 @@ def checked(tmp_path_factory, exported):
     def build(tmp):
         (tmp / "before.json").write_text(json.dumps(snapshot(first / "export")))
         return run_playbook(tmp, plays(), inventory(first / "export", [*GOOD, "no_cluster"], fresh_root=tmp / "fresh"),
-                            "-e", "ailab_services_hosts=labs", check=True)
+                            "-e", "ailab_platform_hosts=labs", check=True)
 
     tmp, run = shared_run(tmp_path_factory, "services-check", build)
     return tmp, run, json.loads((tmp / "before.json").read_text())

@@ -3,7 +3,7 @@ sample labs, validated with export_check and compared with the upstream referenc
 
 One inventory holds every sample lab: each lab is one host of the group ``labs`` (standing for that
 lab's first control plane, with the lab's variables as host vars and its own export directory), and
-``-e ailab_storage_play_hosts=labs`` runs the playbook's plays on all of them. Rook's storage nodes are
+``-e ailab_platform_hosts=labs`` runs the playbook's plays on all of them. Rook's storage nodes are
 hosts of per-lab groups. Every host is an SSH host on a closed loopback port (127.0.0.1:9): a task that
 touched a node would come back unreachable, so a clean run proves the export runs on the controller
 alone. Three ansible-playbook runs, shared by every test: the export (good and bad labs), the same
@@ -111,12 +111,12 @@ def build(tmp):
     runs = {}
     for key in RUNS:
         (tmp / key).mkdir()
-    runs["export"] = run_playbook(tmp / "export", plays, inventory(tmp / "out", all_labs), "-e", "ailab_storage_play_hosts=labs")
+    runs["export"] = run_playbook(tmp / "export", plays, inventory(tmp / "out", all_labs), "-e", "ailab_platform_hosts=labs")
     (tmp / "first-export.json").write_text(json.dumps({k: v.decode() for k, v in snapshot(tmp / "out").items()}))
     runs["again"] = run_playbook(tmp / "again", plays, inventory(tmp / "out", all_labs), "-e",
-                                 "ailab_storage_play_hosts=again_labs")
+                                 "ailab_platform_hosts=again_labs")
     runs["check"] = run_playbook(tmp / "check", plays, inventory(tmp / "check-out", all_labs), "-e",
-                                 "ailab_storage_play_hosts=check_labs", check=True)
+                                 "ailab_platform_hosts=check_labs", check=True)
     for key, run in runs.items():
         run.save(tmp / f"{key}.json")
     return runs["export"]
