@@ -580,10 +580,11 @@ def _network_policies(tenant, settings):
          "ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}]},
     ]
     if settings["jupyterhub_namespace"]:
-        # The proxy and the hub reach the notebooks; the notebooks call the hub's API.
+        # The proxy and the hub reach the notebooks; the notebooks call the hub's API (z2jh labels the hub's
+        # pod component=hub; its own NetworkPolicy must admit other namespaces, see docs/tenants.md).
         ingress.append({"from": [{"namespaceSelector": _namespace_selector(settings["jupyterhub_namespace"])}]})
         egress.append({"to": [{"namespaceSelector": _namespace_selector(settings["jupyterhub_namespace"]),
-                               "podSelector": {"matchLabels": {"app.kubernetes.io/component": "hub"}}}],
+                               "podSelector": {"matchLabels": {"component": "hub"}}}],
                        "ports": [{"protocol": "TCP", "port": int(settings["jupyterhub_hub_port"])}]})
     if settings["ingress_namespace"]:
         ingress.append({"from": [{"namespaceSelector": _namespace_selector(settings["ingress_namespace"])}]})

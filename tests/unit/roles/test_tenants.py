@@ -263,7 +263,7 @@ def test_network_policies_deny_by_default_with_allowances(exported):
     assert same == {"to": [{"podSelector": {}}]}
     assert dns["to"] == [dict(namespace("kube-system"), podSelector={"matchLabels": {"k8s-app": "kube-dns"}})]
     assert {(p["protocol"], p["port"]) for p in dns["ports"]} == {("UDP", 53), ("TCP", 53)}
-    assert hub == {"to": [dict(namespace("jupyterhub"), podSelector={"matchLabels": {"app.kubernetes.io/component": "hub"}})],
+    assert hub == {"to": [dict(namespace("jupyterhub"), podSelector={"matchLabels": {"component": "hub"}})],
                    "ports": [{"protocol": "TCP", "port": 8081}]}
     assert internet["to"][0]["ipBlock"]["cidr"] == "0.0.0.0/0" and "10.0.0.0/8" in internet["to"][0]["ipBlock"]["except"]
     assert cidrs == {"to": [{"ipBlock": {"cidr": "10.20.0.0/24"}}]}
