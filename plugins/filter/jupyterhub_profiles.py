@@ -113,8 +113,8 @@ def _gpu_resources(gpu_resources):
             "ailab_gpu_node_groups | ailab.cluster.lab_gpu_resources(groups), got %s" % type(gpu_resources).__name__)
     result = []
     for item in _plain(gpu_resources):
-        if not isinstance(item, Mapping) or not {"key", "resource", "capacity", "node_selector", "tolerations",
-                                                  "description", "group"} <= set(item):
+        needed = {"key", "resource", "capacity", "node_selector", "tolerations", "description", "group"}
+        if not isinstance(item, Mapping) or not needed <= set(item):
             raise AnsibleFilterError(
                 "jupyterhub_profiles: each GPU resource must come from ailab.cluster.lab_gpu_resources (key, "
                 "resource, group, capacity, node_selector, tolerations, description), got %r" % (item,))

@@ -156,9 +156,9 @@ def _mig(where, model, sharing):
         _fail(where, "sharing.mig_strategy must be single or mixed, got %r" % (strategy,))
     has_config, has_layout = sharing.get("mig_config") is not None, sharing.get("mig_layout") is not None
     if has_config == has_layout:
+        example = catalogue.layout_name(min(catalogue.mig_table(model)["profiles"]))
         _fail(where, "give either sharing.mig_config (a built-in layout such as %s) or sharing.mig_layout "
-                     "([{profile, count}] per GPU), %s" % (catalogue.layout_name(min(catalogue.mig_table(model)["profiles"])),
-                                                          "not both" if has_config else "one of them is required"))
+              "([{profile, count}] per GPU), %s" % (example, "not both" if has_config else "one of them is required"))
     if has_config:
         name = str(sharing["mig_config"])
         builtins = catalogue.builtin_layouts(model)
@@ -256,8 +256,8 @@ def _group(index, entry):
                      layout_name=layout_name or CUSTOM_LAYOUT_PREFIX + name)
         if len(group["layout_name"]) > 63:
             _fail(where, "the custom MIG layout is named %s, longer than the 63 characters of the node label %s; "
-                         "use a group name of at most %d characters" % (group["layout_name"], MIG_CONFIG_LABEL,
-                                                                         63 - len(CUSTOM_LAYOUT_PREFIX)))
+                  "use a group name of at most %d characters"
+                  % (group["layout_name"], MIG_CONFIG_LABEL, 63 - len(CUSTOM_LAYOUT_PREFIX)))
     prefix = entry.get("key_prefix")
     if prefix is not None and (not isinstance(prefix, str) or not KEY_PREFIX.match(prefix)):
         _fail(where, "key_prefix must be lower-case letters, digits and -, at most 32 characters, got %r" % (prefix,))

@@ -229,8 +229,8 @@ def local_path_node_path_map(node_path_map):
             continue
         node, paths = entry["node"], entry["paths"]
         if not isinstance(node, str) or not (node == LOCAL_PATH_DEFAULT_NODE or NODE_NAME.match(node)):
-            problems.append("entry %d: node %r is neither a Kubernetes node name nor %s" % (index, node,
-                                                                                           LOCAL_PATH_DEFAULT_NODE))
+            problems.append("entry %d: node %r is neither a Kubernetes node name nor %s"
+                            % (index, node, LOCAL_PATH_DEFAULT_NODE))
         elif node in seen:
             problems.append("node %s is listed twice" % node)
         seen.add(node)

@@ -345,12 +345,12 @@ def layout_problems(model, layout):
                         % (memory, model["name"], table["memory_slices"]))
     if problems:
         return problems
-    instances = sorted((p for p, n in layout.items() for _ in range(n)),
+    instances = sorted((p for p, n in layout.items() for _index in range(n)),
                        key=lambda p: (-profiles[p]["placement_size"], len(profiles[p]["placements"]), p))
     starts = dict((p, profiles[p]["placements"]) for p in layout)
     sizes = dict((p, profiles[p]["placement_size"]) for p in layout)
     if not _place(instances, starts, sizes, 0, table["memory_slices"]):
+        slots = "; ".join("%s {%s}:%d" % (p, ",".join(str(s) for s in starts[p]), sizes[p]) for p in sorted(layout))
         problems.append("the layout has no valid placement on %s: the profiles' slots overlap (placements: %s)"
-                        % (model["name"], "; ".join("%s {%s}:%d" % (p, ",".join(str(s) for s in starts[p]), sizes[p])
-                                                   for p in sorted(layout))))
+                        % (model["name"], slots))
     return problems

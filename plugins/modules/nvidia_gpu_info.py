@@ -179,7 +179,7 @@ gpus:
       sample: true
     mig_mode:
       description:
-        - The MIG mode now (RV(gpus[].mig_mode.current)) and after the next GPU reset (RV(gpus[].mig_mode.pending)).
+        - The MIG mode now (key C(current)) and after the next GPU reset (key C(pending)).
         - Each is V(Enabled), V(Disabled), or V(N/A) for GPUs without MIG.
       type: dict
       sample: {current: Disabled, pending: Enabled}

@@ -365,8 +365,6 @@ def mig_parted_problems(text):
     return problems
 
 
-
-
 def configmap_problems(obj):
     """The device-plugin (time-slicing) and mig-parted configs that ConfigMaps carry, checked against
     their upstream formats; other ConfigMaps have none."""

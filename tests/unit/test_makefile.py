@@ -33,4 +33,3 @@ def test_no_suitable_python_says_what_to_install(tmp_path, candidates):
     assert "Debian 12 ships Python 3.11 only" in proc.stderr
     assert "make BASE_PYTHON=/path/to/python3.13" in proc.stderr
     assert not (tmp_path / "venv").exists(), "nothing is created without a suitable Python"
-

@@ -230,8 +230,8 @@ def test_apply_mode_without_a_cluster(storage):
 def test_empty_backends_install_nothing_and_say_so(storage):
     tmp, runs = storage
     assert not (tmp / "out" / "empty").exists()
-    (msg,) = [r["msg"] for r in runs["export"].results("Check the storage backends and the lab's one default StorageClass",
-                                                        "empty")]
+    task = "Check the storage backends and the lab's one default StorageClass"
+    (msg,) = [r["msg"] for r in runs["export"].results(task, "empty")]
     assert "ailab_storage_backends is empty: the storage layer installs nothing" in msg
 
 

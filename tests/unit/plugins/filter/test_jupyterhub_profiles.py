@@ -91,7 +91,7 @@ def test_filters_are_registered():
 
 
 def test_cpu_only_lab_offers_the_cpu_profiles():
-    profiles, _ = lab([])
+    profiles, _access = lab([])
     assert [p["slug"] for p in profiles] == ["cpu-small", "cpu-large"]
     assert [p.get("default", False) for p in profiles] == [True, False]
     small = profiles[0]
@@ -102,7 +102,7 @@ def test_cpu_only_lab_offers_the_cpu_profiles():
 
 
 def test_two_time_sliced_groups():
-    profiles, _ = lab([RTX, T4], options={"gpu_cpu_profile": "cpu-large", "gpu_image": "quay.io/jupyter/pytorch-notebook:cuda12-2025-10-20"})
+    profiles, _access = lab([RTX, T4], options={"gpu_cpu_profile": "cpu-large", "gpu_image": "quay.io/jupyter/pytorch-notebook:cuda12-2025-10-20"})
     found = by_slug(profiles)
     assert list(found) == ["cpu-small", "cpu-large", "rtx-3090-shared", "t4-shared"]
     rtx = found["rtx-3090-shared"]
@@ -129,7 +129,7 @@ def test_two_time_sliced_groups():
 
 
 def test_h200_mig_mixed_and_an_empty_group():
-    profiles, _ = lab([H200, EMPTY_L40S])
+    profiles, _access = lab([H200, EMPTY_L40S])
     found = by_slug(profiles)
     # The L40S group has no nodes: no profile for it.
     assert list(found) == ["cpu-small", "cpu-large", "mig-1g.18gb", "mig-2g.35gb"]
@@ -144,7 +144,7 @@ def test_h200_mig_mixed_and_an_empty_group():
 
 
 def test_default_profile_option():
-    profiles, _ = lab([H200], options={"default_profile": "mig-2g.35gb"})
+    profiles, _access = lab([H200], options={"default_profile": "mig-2g.35gb"})
     assert [p["slug"] for p in profiles if p.get("default")] == ["mig-2g.35gb"]
 
 

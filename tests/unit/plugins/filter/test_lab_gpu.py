@@ -192,8 +192,8 @@ def test_a_mixed_lab_of_every_kind():
 def test_key_prefix_separates_two_groups_of_one_model():
     first = entry(RTX_3090, key_prefix="lab1")
     second = entry(RTX_3090, group="gpu_rtx4090", key_prefix="lab2")
-    assert [r["key"] for r in lab_gpu_resources([first, second], INVENTORY)] == ["lab1-rtx-3090-shared",
-                                                                                  "lab2-rtx-3090-shared"]
+    keys = [r["key"] for r in lab_gpu_resources([first, second], INVENTORY)]
+    assert keys == ["lab1-rtx-3090-shared", "lab2-rtx-3090-shared"]
 
 
 def test_a_plus_me_profile_becomes_a_valid_resource_name():
@@ -455,13 +455,13 @@ def h200_facts(count=1, name="NVIDIA H200", pci="0x233510DE", profiles=None):
                     for p, v in sorted(table["profiles"].items())]
     gpu = {"name": name, "pci_device_id": pci, "memory_total_mib": 143771,
            "mig_mode": {"current": "Disabled", "pending": "Disabled"}, "mig_profiles": profiles}
-    return {"gpus": [dict(gpu) for _ in range(count)], "gpu_count": count}
+    return {"gpus": [dict(gpu) for _gpu in range(count)], "gpu_count": count}
 
 
 def rtx_facts(count=1):
     gpu = {"name": "NVIDIA GeForce RTX 3090", "pci_device_id": "0x220410DE", "memory_total_mib": 24576,
            "mig_mode": {"current": "N/A", "pending": "N/A"}, "mig_profiles": []}
-    return {"gpus": [dict(gpu) for _ in range(count)], "gpu_count": count}
+    return {"gpus": [dict(gpu) for _gpu in range(count)], "gpu_count": count}
 
 
 def test_the_check_passes_when_the_nodes_match():
