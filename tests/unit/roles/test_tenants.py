@@ -94,6 +94,7 @@ STALE = {"apiVersion": "v1", "kind": "Namespace",
 STALE_QUEUE = {"apiVersion": "kueue.x-k8s.io/v1beta2", "kind": "ClusterQueue",
                "metadata": {"name": "old-course", "labels": {"ailab.cluster/tenant": "old-course"}},
                "spec": {"namespaceSelector": {"matchLabels": {"ailab.cluster/tenant": "old-course"}}}}
+ROOT = Path(__file__).resolve().parents[3]
 UNREACHABLE = {"ansible_connection": "ssh", "ansible_host": "127.0.0.1", "ansible_port": 9, "ansible_user": "nobody"}
 
 
@@ -149,6 +150,19 @@ def build_check(tmp):
     return run_playbook(tmp, plays, _inventory(hosts), check=True)
 
 
+def build_playbook(tmp):
+    """playbooks/tenants.yml itself, on two labs (ailab_platform_hosts): a good one, and one whose gpu_queues
+    settings are wrong, which must stop in the preflight play, before the tenants role exports anything."""
+    hosts = {
+        "playbook_good": dict(UNREACHABLE, ailab_gpu_node_groups=[], ailab_tenants=CPU_TENANTS,
+                              ailab_kubernetes_export_dir=str(tmp / "playbook_good")),
+        "playbook_bad": dict(UNREACHABLE, ailab_gpu_node_groups=THREE_GROUPS, ailab_tenants=THREE_TENANTS,
+                             gpu_queues_deadline_priority=100, ailab_kubernetes_export_dir=str(tmp / "playbook_bad")),
+    }
+    plays = [{"ansible.builtin.import_playbook": str(ROOT / "playbooks" / "tenants.yml")}]
+    return run_playbook(tmp, plays, _inventory(hosts), "-e", "ailab_platform_hosts=playbook_good:playbook_bad")
+
+
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
     tmp, run = shared_run(tmp_path_factory, "tenants-export", build)
@@ -161,6 +175,11 @@ def exported(tmp_path_factory):
 @pytest.fixture(scope="module")
 def checked(tmp_path_factory):
     return shared_run(tmp_path_factory, "tenants-check", build_check)
+
+
+@pytest.fixture(scope="module")
+def playbook(tmp_path_factory):
+    return shared_run(tmp_path_factory, "tenants-playbook", build_playbook)
 
 
 def objects(directory):
@@ -472,8 +491,6 @@ def test_run_output_never_holds_unexpected_hosts(exported):
 
 
 # ------------------------------------------------------------------------------------ role metadata
-ROOT = Path(__file__).resolve().parents[3]
-
 
 @pytest.mark.parametrize("role", ["tenants", "gpu_queues"])
 def test_argument_specs_defaults_are_the_role_defaults(role):
@@ -494,3 +511,26 @@ def test_pinned_kueue_is_the_reference_chart():
     upstream = yaml.safe_load(yaml.safe_load(reference("kueue/values.yaml").read_text())
                               ["managerConfig"]["controllerManagerConfigYaml"])
     assert defaults["gpu_queues_integrations"] == upstream["integrations"]["frameworks"]
+
+
+# ---------------------------------------------------------------------------------------- playbook
+def test_playbook_exports_tenants_then_queues(playbook):
+    tmp, run = playbook
+    assert run.stats["playbook_good"]["failures"] == 0 and run.stats["playbook_good"]["unreachable"] == 0, \
+        run.failure("playbook_good")
+    assert [p["play"]["name"] for p in run.data["plays"]] == ["Tenants and GPU queues preflight", "Tenants", "GPU queues"]
+    assert check_export(tmp / "playbook_good") == []
+    assert (tmp / "playbook_good" / "cs101" / "localqueue-default.yaml").exists()
+    # The roles' own preflight is not repeated after the preflight play.
+    assert all(r.get("skipped") for r in run.results("Derive the tenants from the lab model", "playbook_good")[1:])
+
+
+def test_playbook_checks_both_roles_before_anything_is_exported(playbook):
+    tmp, run = playbook
+    assert run.rc != 0
+    message = run.failure("playbook_bad")
+    assert "gpu_queues_deadline_priority above the staff priority 3000 (is 100)" in message, message
+    failed_in = [p["play"]["name"] for p in run.data["plays"]
+                 if any(t["hosts"].get("playbook_bad", {}).get("failed") for t in p["tasks"])]
+    assert failed_in == ["Tenants and GPU queues preflight"]
+    assert not (tmp / "playbook_bad").exists()
