@@ -24,12 +24,13 @@ BASE_PYTHON ?= $(shell for p in $(PYTHON_CANDIDATES); do \
 	command -v $$p >/dev/null 2>&1 || [ -x "$$p" ] || continue; \
 	$$p -c 'import sys; sys.exit(sys.version_info < (3, 12))' 2>/dev/null && { command -v $$p || echo $$p; } && break; done)
 
-.PHONY: help setup venv system images lab lab-reset check test lint sanity units molecule integration summary clean refreeze build
+.PHONY: help setup venv system images lab lab-reset check export test lint sanity units molecule integration summary clean refreeze build
 
 help:
 	@echo "make lab          build the lab: ansible-playbook site.yml on inventories/sandbox"
 	@echo "make lab-reset    forget the sandbox state"
 	@echo "make check        check an inventory without changing anything (INVENTORY=inventories/<lab>)"
+	@echo "make export       write every Kubernetes-facing layer as files and validate them (INVENTORY=, EXPORT_DIR=)"
 	@echo "make test         set up and run all tiers (lint, sanity, units, molecule, integration)"
 	@echo "make lint|sanity|units|molecule|integration   one tier"
 	@echo "make build        ansible-galaxy collection build"
@@ -74,6 +75,12 @@ lab: venv
 INVENTORY ?= inventories/sandbox
 check: venv
 	@ansible-playbook -i $(INVENTORY) playbooks/check.yml
+
+# Every Kubernetes-facing layer of an inventory as files (objects, releases.yml, values), validated;
+# touches no host and no cluster.
+EXPORT_DIR ?= build/export/$(notdir $(INVENTORY))
+export: venv
+	@$(PY) tests/harness/export.py $(INVENTORY) $(EXPORT_DIR) $(ARGS)
 
 # Forget the sandbox's simulated Proxmox VE state (guests, HA, storages ...) and its CA.
 lab-reset:
