@@ -72,7 +72,8 @@ GOOD = {
     "timesliced": {"ailab_gpu_node_groups": [RTX3090, RTX4090], "ailab_tenants": TIMESLICED_TENANTS,
                    "tenants_ingress_namespace": "ingress-nginx", "tenants_egress_cidrs": ["10.20.0.0/24"],
                    "gpu_queues_image_registry": "harbor.lab.example/proxy",
-                   "gpu_queues_chart_ref": "oci://harbor.lab.example/kueue/charts/kueue"},
+                   "gpu_queues_chart_ref": "oci://harbor.lab.example/kueue/charts/kueue",
+                   "gpu_queues_manager_config_extra": {"resources": {"excludeResourcePrefixes": ["ephemeral-storage"]}}},
     "h200_mig": {"ailab_gpu_node_groups": [H200], "ailab_tenants": MIG_TENANTS},
     "three_tenants": {"ailab_gpu_node_groups": THREE_GROUPS, "ailab_tenants": THREE_TENANTS,
                       "tenants_prune": True, "gpu_queues_prune": True},
@@ -430,6 +431,9 @@ def test_kueue_registry_and_chart_mirror(exported):
     entry, values = release(tmp / "timesliced")
     assert entry["chart"] == "oci://harbor.lab.example/kueue/charts/kueue"
     assert values["controllerManager"]["manager"]["image"]["repository"] == "harbor.lab.example/proxy/kueue/kueue"
+    config = yaml.safe_load(values["managerConfig"]["controllerManagerConfigYaml"])
+    assert config["resources"] == {"excludeResourcePrefixes": ["ephemeral-storage"]}
+    assert config["fairSharing"]["preemptionStrategies"] and config["integrations"]["frameworks"]
 
 
 def test_capacity_report_warns_about_oversubscription(exported):
