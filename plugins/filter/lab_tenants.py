@@ -349,8 +349,8 @@ def _profiles(where, value, quota, cpu_profiles, resources):
     for name in names:
         if name not in known:
             _fail(where, "profile %s does not exist%s; the lab's profiles are the CPU profiles (%s) and the GPU "
-                         "resource keys (%s)" % (name, _closest(name, known), ", ".join(sorted(cpu_profiles)) or "none",
-                                                  ", ".join(sorted(resources)) or "none"))
+                  "resource keys (%s)" % (name, _closest(name, known), ", ".join(sorted(cpu_profiles)) or "none",
+                                         ", ".join(sorted(resources)) or "none"))
         if name in resources and quota["gpu"].get(name, 0) < 1:
             _fail(where, "profile %s asks for 1 %s but quota.gpu gives the tenant %d; add %s: <count> to quota.gpu or "
                          "remove the profile" % (name, name, quota["gpu"].get(name, 0), name))

@@ -168,7 +168,8 @@ def test_inventory_strings_and_none():
     class Tagged(str):
         pass
     given = tenant(CS101, name=Tagged("cs101"), kind=Tagged("course"))
-    assert type(lab_tenants([given], RESOURCES)[0]["name"]) is str
+    # A plain str, not Ansible's tagged subclass (yaml.safe_dump refuses those).
+    assert lab_tenants([given], RESOURCES)[0]["name"].__class__ is str
     assert lab_tenants(None, RESOURCES) == []
     assert lab_tenants([tenant(CS101, quota_changes={"gpu": None}, profiles=None)], None)[0]["gpu_requests"] == {}
 
