@@ -348,9 +348,10 @@ def _profiles(where, value, quota, cpu_profiles, resources):
     names = _names(where, "profiles", value)
     for name in names:
         if name not in known:
+            cpu_names = ", ".join(sorted(cpu_profiles)) or "none"
+            gpu_names = ", ".join(sorted(resources)) or "none"
             _fail(where, "profile %s does not exist%s; the lab's profiles are the CPU profiles (%s) and the GPU "
-                  "resource keys (%s)" % (name, _closest(name, known), ", ".join(sorted(cpu_profiles)) or "none",
-                                         ", ".join(sorted(resources)) or "none"))
+                  "resource keys (%s)" % (name, _closest(name, known), cpu_names, gpu_names))
         if name in resources and quota["gpu"].get(name, 0) < 1:
             _fail(where, "profile %s asks for 1 %s but quota.gpu gives the tenant %d; add %s: <count> to quota.gpu or "
                          "remove the profile" % (name, name, quota["gpu"].get(name, 0), name))
