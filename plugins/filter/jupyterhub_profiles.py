@@ -24,6 +24,8 @@ import re
 from collections.abc import Mapping
 
 from ansible.errors import AnsibleFilterError
+from ansible_collections.ailab.cluster.plugins.plugin_utils._lab_inputs import fail as _fail
+from ansible_collections.ailab.cluster.plugins.plugin_utils._lab_inputs import plain as _plain
 
 # The label lab_gpu puts on the nodes of a GPU group (node_selector of every GPU resource).
 GROUP_LABEL = "ailab.cluster/gpu-group"
@@ -34,22 +36,6 @@ SIZE_KEYS = ("cpu_guarantee", "cpu_limit", "mem_guarantee", "mem_limit")
 KUBESPAWNER_BYTES = re.compile(r"^[0-9]+(\.[0-9]+)?[KMGT]$")
 SLUG = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,61}[a-z0-9])?$")
 IMAGE = re.compile(r"^[^\s:@]+(:[\w][\w.-]{0,127})?(@sha256:[0-9a-f]{64})?$")
-
-
-def _plain(value):
-    """Plain dict/list/str/int/float/bool: Ansible passes its own string subclasses."""
-    if isinstance(value, Mapping):
-        return dict((_plain(k), _plain(v)) for k, v in value.items())
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    for kind in (bool, str, int, float):
-        if isinstance(value, kind):
-            return kind(value)
-    return value
-
-
-def _fail(where, message):
-    raise AnsibleFilterError("%s: %s" % (where, message))
 
 
 def _closest(word, choices):

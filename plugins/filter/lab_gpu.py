@@ -18,7 +18,6 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-import difflib
 import re
 from collections.abc import Mapping
 
@@ -26,6 +25,10 @@ import yaml
 from ansible.errors import AnsibleFilterError
 
 from ansible_collections.ailab.cluster.plugins.module_utils import _gpu_models as catalogue
+from ansible_collections.ailab.cluster.plugins.plugin_utils._lab_inputs import closest as _closest
+from ansible_collections.ailab.cluster.plugins.plugin_utils._lab_inputs import fail as _fail
+from ansible_collections.ailab.cluster.plugins.plugin_utils._lab_inputs import plain as _plain
+from ansible_collections.ailab.cluster.plugins.plugin_utils._lab_inputs import unknown_keys as _unknown_keys
 
 VARIABLE = "ailab_gpu_node_groups"
 GROUP_LABEL = "ailab.cluster/gpu-group"
@@ -51,37 +54,6 @@ TAINT_EFFECTS = ("NoSchedule", "PreferNoSchedule", "NoExecute")
 LABEL_VALUE = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$")
 KEY_PREFIX = re.compile(r"^[a-z0-9]([-a-z0-9]{0,30}[a-z0-9])?$")
 TAINT_KEY = re.compile(r"^([a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$")
-
-
-def _plain(value):
-    """The same data as plain dict/list/str/int/float/bool: Ansible hands filters its own subclasses
-    (tagged or unsafe strings), which yaml.safe_dump refuses."""
-    if isinstance(value, Mapping):
-        return dict((_plain(k), _plain(v)) for k, v in value.items())
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    for kind in (bool, str, int, float):
-        if isinstance(value, kind):
-            return kind(value)
-    return value
-
-
-def _fail(where, message):
-    raise AnsibleFilterError("%s: %s" % (where, message))
-
-
-def _closest(word, choices):
-    word = str(word)
-    match = difflib.get_close_matches(word, choices, n=1, cutoff=0.6) or \
-        [c for c in choices if word and (c.startswith(word) or word.startswith(c))][:1] or \
-        difflib.get_close_matches(word, choices, n=1, cutoff=0.5)
-    return " (did you mean %s?)" % match[0] if match else ""
-
-
-def _unknown_keys(where, given, allowed, what):
-    for key in sorted(str(k) for k in given):
-        if key not in allowed:
-            _fail(where, "unknown key %s in %s%s; valid keys: %s" % (key, what, _closest(key, allowed), ", ".join(allowed)))
 
 
 def _integer(where, name, value, minimum):

@@ -19,12 +19,15 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-import difflib
 import re
 from collections.abc import Mapping
 from decimal import Decimal, InvalidOperation
 
 from ansible.errors import AnsibleFilterError
+from ansible_collections.ailab.cluster.plugins.plugin_utils._lab_inputs import closest as _closest
+from ansible_collections.ailab.cluster.plugins.plugin_utils._lab_inputs import fail as _fail
+from ansible_collections.ailab.cluster.plugins.plugin_utils._lab_inputs import plain as _plain
+from ansible_collections.ailab.cluster.plugins.plugin_utils._lab_inputs import unknown_keys as _unknown_keys
 
 TENANTS = "ailab_tenants"
 CPU_PROFILES = "ailab_cpu_profiles"
@@ -64,36 +67,6 @@ BINARY = ("Ei", "Pi", "Ti", "Gi", "Mi", "Ki")
 DECIMAL = ("E", "P", "T", "G", "M", "k")
 # KubeSpawner's ByteSpecification takes K, M, G, T as powers of 1024 (jupyterhub/traitlets.py).
 KUBESPAWNER_BYTES = (("T", "Ti"), ("G", "Gi"), ("M", "Mi"), ("K", "Ki"))
-
-
-def _plain(value):
-    """The same data as plain dict/list/str/int/float/bool (Ansible hands filters tagged strings)."""
-    if isinstance(value, Mapping):
-        return dict((_plain(k), _plain(v)) for k, v in value.items())
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    for kind in (bool, str, int, float):
-        if isinstance(value, kind):
-            return kind(value)
-    return value
-
-
-def _fail(where, message):
-    raise AnsibleFilterError("%s: %s" % (where, message))
-
-
-def _closest(word, choices):
-    word = str(word)
-    match = difflib.get_close_matches(word, choices, n=1, cutoff=0.6) or \
-        [c for c in choices if word and (c.startswith(word) or word.startswith(c))][:1] or \
-        difflib.get_close_matches(word, choices, n=1, cutoff=0.5)
-    return " (did you mean %s?)" % match[0] if match else ""
-
-
-def _unknown_keys(where, given, allowed, what):
-    for key in sorted(str(k) for k in given):
-        if key not in allowed:
-            _fail(where, "unknown key %s in %s%s; valid keys: %s" % (key, what, _closest(key, allowed), ", ".join(allowed)))
 
 
 def _names(where, name, value):
