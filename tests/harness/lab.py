@@ -58,7 +58,9 @@ def main():
     writes = sum(1 for r in log if r.get("write"))
     print(f"==> sandbox done: ansible-playbook exited {rc}; the Proxmox VE API saw {len(log)} requests "
           f"({len(log) - writes} reads, {writes} writes).")
-    print("    Layers run: Proxmox VE (cluster facts, guests, HA; GPU passthrough has no SSH hosts in the sandbox).")
+    print("    Layers run: the inventory check and Proxmox VE (cluster facts, guests, HA; GPU passthrough has no SSH")
+    print("    hosts in the sandbox). The node, Kubernetes and platform layers have no reachable hosts here yet; to see")
+    print("    every Kubernetes-facing layer of a whole lab as validated files: make export INVENTORY=inventories/example-lab")
     print(f"    The sandbox keeps its state in {STATE_FILE.relative_to(ROOT)}: the next `make lab` continues from "
           f"it. To start over: make lab-reset (or rm -rf .cache/sandbox)")
     print("    For a real lab: copy inventories/sandbox to inventories/<lab> and run "
