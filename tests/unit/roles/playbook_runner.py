@@ -6,6 +6,7 @@ tasks where they need neither: the preflight and configure concerns of kubeadm_c
 result of the JSON stdout callback, one entry per play/task/host.
 """
 
+import filecmp
 import json
 import os
 import subprocess
@@ -21,6 +22,11 @@ REFERENCE = Path(os.environ.get("AILAB_REFERENCE", ROOT.parent / "shared" / "ref
 PYTHON = sys.executable
 # The Kubernetes minor the collection pins (kubernetes_packages_version 1.34.x).
 K8S_MINOR = "1.34"
+# Host variables of a host that no connection can reach: ssh to a closed loopback port. An export-mode
+# test gives them to its hosts, so a task that touched a node would end unreachable (never traffic
+# to a lab network).
+UNREACHABLE = {"ansible_connection": "ssh", "ansible_host": "127.0.0.1", "ansible_port": 9,
+               "ansible_ssh_common_args": "-o ConnectTimeout=3 -o BatchMode=yes"}
 
 
 def reference(relpath):
@@ -132,3 +138,12 @@ def local_inventory(groups, host_vars=None, group_vars=None):
 
 def load_all(path):
     return [d for d in yaml.safe_load_all(Path(path).read_text()) if d is not None]
+
+
+def assert_same_files(first, second):
+    """The two directories hold the same, non-empty set of files with the same bytes."""
+    names = sorted(p.relative_to(first).as_posix() for p in Path(first).rglob("*") if p.is_file())
+    assert names, f"{first} is empty"
+    assert names == sorted(p.relative_to(second).as_posix() for p in Path(second).rglob("*") if p.is_file())
+    _match, mismatch, errors = filecmp.cmpfiles(first, second, names, shallow=False)
+    assert (mismatch, errors) == ([], [])

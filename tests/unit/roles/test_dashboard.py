@@ -8,16 +8,13 @@ closed loopback port (127.0.0.1:9): export mode must never connect to it; a cana
 connecting fails. A second run exports the good labs in check mode (nothing may be written).
 """
 
-import filecmp
 
 import pytest
 import yaml
 
 from export_check import check_chart_values, check_export, deep_merge
-from unit.roles.playbook_runner import ROOT, load_all, local_inventory, reference, run_playbook, shared_run
+from unit.roles.playbook_runner import ROOT, UNREACHABLE, assert_same_files, load_all, local_inventory, reference, run_playbook, shared_run
 
-UNREACHABLE = {"ansible_connection": "ssh", "ansible_host": "127.0.0.1", "ansible_port": 9,
-               "ansible_ssh_common_args": "-o ConnectTimeout=3 -o BatchMode=yes"}
 
 GOOD = {
     # Headlamp with every default.
@@ -244,10 +241,7 @@ def test_export_touches_no_node(exported):
 def test_second_export_is_byte_identical(exported, lab):
     tmp, _run = exported
     first, second = tmp / "export" / lab, tmp / AGAIN / lab
-    files = sorted(p.relative_to(first) for p in first.rglob("*") if p.is_file())
-    assert files and files == sorted(p.relative_to(second) for p in second.rglob("*") if p.is_file())
-    match, mismatch, errors = filecmp.cmpfiles(first, second, [str(f) for f in files], shallow=False)
-    assert (mismatch, errors) == ([], []) and len(match) == len(files)
+    assert_same_files(first, second)
 
 
 def test_check_mode_writes_nothing(checked):
@@ -285,12 +279,3 @@ def test_apply_mode_check_without_a_cluster_changes_nothing(checked):
     for task in ("Install or upgrade the release", "Apply each object with server-side apply"):
         results = run.results(task, "apply_check")
         assert results and all(r.get("skipped") for r in results), task
-
-
-def test_argument_specs_defaults_are_the_role_defaults():
-    defaults = yaml.safe_load((ROOT / "roles" / "dashboard" / "defaults" / "main.yml").read_text())
-    options = yaml.safe_load((ROOT / "roles" / "dashboard" / "meta" / "argument_specs.yml").read_text())[
-        "argument_specs"]["main"]["options"]
-    assert set(options) == set(defaults)
-    for name, spec in options.items():
-        assert spec["default"] == defaults[name], name

@@ -18,7 +18,6 @@ and dense. Every host of the inventory is an SSH host on 127.0.0.1 port 9, where
 task that tried to reach a node would make that host unreachable.
 """
 
-import filecmp
 import os
 import stat
 
@@ -26,7 +25,7 @@ import pytest
 import yaml
 
 from export_check import check_chart_values, check_export, validate_object
-from unit.roles.playbook_runner import PYTHON, ROOT, load_all, reference, run_playbook, shared_run
+from unit.roles.playbook_runner import PYTHON, ROOT, UNREACHABLE, assert_same_files, load_all, reference, run_playbook, shared_run
 
 H200_CUSTOM = [{"profile": "2g.35gb", "count": 3}, {"profile": "1g.18gb", "count": 1}]
 
@@ -83,8 +82,6 @@ CHECK = ["timeslice", "empty"]
 GOOD = list(VARIANTS)
 RUNNERS = GOOD + list(BAD) + ["wrong_gpu"]
 # Nothing listens on port 9 of the loopback address: a connection attempt fails at once.
-UNREACHABLE = {"ansible_connection": "ssh", "ansible_host": "127.0.0.1", "ansible_port": 9,
-               "ansible_ssh_common_args": "-o ConnectTimeout=3"}
 
 
 def build(tmp):
@@ -197,18 +194,11 @@ def test_export_is_valid_against_the_reference(exported, variant):
     assert check_export(tmp / variant) == []
 
 
-def same_files(first, again):
-    names = sorted(p.relative_to(first).as_posix() for p in first.rglob("*") if p.is_file())
-    assert names == sorted(p.relative_to(again).as_posix() for p in again.rglob("*") if p.is_file())
-    _match, mismatch, errors = filecmp.cmpfiles(first, again, names, shallow=False)
-    assert names and mismatch == [] and errors == []
-
-
 def test_second_export_is_byte_identical(exported):
     """playbooks/gpu.yml on kube_control_plane[0] exports the timeslice inventory again: the same bytes."""
     ok(exported)
     tmp, _run = exported
-    same_files(tmp / "timeslice", tmp / "playbook")
+    assert_same_files(tmp / "timeslice", tmp / "playbook")
 
 
 @pytest.mark.parametrize("variant", CHECK)

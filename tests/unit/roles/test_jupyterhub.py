@@ -16,7 +16,6 @@ pod, which must be a valid Kubernetes 1.34 Pod in the tenant's namespace, meet P
 """
 
 import asyncio
-import filecmp
 import importlib
 import re
 import shutil
@@ -28,10 +27,8 @@ import yaml
 
 from export_check import check_chart_values, check_export, validate_object
 from unit.plugins.filter.test_jupyterhub_profiles import User, kubespawner, load_snippet, override_problems
-from unit.roles.playbook_runner import ROOT, local_inventory, reference, run_playbook, shared_run
+from unit.roles.playbook_runner import ROOT, UNREACHABLE, assert_same_files, local_inventory, reference, run_playbook, shared_run
 
-UNREACHABLE = {"ansible_connection": "ssh", "ansible_host": "127.0.0.1", "ansible_port": 9,
-               "ansible_ssh_common_args": "-o ConnectTimeout=3 -o BatchMode=yes"}
 
 H200 = {"group": "gpu_h200", "gpu_model": "NVIDIA H200",
         "sharing": {"mode": "mig", "mig_strategy": "mixed",
@@ -595,10 +592,7 @@ def test_second_export_keeps_the_secrets_byte_identical(exported, exported_again
     for lab in GOOD:
         assert run2.stats[lab]["failures"] == 0, run2.failure(lab)
         first, second = tmp / "export" / lab, tmp2 / "export" / lab
-        files = sorted(p.relative_to(first) for p in first.rglob("*") if p.is_file())
-        assert files == sorted(p.relative_to(second) for p in second.rglob("*") if p.is_file())
-        match, mismatch, errors = filecmp.cmpfiles(first, second, [str(f) for f in files], shallow=False)
-        assert (mismatch, errors) == ([], []) and len(match) == len(files)
+        assert_same_files(first, second)
 
 
 def test_no_secret_in_the_output(exported, exported_again):
@@ -650,15 +644,3 @@ def test_export_touches_no_node(exported):
         assert run.stats[lab]["ok"] > 0
     assert run.stats["canary"]["unreachable"] == 1
     assert not set(run.stats) & {h for hosts in NODE_GROUPS.values() for h in hosts}
-
-
-def test_argument_specs_defaults_are_the_role_defaults():
-    defaults = yaml.safe_load((ROOT / "roles" / "jupyterhub" / "defaults" / "main.yml").read_text())
-    options = yaml.safe_load((ROOT / "roles" / "jupyterhub" / "meta" / "argument_specs.yml").read_text())[
-        "argument_specs"]["main"]["options"]
-    assert set(options) == set(defaults)
-    for name, spec in options.items():
-        assert spec["default"] == defaults[name], name
-    # Every variable that can hold a secret is hidden by the argument validation too.
-    assert {n for n, s in options.items() if s.get("no_log")} == {
-        "jupyterhub_auth_settings", "jupyterhub_dummy_password", "jupyterhub_proxy_secret_token", "jupyterhub_cookie_secret"}

@@ -15,10 +15,8 @@ import pytest
 import yaml
 
 from export_check import check_chart_values, check_export
-from unit.roles.playbook_runner import ROOT, load_all, local_inventory, reference, run_playbook, shared_run
+from unit.roles.playbook_runner import ROOT, UNREACHABLE, load_all, local_inventory, reference, run_playbook, shared_run
 
-UNREACHABLE = {"ansible_connection": "ssh", "ansible_host": "127.0.0.1", "ansible_port": 9,
-               "ansible_ssh_common_args": "-o ConnectTimeout=3 -o BatchMode=yes"}
 
 L2_POOL = {"name": "lab-lb", "addresses": ["192.168.10.240/28", "192.168.10.200-192.168.10.209"]}
 

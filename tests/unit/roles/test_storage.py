@@ -19,10 +19,8 @@ from ansible.parsing.dataloader import DataLoader
 from ansible.template import Templar, trust_as_template
 
 from export_check import check_chart_values, check_export
-from unit.roles.playbook_runner import PYTHON, ROOT, PlaybookRun, load_all, reference, run_playbook, shared_run
+from unit.roles.playbook_runner import PYTHON, PlaybookRun, ROOT, UNREACHABLE, load_all, reference, run_playbook, shared_run
 
-SSH_NOWHERE = {"ansible_connection": "ssh", "ansible_host": "127.0.0.1", "ansible_port": 9,
-               "ansible_ssh_common_args": "-o ConnectTimeout=3"}
 NAS = {"nfs_provisioner_server": "nas.lab.example", "nfs_provisioner_path": "/mnt/tank/k8s"}
 
 # Good labs: host vars of the lab's control plane (the export dir is added per run).
@@ -94,8 +92,8 @@ CHECK = (*AGAIN, *BAD, "no_cluster")
 def inventory(out, labs):
     hosts = {name: dict(vars_, ailab_kubernetes_export_dir=str(out / name)) for name, vars_ in labs.items()}
     hosts["no_cluster"] = dict(NO_CLUSTER, rook_ceph_kubeconfig=str(out / "no-cluster" / "admin.conf"))
-    children = {"labs": {"hosts": hosts, "vars": SSH_NOWHERE}}
-    children.update({group: {"hosts": members, "vars": SSH_NOWHERE} for group, members in STORAGE_GROUPS.items()})
+    children = {"labs": {"hosts": hosts, "vars": UNREACHABLE}}
+    children.update({group: {"hosts": members, "vars": UNREACHABLE} for group, members in STORAGE_GROUPS.items()})
     children["again_labs"] = {"hosts": {name: {} for name in AGAIN}}
     children["check_labs"] = {"hosts": {name: {} for name in CHECK}}
     return {"all": {"vars": {"ansible_python_interpreter": PYTHON}, "children": children}}
@@ -404,16 +402,6 @@ def test_inventory_uses_only_loopback_addresses():
     inv = inventory(ROOT, dict(LABS))
     assert inv["all"]["children"]["labs"]["vars"]["ansible_host"] == "127.0.0.1"
     assert all(group["vars"]["ansible_port"] == 9 for group in inv["all"]["children"].values() if "vars" in group)
-
-
-@pytest.mark.parametrize("role", ["rook_ceph", "nfs_provisioner", "local_path"])
-def test_argument_specs_defaults_are_the_role_defaults(role):
-    defaults = yaml.safe_load((ROOT / "roles" / role / "defaults" / "main.yml").read_text())
-    options = yaml.safe_load((ROOT / "roles" / role / "meta" / "argument_specs.yml").read_text())[
-        "argument_specs"]["main"]["options"]
-    assert set(options) == set(defaults)
-    for name, spec in options.items():
-        assert spec["default"] == defaults[name], name
 
 
 def test_preflight_runs_once_before_any_backend(storage):

@@ -25,6 +25,7 @@ import yaml
 
 from export_check import CHARTS, check_export, reference
 from unit.roles.playbook_runner import PYTHON, load_all, run_playbook, shared_run
+from unit.roles.playbook_runner import UNREACHABLE as RUNNER_UNREACHABLE
 
 H200 = {"group": "gpu_h200", "gpu_model": "NVIDIA H200",
         "sharing": {"mode": "mig", "mig_strategy": "mixed",
@@ -96,7 +97,7 @@ STALE_QUEUE = {"apiVersion": "kueue.x-k8s.io/v1beta2", "kind": "ClusterQueue",
                "metadata": {"name": "old-course", "labels": {"ailab.cluster/tenant": "old-course"}},
                "spec": {"namespaceSelector": {"matchLabels": {"ailab.cluster/tenant": "old-course"}}}}
 ROOT = Path(__file__).resolve().parents[3]
-UNREACHABLE = {"ansible_connection": "ssh", "ansible_host": "127.0.0.1", "ansible_port": 9, "ansible_user": "nobody"}
+UNREACHABLE = dict(RUNNER_UNREACHABLE, ansible_user="nobody")
 
 
 def write_stale(directory):
@@ -495,15 +496,6 @@ def test_run_output_never_holds_unexpected_hosts(exported):
 
 
 # ------------------------------------------------------------------------------------ role metadata
-
-@pytest.mark.parametrize("role", ["tenants", "gpu_queues"])
-def test_argument_specs_defaults_are_the_role_defaults(role):
-    defaults = yaml.safe_load((ROOT / "roles" / role / "defaults" / "main.yml").read_text())
-    options = yaml.safe_load((ROOT / "roles" / role / "meta" / "argument_specs.yml").read_text())[
-        "argument_specs"]["main"]["options"]
-    assert set(options) == set(defaults)
-    for name, spec in options.items():
-        assert spec["default"] == defaults[name], name
 
 
 def test_pinned_kueue_is_the_reference_chart():
