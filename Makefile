@@ -119,7 +119,8 @@ summary:
 # Re-resolve the pinned tree after editing requirements-dev.txt.
 refreeze:
 	@$(BASE_PYTHON) -m venv $(CACHE)/freeze-venv && $(CACHE)/freeze-venv/bin/pip install -q -r requirements-dev.txt 2>&1 | grep -v "^WARNING: Location"; \
-	  $(CACHE)/freeze-venv/bin/pip freeze --exclude-editable | sort > constraints.txt && rm -rf $(CACHE)/freeze-venv
+	  { echo "# Frozen dependency tree of requirements-dev.txt (make refreeze)."; \
+	    $(CACHE)/freeze-venv/bin/pip freeze --exclude-editable | sort; } > constraints.txt && rm -rf $(CACHE)/freeze-venv
 	@echo "constraints.txt updated"
 
 clean:

@@ -9,6 +9,9 @@ command -v debootstrap >/dev/null 2>&1 || need+=(debootstrap)
 command -v openssl >/dev/null 2>&1 || need+=(openssl)
 # promtool (from Debian's prometheus package) checks and unit-tests the monitoring role's alert rules.
 command -v promtool >/dev/null 2>&1 || need+=(prometheus)
+# The lab report page is tested in headless Chromium; shell scripts are checked by shellcheck.
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
+command -v shellcheck >/dev/null 2>&1 || need+=(shellcheck)
 if ((${#need[@]})); then
   if [[ $(id -u) -ne 0 ]]; then
     echo "ERROR: missing system packages: ${need[*]} (run as root or: sudo apt-get install -y ${need[*]})" >&2
