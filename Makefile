@@ -93,6 +93,7 @@ build: venv
 test:
 	@rm -rf $(AILAB_RESULTS); mkdir -p $(AILAB_RESULTS)
 	@$(MAKE) --no-print-directory setup
+	@$(PY) tests/harness/tier.py user-files
 	@rc=0; for tier in lint sanity units molecule integration; do \
 	  $(MAKE) --no-print-directory $$tier || rc=1; done; \
 	  $(PY) tests/harness/tier.py summary; exit $$rc

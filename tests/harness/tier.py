@@ -1,6 +1,6 @@
 """Run one test tier of ailab.cluster and record its result, or print the summary of all tiers.
 
-Usage: tier.py lint|sanity|units|molecule [SCENARIO]|integration|summary
+Usage: tier.py lint|sanity|units|molecule [SCENARIO]|integration|summary|user-files
 
 Each tier writes ``$AILAB_RESULTS/<tier>.json`` with passed/failed/skipped counts and its wall
 time; ``summary`` prints one table and a closing ``N passed, N failed`` line, and exits non-zero
@@ -31,6 +31,25 @@ def plain_output_env():
 
 
 os.environ.update(plain_output_env())
+
+# The tools keep their caches inside the checkout, never in the user's home: ansible-lint and
+# molecule would otherwise resolve (and shadow) ailab.cluster from ~/.ansible/collections, and
+# ansible-test writes its virtual environments under ~/.ansible/test (it runs with HOME below).
+CACHE_HOME = ROOT / ".cache" / "home"
+USER_COLLECTIONS = Path.home() / ".ansible" / "collections"
+
+
+def tool_cache_env():
+    """ANSIBLE_HOME and XDG_CACHE_HOME inside the checkout, for every tool a tier runs."""
+    return {"ANSIBLE_HOME": str(ROOT / ".cache" / "ansible-home"), "XDG_CACHE_HOME": str(ROOT / ".cache" / "xdg")}
+
+
+def user_files_fingerprint():
+    """Every path under the user's ~/.ansible/collections with its size and mtime."""
+    if not USER_COLLECTIONS.exists():
+        return []
+    return sorted(f"{p.relative_to(USER_COLLECTIONS)} {p.lstat().st_size} {p.lstat().st_mtime_ns}"
+                  for p in USER_COLLECTIONS.rglob("*"))
 
 
 def run(cmd, **kwargs):
@@ -82,7 +101,7 @@ def seed_pip_bootstrap():
     from ansible_test._internal.python_requirements import get_venv_packages  # noqa: PLC0415
 
     version = get_venv_packages(type("Python", (), {"version": "3"})())["pip"]
-    cache = Path.home() / ".ansible" / "test" / "cache"
+    cache = CACHE_HOME / ".ansible" / "test" / "cache"
     cache.mkdir(parents=True, exist_ok=True)
     script = cache / f"get_pip_{version.replace('.', '_')}.py"
     shutil.copy2(ROOT / "tests" / "harness" / "get_pip.py", script)
@@ -114,10 +133,11 @@ def tier_sanity():
     # ansible-test lists files with git: give the copy a repository of its own (the checkout's
     # .gitignore hides build/).
     subprocess.run("git init -q && git add -A", shell=True, cwd=tree, check=True)
-    env = dict(os.environ, PATH=f"{BIN}:{os.environ['PATH']}")
+    env = dict(os.environ, PATH=f"{BIN}:{os.environ['PATH']}", HOME=str(CACHE_HOME))
     # Every CPython the machine has (pyenv or system) lets the compile/import tests cover the
     # module-side Python versions too; ansible-test skips the versions it cannot find.
-    extra = sorted({str(p.parent) for p in Path("/root/.pyenv/versions").glob("3.*/bin/python3")})
+    pyenv = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv"))
+    extra = sorted({str(p.parent) for p in (pyenv / "versions").glob("3.*/bin/python3")})
     if extra:
         env["PATH"] = f"{BIN}:" + ":".join(extra) + ":" + os.environ["PATH"]
     log = RESULTS / "sanity.log"
@@ -130,8 +150,15 @@ def tier_sanity():
             fh.write(line)
         rc = proc.wait()
     text = log.read_text()
+    # ansible-test repeats its warnings in a closing review: count each skip once. A test whose
+    # program is missing ("Required program ... not found") printed "Running" but did not run.
     ran = len(re.findall(r"^Running sanity test [\"']", text, re.M))
-    skipped = len(re.findall(r"^WARNING: Skipping sanity test [\"']", text, re.M))
+    skips = set(re.findall(r"^WARNING: Skipping sanity test [\"'].*$", text, re.M))
+    missing = set(re.findall(r"^WARNING: Required program [\"'].*$", text, re.M))
+    for line in sorted(skips | missing):
+        print(f"not run: {line.removeprefix('WARNING: ')}")
+    ran -= len(missing)
+    skipped = len(skips) + len(missing)
     m = re.search(r"The (\d+) sanity test\(s\) listed below \(out of (\d+)\) failed", text)
     failed = int(m.group(1)) if m else (1 if rc else 0)
     return record("sanity", max(ran - failed, 0), failed, skipped, started)
@@ -234,6 +261,13 @@ def summary():
         # A tier that did not run or ran no test counts as one failure in the closing line.
         not_ok += status == "EMPTY"
         rows.append((tier, r["passed"], r["failed"], r["skipped"], f"{r['seconds']:.0f}s", status))
+    # make test fingerprints the user's ~/.ansible/collections first: no tier may change it.
+    before = RESULTS / "user-files.json"
+    if before.exists():
+        changed = sorted(set(json.loads(before.read_text())) ^ set(user_files_fingerprint()))
+        totals["passed" if not changed else "failed"] += 1
+        rows.append(("user files", int(not changed), int(bool(changed)), 0, "-",
+                     "ok" if not changed else f"CHANGED: {', '.join(changed)[:200]}"))
     print("\n" + "=" * 64)
     print(f"{'tier':<13}{'passed':>8}{'failed':>8}{'skipped':>9}{'time':>9}  status")
     print("-" * 64)
@@ -246,10 +280,15 @@ def summary():
 
 
 def main(argv):
-    if not argv or argv[0] not in TIERS + ("summary",):
+    if not argv or argv[0] not in TIERS + ("summary", "user-files"):
         sys.exit(__doc__)
+    os.environ.update(tool_cache_env())
     if argv[0] == "summary":
         return summary()
+    if argv[0] == "user-files":
+        RESULTS.mkdir(parents=True, exist_ok=True)
+        (RESULTS / "user-files.json").write_text(json.dumps(user_files_fingerprint()))
+        return 0
     if argv[0] == "molecule":
         return tier_molecule(argv[1] if len(argv) > 1 else None)
     return globals()[f"tier_{argv[0]}"]()
