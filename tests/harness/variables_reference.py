@@ -46,7 +46,7 @@ def load_specs(roles_dir):
     specs = {}
     for path in sorted(Path(roles_dir).glob("*/meta/argument_specs.yml")):
         with path.open(encoding="utf-8") as handle:
-            data = yaml.safe_load(handle) or {}
+            data = yaml.load(handle, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)) or {}
         specs[path.parent.parent.name] = data.get("argument_specs") or {}
     return specs
 
