@@ -27,7 +27,7 @@ DOCS = sorted((ROOT / "docs").glob("*.md")) + [ROOT / "README.md"]
 PENDING_PLAYBOOKS = {"playbooks/validate.yml", "playbooks/report.yml", "playbooks/awx.yml"}
 PENDING_MAKE_TARGETS = {"docs"}
 
-FENCE = re.compile(r"^(```|~~~).*?^\1[ \t]*$", re.S | re.M)
+FENCE = re.compile(r"^[ \t]*(```|~~~).*?^[ \t]*\1[ \t]*$", re.S | re.M)
 INLINE_CODE = re.compile(r"(`+)(.+?)\1", re.S)
 LINK = re.compile(r"!?\[(?:[^\[\]]|\[[^\]]*\])*\]\(\s*<?([^)\s>]+)>?(?:\s+\"[^\"]*\")?\s*\)")
 HEADING = re.compile(r"^(#{1,6})\s+(.+?)\s*#*\s*$", re.M)
@@ -37,7 +37,7 @@ PLAYBOOK = re.compile(r"(?<![\w/.-])playbooks/[\w-]+\.ya?ml\b")
 
 
 def rel(path):
-    return path.relative_to(ROOT).as_posix()
+    return path.relative_to(ROOT).as_posix() if path.is_relative_to(ROOT) else str(path)
 
 
 def code_parts(text):
@@ -230,8 +230,9 @@ def test_playbooks_named_exist(doc):
 def test_the_checks_see_what_they_check():
     """The extractors find real uses, so the checks above cannot pass by finding nothing."""
     sample = ("Run `make lab ARGS=\"--check --diff\"` and\n```bash\nmake BASE_PYTHON=/x <target>\n"
-              "make export INVENTORY=inventories/x\n```\nto make sure; [a](b.md#c) `[x](y.md)`\n")
-    assert make_uses(sample) == {"lab", "export"}
+              "make export INVENTORY=inventories/x\n```\nto make sure; [a](b.md#c) `[x](y.md)`\n"
+              "- item\n  ```bash\n  make check  # [z](z.md)\n  ```\n")
+    assert make_uses(sample) == {"lab", "export", "check"}
     assert LINK.findall(prose_only(sample)) == ["b.md#c"]
     assert PLAYBOOK.findall("see playbooks/site.yml, roles/x/playbooks/y.yml") == ["playbooks/site.yml"]
     assert {"lab", "export", "check", "test"} <= make_targets()
