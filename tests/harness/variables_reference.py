@@ -61,6 +61,11 @@ def cell(text):
     return " ".join(str(text).split()).replace("|", "\\|")
 
 
+def prose(text):
+    """Description text for a table cell: <placeholders> shown, not taken for HTML tags."""
+    return cell(text).replace("<", "&lt;").replace(">", "&gt;")
+
+
 def code(text):
     return f"`{cell(text)}`" if text != "" else ""
 
@@ -98,7 +103,7 @@ def option_rows(options, prefix="", depth=0):
     for name, spec in (options or {}).items():
         option = spec or {}
         label = f"{'&nbsp;' * 4 * depth}{code(prefix + name)}"
-        text = cell(description(option.get("description")))
+        text = prose(description(option.get("description")))
         if option.get("no_log"):
             text = f"**secret** (no_log). {text}".strip()
         if option.get("aliases"):

@@ -167,7 +167,7 @@ def test_rendering_of_types_defaults_nesting_and_secrets(tmp_path):
     (roles / "demo" / "meta" / "argument_specs.yml").write_text(yaml.safe_dump({"argument_specs": {
         "other": {"short_description": "Other entry", "options": {"demo_z": {"type": "bool", "default": False}}},
         "main": {"short_description": "Demo role", "options": {
-            "demo_mode": {"type": "str", "choices": ["a", "b"], "default": "a", "description": "Mode | pipe."},
+            "demo_mode": {"type": "str", "choices": ["a", "b"], "default": "a", "description": "Mode | pipe <x>."},
             "demo_items": {"type": "list", "elements": "dict", "required": True, "description": ["One.", "Two."],
                            "options": {"name": {"type": "str", "required": True, "description": "Name."},
                                        "sub": {"type": "dict", "options": {"deep": {"type": "int", "default": 3}}}}},
@@ -179,7 +179,7 @@ def test_rendering_of_types_defaults_nesting_and_secrets(tmp_path):
     assert text == variables_reference.render(roles, output.parent)
     assert text.index("### demo: main") < text.index("### demo: other")
     assert "Other entry (`tasks_from: other`)." in text
-    assert "| `demo_mode` | `str`<br>one of `a`, `b` | `a` |  | Mode \\| pipe. |" in text
+    assert "| `demo_mode` | `str`<br>one of `a`, `b` | `a` |  | Mode \\| pipe &lt;x&gt;. |" in text
     assert "| `demo_items` | `list of dict` |  | yes | One. Two. |" in text
     assert "| &nbsp;&nbsp;&nbsp;&nbsp;`demo_items[].name` | `str` |  | yes | Name. |" in text
     assert "| " + "&nbsp;" * 8 + "`demo_items[].sub.deep` | `int` | `3` |  |  |" in text
