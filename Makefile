@@ -24,7 +24,7 @@ BASE_PYTHON ?= $(shell for p in $(PYTHON_CANDIDATES); do \
 	command -v $$p >/dev/null 2>&1 || [ -x "$$p" ] || continue; \
 	$$p -c 'import sys; sys.exit(sys.version_info < (3, 12))' 2>/dev/null && { command -v $$p || echo $$p; } && break; done)
 
-.PHONY: help setup venv system images lab lab-reset check export test lint sanity units molecule integration summary clean refreeze build
+.PHONY: help setup venv system images lab lab-reset check export docs test lint sanity units molecule integration summary clean refreeze build
 
 help:
 	@echo "make lab          build the lab: ansible-playbook site.yml on inventories/sandbox"
@@ -34,6 +34,7 @@ help:
 	@echo "make test         set up and run all tiers (lint, sanity, units, molecule, integration)"
 	@echo "make lint|sanity|units|molecule|integration   one tier"
 	@echo "make build        ansible-galaxy collection build"
+	@echo "make docs         regenerate docs/variables.md from the roles' argument specs"
 
 # ---------------------------------------------------------------- set-up
 $(STAMP):
@@ -85,6 +86,10 @@ export: venv
 # Forget the sandbox's simulated Proxmox VE state (guests, HA, storages ...) and its CA.
 lab-reset:
 	rm -rf $(CACHE)/sandbox
+
+# docs/variables.md is generated from every role's meta/argument_specs.yml (a unit test fails when stale).
+docs: venv
+	@$(PY) tests/harness/variables_reference.py
 
 build: venv
 	@mkdir -p build && ansible-galaxy collection build --force --output-path build .
