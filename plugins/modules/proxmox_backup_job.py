@@ -269,6 +269,7 @@ included_volumes:
 
 import re
 
+from ansible_collections.ailab.cluster.plugins.module_utils._calendar_event import calendar_event_problem
 from ansible_collections.ailab.cluster.plugins.module_utils._proxmox import (
     REMOVE,
     ProxmoxError,
@@ -350,8 +351,9 @@ class BackupJobManager(CollectionManager):
             if bad:
                 raise ProxmoxError("backup job %s: %s must be guest IDs from 100 to 999999999 (got %s)" %
                                    (name, key, ", ".join(str(v) for v in bad)))
-        if item["schedule"] is not None and not item["schedule"].strip():
-            raise ProxmoxError("backup job %s: schedule is empty; give a calendar event such as 'sun 01:00'" % name)
+        problem = item["schedule"] is not None and calendar_event_problem(item["schedule"])
+        if problem:
+            raise ProxmoxError("backup job %s: %s" % (name, problem))
         self.desired(item)  # prune-backups errors
 
     def desired(self, item):

@@ -128,6 +128,48 @@ def _storage_pair(value):
         raise FormatError(f"entry '{value}' contains invalid ID - storage ID '{value}' contains illegal characters\n")
 
 
+# pve-calendar-event: PVE::CalendarEvent::pve_verify_calendar_event (pve-common) hands the text to
+# proxmox-time; the grammar is the one documented in "Calendar Events"
+# (pbs.proxmox.com/docs/calendarevents.html): [WEEKDAY] [[YEARS-]MONTHS-DAYS] [HOURS:MINUTES[:SECONDS]],
+# fields as *, N, N..N, N/step, comma lists; a lone time value is the minutes; plus the keywords below.
+# Stricter than proxmox-time where the documentation is silent (full weekday names, upper case).
+_CAL_KEYWORDS = {"minutely", "hourly", "daily", "weekly", "monthly", "yearly", "annually", "quarterly",
+                 "semiannually", "semi-annually"}
+_CAL_DAY = r"(?:mon|tue|wed|thu|fri|sat|sun)"
+_CAL_WEEKDAYS = re.compile(rf"{_CAL_DAY}(?:\.\.{_CAL_DAY})?(?:,{_CAL_DAY}(?:\.\.{_CAL_DAY})?)*")
+_CAL_FIELD = r"(?:\*|\d+(?:\.\.\d+)?)(?:/\d+)?(?:,(?:\*|\d+(?:\.\.\d+)?)(?:/\d+)?)*"
+_CAL_DATE = re.compile(rf"(?:{_CAL_FIELD}-)?{_CAL_FIELD}-{_CAL_FIELD}")
+_CAL_TIME = re.compile(rf"{_CAL_FIELD}(?::{_CAL_FIELD}){{0,2}}")
+_CAL_LIMITS = {"date": (12, 31), "time": (23, 59, 59)}
+
+
+def _calendar_numbers_ok(text, limits):
+    """Each number of the last len(limits) fields is within its limit (years are not limited)."""
+    fields = text.split(":") if limits == _CAL_LIMITS["time"] else text.split("-")[-2:]
+    if limits == _CAL_LIMITS["time"] and len(fields) == 1:
+        limits = (59,)
+    for field, limit in zip(fields, limits):
+        for number in re.findall(r"(?<![/\d])\d+", field):
+            if int(number) > limit:
+                return False
+    return True
+
+
+def _calendar_event(value):
+    words = value.split()
+    if len(words) == 1 and words[0] in _CAL_KEYWORDS:
+        return
+    ok = 0 < len(words) <= 3
+    if ok and _CAL_WEEKDAYS.fullmatch(words[0]):
+        words = words[1:]
+    if ok and words and _CAL_DATE.fullmatch(words[0]) and _calendar_numbers_ok(words[0], _CAL_LIMITS["date"]):
+        words = words[1:]
+    if ok and words and _CAL_TIME.fullmatch(words[0]) and _calendar_numbers_ok(words[0], _CAL_LIMITS["time"]):
+        words = words[1:]
+    if not ok or words:
+        raise FormatError(f"invalid calendar event '{value}' - unable to parse calendar event\n")
+
+
 # Format name -> validator. Messages are PVE's, so clients can match on them.
 VALIDATORS = {
     "string": lambda value: None,
@@ -191,6 +233,7 @@ VALIDATORS = {
         r"(?i:[a-z][a-z0-9\-_.]*[a-z0-9]):.+", "unable to parse volume ID '{v}'\n"
     ),
     "storage-pair": _storage_pair,
+    "pve-calendar-event": _calendar_event,
 }
 
 
