@@ -385,6 +385,8 @@ class GroupPlanner(Planner):
                     self.write(RULES_DELETE, "delete", "cluster/ha/rules/%s" % rule_id, "HA rule %s" % rule_id)
                 self.record(name, "deleted" if current else "absent", before, None, rule=rule_id)
                 continue
+            # Checked even when the rule is deferred: PVE only refuses the nodes once a resource exists.
+            self.check_nodes_exist("HA group %s" % name, item["nodes"])
             if current is None:
                 self.warnings.append(
                     "HA group %s has no rule %s yet: a Proxmox VE 9 node-affinity rule needs at least one HA "
@@ -397,8 +399,6 @@ class GroupPlanner(Planner):
             desired = dict(nodes=",".join(item["nodes"]), strict=item["restricted"], comment=item["comment"],
                            disable=False)
             params = update_params(desired, current, RULE_DEFAULTS)
-            if "nodes" in params:
-                self.check_nodes_exist("HA group %s" % name, item["nodes"])
             if params.get("disable") == 0:  # enabled is the default: drop the option instead of writing 0
                 del params["disable"]
                 params["delete"] = ",".join(sorted(split_list(params.get("delete")) + ["disable"]))

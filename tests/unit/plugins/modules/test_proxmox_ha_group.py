@@ -106,12 +106,13 @@ def test_deleting_a_used_group_fails_before_any_write(pve8_sim, run_module):
     assert pve8_sim.writes() == []
 
 
-def test_unknown_node_fails_before_any_write(pve8_sim, run_module):
-    pve8_sim.clear_log()
-    result = run(pve8_sim, run_module, groups=[dict(name="ga", nodes=["pve-1"]), dict(name="gb", nodes=["pve-7:1"])])
+def test_unknown_node_fails_before_any_write(pve_sim, run_module):
+    """On PVE 9 too, where a group without resources has no rule yet (deferred): the nodes are still checked."""
+    pve_sim.clear_log()
+    result = run(pve_sim, run_module, groups=[dict(name="ga", nodes=["pve-1"]), dict(name="gb", nodes=["pve-7:1"])])
     assert result["failed"]
     assert "HA group gb names pve-7, which is not a node of this cluster (nodes: pve-1, pve-2)" in result["msg"]
-    assert pve8_sim.writes() == []
+    assert pve_sim.writes() == []
 
 
 def test_list_mode_reads_once_and_writes_only_differences(pve8_sim, run_module):
@@ -201,7 +202,8 @@ def test_pve9_manages_the_rule_of_the_group(pve9_sim, run_module, warnings):
                  comment="GPU")
     assert result["changed"] is False
     assert pve9_sim.writes() == []
-    assert paths(pve9_sim.reads()) == ["/cluster/ha/resources", "/cluster/ha/rules", "/version"]
+    # The cluster's node list is read too: the group's nodes are checked on every run.
+    assert paths(pve9_sim.reads()) == ["/cluster/ha/resources", "/cluster/ha/rules", "/cluster/resources", "/version"]
 
 
 def test_pve9_check_mode_predicts_the_rule_update(pve9_sim, run_module):
