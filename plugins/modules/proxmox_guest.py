@@ -166,6 +166,7 @@ options:
       - Tags, for example V([k8s, gpu]). Order does not matter. Proxmox VE stores them separated by C(;).
       - The fingerprint tag C(ailab-fp-...) of O(config_check=fingerprint) is not one of them. It is
         neither compared nor removed here, and tags starting with C(ailab-fp-) are refused.
+      - Tags must be lower case (PVE compares them without case); upper-case letters are refused.
     type: list
     elements: str
   onboot:
@@ -713,6 +714,12 @@ class Desired(object):
             bad = [t for t in tags if not TAG.match(t)]
             if bad:
                 raise GuestError("tags %s are not valid Proxmox VE tags: use letters, digits, _ - + ." % ", ".join(bad))
+            # PVE de-duplicates tags case-insensitively (pve-guest-common PVE::GuestHelpers::get_unique_tags,
+            # datacenter tag-style case-sensitive off by default), so "GPU" and "gpu" would fight on every run.
+            upper = [t for t in tags if t != t.lower()]
+            if upper:
+                raise GuestError("tags %s have upper-case letters: Proxmox VE compares tags without case, so write "
+                                 "them in lower case (%s)" % (", ".join(upper), ", ".join(t.lower() for t in upper)))
             reserved = [t for t in tags if is_fingerprint_tag(t)]
             if reserved:
                 raise GuestError("tags %s start with ailab-fp-, which is kept for the fingerprint of config_check: "

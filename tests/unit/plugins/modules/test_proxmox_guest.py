@@ -565,6 +565,7 @@ def test_batch_validates_every_guest_before_the_first_write(pve9_sim, run_module
     (dict(config={"net0": "virtio"}), "config key net0 has its own option: set it with networks"),
     (dict(config={"hostname": "x"}), "config key hostname has its own option: set it with name"),
     (dict(tags=["k8s", "bad tag!"]), "tags bad tag! are not valid"),
+    (dict(tags=["k8s", "GPU"]), "tags GPU have upper-case letters: Proxmox VE compares tags without case, so write them in lower case (gpu)"),
     (dict(name="under_score"), "name under_score is not a valid DNS name"),
     (dict(vmid=42), "vmid 42 is out of range"),
     (dict(memory=8), "memory must be a positive number"),
