@@ -10,12 +10,18 @@ unit-tested on recorded outputs in tests/unit/plugins/filter/test_validation.py;
 cluster and is not tested here.
 """
 
+import http.server
+import json
+import threading
+
 import pytest
 import yaml
 
 from export_check import check_export
-from unit.roles.playbook_runner import ROOT, UNREACHABLE, assert_same_files, load_all, local_inventory, run_playbook, shared_run
+from unit.roles.playbook_runner import (ROOT, UNREACHABLE, assert_same_files, load_all, local_inventory, reference,
+                                        run_playbook, shared_run)
 
+FIXTURES = ROOT / "tests" / "unit" / "fixtures" / "validation"
 EXAMPLE = ROOT / "inventories" / "example-lab" / "group_vars" / "all"
 # The example lab's model, storage and JupyterHub settings, as the lab inventory has them.
 EXAMPLE_VARS = {}
@@ -268,3 +274,231 @@ def test_apply_mode_without_a_cluster_stops_with_what_to_do(exported):
     _tmp, run = exported
     message = run.failure("bad_no_cluster")
     assert "/nonexistent/admin.conf" in message and "build the lab first" in message, message
+
+
+# ------------------------------------------------------------------------ live run, fake cluster
+# The apply path (waits, reads, HTTP checks, verdicts, clean-up) against a stand-in for the cluster:
+# kubernetes.core's k8s_info, k8s and k8s_log replaced by small modules that answer from a JSON state
+# (objects as the API server would show them after the smoke workloads ran) and log every write; the
+# Services' addresses point at an HTTP server on 127.0.0.1 in this process that answers as WordPress,
+# JupyterHub's REST API and Prometheus' query API. It proves the role's wiring, not the cluster.
+FAKE_MODULE = '''#!/usr/bin/python
+import json, os
+from ansible.module_utils.basic import AnsibleModule
+MODE = "%s"
+OPTIONS = ("kind", "api_version", "namespace", "name", "label_selectors", "field_selectors", "kubeconfig", "state",
+           "definition", "delete_options", "wait", "wait_timeout", "apply", "server_side_apply", "context")
+
+def selected(obj, kind, namespace, name, selectors):
+    meta = obj.get("metadata", {})
+    if kind and obj.get("kind") != kind or namespace and meta.get("namespace") != namespace:
+        return False
+    if name and meta.get("name") != name:
+        return False
+    labels = meta.get("labels", {})
+    for selector in selectors or []:
+        key, _sep, value = selector.partition("=")
+        if key not in labels or (_sep and labels[key] != value):
+            return False
+    return True
+
+module = AnsibleModule(argument_spec=dict((o, {"type": "raw"}) for o in OPTIONS), supports_check_mode=True)
+p = module.params
+folder = os.path.dirname(p["kubeconfig"])
+state = json.load(open(os.path.join(folder, "fake-cluster.json")))
+with open(os.path.join(folder, "fake-cluster.log"), "a") as log:
+    log.write(json.dumps({"module": MODE, "state": p["state"], "kind": p["kind"] or (p["definition"] or {}).get("kind"),
+                          "namespace": p["namespace"] or ((p["definition"] or {}).get("metadata") or {}).get("namespace"),
+                          "name": p["name"] or ((p["definition"] or {}).get("metadata") or {}).get("name")}) + "\\n")
+if MODE == "k8s_info":
+    found = [o for o in state["objects"] if selected(o, p["kind"], p["namespace"], p["name"], p["label_selectors"])]
+    module.exit_json(changed=False, api_found=True, resources=found)
+if MODE == "k8s_log":
+    job = [s.split("=", 1)[1] for s in p["label_selectors"] or [] if s.startswith("job-name=")][0]
+    key = "%%s/%%s" %% (p["namespace"], job)
+    if key not in state["logs"]:
+        module.fail_json(msg="no pod for job-name=%%s" %% job)
+    module.exit_json(changed=False, log=state["logs"][key], log_lines=state["logs"][key].splitlines())
+module.exit_json(changed=True, result={})
+'''
+WORDPRESS_PAGE = '<html><link rel="stylesheet" href="/wp-admin/css/install.min.css">WordPress &rsaquo; Installation</html>'
+
+
+class FakeServices(http.server.BaseHTTPRequestHandler):
+    """WordPress, JupyterHub's REST API and Prometheus' query API, as the checks ask them."""
+    requests = []
+
+    def log_message(self, *args):
+        pass
+
+    def answer(self, status, body=None):
+        data = (body if isinstance(body, str) else json.dumps(body)).encode() if body is not None else b""
+        self.send_response(status)
+        self.send_header("Content-Type", "text/html" if isinstance(body, str) else "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def handle_any(self):
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length).decode() if length else ""
+        FakeServices.requests.append((self.command, self.path, self.headers.get("Authorization"), body))
+        path = self.path
+        if path.startswith("/hub/api/") and self.headers.get("Authorization") != "token " + TOKEN:
+            return self.answer(403, {"status": 403, "message": "Missing or invalid credentials."})
+        if self.command == "GET" and path == "/":
+            return self.answer(200, WORDPRESS_PAGE)
+        if self.command == "GET" and path == "/hub/api":
+            return self.answer(200, {"version": "5.5.0"})
+        if path == "/hub/api/users/ailab-validation":
+            return self.answer({"POST": 201, "DELETE": 204}.get(self.command, 200),
+                               CLUSTER_USER if self.command == "GET" else None)
+        if path == "/hub/api/groups/cs101/users" and self.command == "POST":
+            return self.answer(200, {"name": "cs101", "users": ["ailab-validation"]})
+        if path == "/hub/api/users/ailab-validation/server":
+            return self.answer(202 if self.command == "POST" else 204)
+        if path.startswith("/api/v1/query?query="):
+            return self.answer(200, {"status": "success", "data": {"resultType": "vector", "result": [
+                {"metric": {"node": "rtx-node"}, "value": [1796506812.1, "1"]}]}})
+        return self.answer(404, {"message": "not found: " + path})
+
+    do_GET = do_POST = do_DELETE = handle_any
+
+
+CLUSTER_USER = {"kind": "user", "name": "ailab-validation", "groups": ["cs101"],
+                "servers": {"": {"name": "", "ready": True, "pending": None, "url": "/user/ailab-validation/"}}}
+LIVE_VARS = {"ailab_gpu_node_groups": EXAMPLE_VARS["ailab_gpu_node_groups"],
+             "ailab_tenants": [EXAMPLE_VARS["ailab_tenants"][0]], "validation_jupyterhub_api_token": TOKEN,
+             "validation_timeout": 30, "validation_poll_delay": 1}
+
+
+def fake_state(port):
+    def job(namespace, name, condition, reason, kind="cuda", owner=None):
+        return {"apiVersion": "batch/v1", "kind": "Job", "metadata": {
+            "name": name, "namespace": namespace, "labels": {"ailab.cluster/validation": kind}},
+            "spec": {}, "status": {"conditions": [{"type": condition, "status": "True", "reason": reason,
+                                                   "message": "Job was active longer than specified deadline"
+                                                   if reason == "DeadlineExceeded" else ""}]}}
+
+    ns = "ailab-validation"
+    available = {"conditions": [{"type": "Available", "status": "True"}]}
+    smi_l = reference("gpu/nvidia-h200/nvidia-smi-L.txt").read_text()
+    smi = reference("gpu/nvidia-h200/nvidia-smi.txt").read_text()
+    vectoradd = (FIXTURES / "vectoradd-passed.txt").read_text()
+    mig = (FIXTURES / "mig-device-line.txt").read_text()
+    cluster = yaml.safe_load((FIXTURES / "cluster.yml").read_text())
+    service = lambda namespace, name, extra: {"apiVersion": "v1", "kind": "Service",  # noqa: E731
+                                              "metadata": {"name": name, "namespace": namespace}, **extra}
+    return {"objects": [
+        job(ns, "cuda-mig-1g-18gb-k8s-gpu-h200", "Complete", "CompletionsReached"),
+        job(ns, "cuda-mig-2g-35gb-k8s-gpu-h200", "Failed", "DeadlineExceeded"),
+        job(ns, "cuda-rtx-3090-shared-rtx-node", "Complete", "CompletionsReached"),
+        job("cs101", "ailab-validation-queue", "Complete", "CompletionsReached", kind="queue"),
+        cluster["workload_finished"],
+        dict(cluster["event_failed_scheduling"], involvedObject={
+            "kind": "Pod", "name": "cuda-mig-2g-35gb-k8s-gpu-h200-q8x2z", "namespace": ns},
+            message="0/5 nodes are available: 1 Insufficient nvidia.com/mig-2g.35gb, 4 node(s) didn't match Pod's "
+                    "node affinity/selector."),
+        {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "mysql", "namespace": ns,
+                                                                     "labels": {"ailab.cluster/validation": "wordpress"}},
+         "status": available},
+        {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "wordpress", "namespace": ns,
+                                                                     "labels": {"ailab.cluster/validation": "wordpress"}},
+         "status": available},
+        {"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": "mysql-data", "namespace": ns},
+         "status": {"phase": "Bound"}},
+        service(ns, "wordpress", {"spec": {"type": "LoadBalancer", "clusterIP": "127.0.0.1", "ports": [{"name": "http", "port": port}]},
+                                  "status": {"loadBalancer": {"ingress": [{"ip": "127.0.0.1"}]}}}),
+        service("jupyterhub", "proxy-public", {"spec": {"clusterIP": "127.0.0.1", "ports": [{"name": "http", "port": port}]}}),
+        service("monitoring", "kube-prometheus-stack-prometheus", {"spec": {"clusterIP": "127.0.0.1",
+                                                                             "ports": [{"name": "http-web", "port": port}]}}),
+    ], "logs": {
+        f"{ns}/cuda-mig-1g-18gb-k8s-gpu-h200": smi_l + mig + smi + vectoradd,
+        f"{ns}/cuda-rtx-3090-shared-rtx-node": smi_l.replace("NVIDIA H200", "NVIDIA GeForce RTX 3090") + smi + vectoradd,
+        "cs101/ailab-validation-queue": "ailab.cluster validation: admitted by Kueue in cs101\n",
+    }}
+
+
+@pytest.fixture(scope="module")
+def live(tmp_path_factory):
+    def build(tmp):
+        fake = tmp / "fake" / "ansible_collections" / "kubernetes" / "core" / "plugins" / "modules"
+        fake.mkdir(parents=True)
+        for mode in ("k8s_info", "k8s", "k8s_log"):
+            (fake / f"{mode}.py").write_text(FAKE_MODULE % mode)
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), FakeServices)
+        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        thread.start()
+        port = server.server_address[1]
+        (tmp / "fake-cluster.json").write_text(json.dumps(fake_state(port)))
+        (tmp / "admin.conf").write_text("fake kubeconfig\n")
+        host_vars = {"live": dict(LIVE_VARS, ansible_connection="local", ansible_become=False,
+                                  validation_kubeconfig=str(tmp / "admin.conf"))}
+        for hosts in GPU_GROUPS.values():
+            for host in hosts:
+                host_vars[host] = dict(UNREACHABLE, **NODE_VARS.get(host, {}))
+        inv = local_inventory({"labs": ["live"], **GPU_GROUPS}, host_vars=host_vars)
+        playbook = [{"name": "Smoke tests", "ansible.builtin.import_playbook": str(ROOT / "playbooks" / "validate.yml")}]
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setenv("ANSIBLE_COLLECTIONS_PATH", f"{tmp / 'fake'}:{ROOT / '.collections'}")
+            run = run_playbook(tmp, playbook, inv, "-e", "ailab_platform_hosts=labs")
+        server.shutdown()
+        (tmp / "http-requests.json").write_text(json.dumps(FakeServices.requests))
+        return run
+
+    return shared_run(tmp_path_factory, "validation-live", build)
+
+
+def test_live_run_prints_a_verdict_per_check_and_fails_on_the_failures(live):
+    tmp, run = live
+    lines = report_lines(run, "live")
+    port = json.loads((tmp / "fake-cluster.json").read_text())["objects"][9]["spec"]["ports"][0]["port"]
+    assert lines == [
+        f"PASS     wordpress: http://127.0.0.1:{port}/ answered 200 (WordPress)",
+        "PASS     cuda gpu_h200 mig-1g.18gb on k8s-gpu-h200: NVIDIA H200 (GPU-5b450c73), MIG 1g.18gb, driver 580.159.04, "
+        "CUDA 13.0; vectorAdd Vector addition of 50000 elements: Test PASSED",
+        "FAIL     cuda gpu_h200 mig-2g.35gb on k8s-gpu-h200: Job failed: DeadlineExceeded (Job was active longer than "
+        "specified deadline); FailedScheduling: 0/5 nodes are available: 1 Insufficient nvidia.com/mig-2g.35gb, 4 "
+        "node(s) didn't match Pod's node affinity/selector.",
+        "PASS     cuda gpu_rtx rtx-3090-shared on rtx-node: NVIDIA GeForce RTX 3090 (GPU-5b450c73), driver 580.159.04, "
+        "CUDA 13.0; vectorAdd Vector addition of 50000 elements: Test PASSED",
+        "PASS     queue cs101: Workload job-ailab-validation-queue-3c1f2 admitted and finished; Job completed in "
+        "LocalQueue default",
+        f"PASS     jupyterhub api: http://127.0.0.1:{port}/hub/api answered: JupyterHub 5.5.0",
+        "PASS     jupyterhub user server: user ailab-validation's server with profile cs101-mig-1g.18gb is ready",
+        "FAIL     prometheus dcgm: no DCGM series from k8s-gpu-h200 (series from: rtx-node)",
+        "6 passed, 2 failed, 0 not run"]
+    assert run.rc != 0
+    assert run.failure("live").startswith("Smoke tests: 6 passed, 2 failed, 0 not run. Failed: cuda gpu_h200 "
+                                          "mig-2g.35gb on k8s-gpu-h200, prometheus dcgm.")
+    assert TOKEN not in run.stdout
+
+
+def test_live_run_talks_to_the_hub_as_an_admin_and_removes_the_test_user(live):
+    tmp, _run = live
+    requests = [(method, path, auth) for method, path, auth, _body in json.loads((tmp / "http-requests.json").read_text())]
+    hub = [r for r in requests if r[1].startswith("/hub/api/")]
+    assert [(m, p) for m, p, _a in hub] == [
+        ("POST", "/hub/api/users/ailab-validation"), ("POST", "/hub/api/groups/cs101/users"),
+        ("POST", "/hub/api/users/ailab-validation/server"), ("GET", "/hub/api/users/ailab-validation"),
+        ("DELETE", "/hub/api/users/ailab-validation/server"), ("DELETE", "/hub/api/users/ailab-validation")]
+    assert all(auth == "token " + TOKEN for _m, _p, auth in hub)
+    start = [body for method, path, _a, body in json.loads((tmp / "http-requests.json").read_text())
+             if method == "POST" and path.endswith("/server")]
+    assert json.loads(start[0]) == {"profile": "cs101-mig-1g.18gb"}
+    query = [p for _m, p, _a in requests if p.startswith("/api/v1/query")]
+    assert query == ["/api/v1/query?query=group%20by%20%28node%29%20%28DCGM_FI_DEV_GPU_TEMP%29"]
+
+
+def test_live_run_applies_the_workloads_and_removes_them(live):
+    tmp, _run = live
+    calls = [json.loads(line) for line in (tmp / "fake-cluster.log").read_text().splitlines()]
+    writes = [(c["state"], c["kind"], c["namespace"], c["name"]) for c in calls if c["module"] == "k8s"]
+    applied = [w for w in writes if w[0] == "present"]
+    assert ("present", "Namespace", None, "ailab-validation") == applied[0]
+    assert ("present", "Job", "cs101", "ailab-validation-queue") in applied
+    deleted = [w for w in writes if w[0] == "absent"]
+    # Earlier runs' Jobs first (before the apply), then the clean-up: the queue Job and the namespace.
+    assert deleted[-2:] == [("absent", "Job", "cs101", "ailab-validation-queue"),
+                            ("absent", "Namespace", None, "ailab-validation")]
+    assert writes.index(("absent", "Job", "cs101", "ailab-validation-queue")) < writes.index(applied[0])
