@@ -1,5 +1,5 @@
 # ailab.cluster — lab and test entry points.
-#   make lab    build the lab on the default (sandbox) inventory: ansible-playbook site.yml
+#   make lab    every layer of the lab on the default (sandbox) inventory (docs/sandbox.md)
 #   make test   set everything up and run every test tier, then print a summary
 # Tiers alone: make lint | sanity | units | molecule | integration
 SHELL := /bin/bash
@@ -24,11 +24,12 @@ BASE_PYTHON ?= $(shell for p in $(PYTHON_CANDIDATES); do \
 	command -v $$p >/dev/null 2>&1 || [ -x "$$p" ] || continue; \
 	$$p -c 'import sys; sys.exit(sys.version_info < (3, 12))' 2>/dev/null && { command -v $$p || echo $$p; } && break; done)
 
-.PHONY: help setup venv system images lab lab-reset check export docs test lint sanity units molecule integration summary clean refreeze build
+.PHONY: help setup venv system images lab lab-reset lab-clean check export docs test lint sanity units molecule integration summary clean refreeze build
 
 help:
-	@echo "make lab          build the lab: ansible-playbook site.yml on inventories/sandbox"
-	@echo "make lab-reset    forget the sandbox state"
+	@echo "make lab          every layer of the lab on inventories/sandbox (simulator, containers, export)"
+	@echo "make lab-reset    forget the sandbox's simulated Proxmox VE cluster"
+	@echo "make lab-clean    remove the sandbox: containers, simulator state, build/sandbox"
 	@echo "make check        check an inventory without changing anything (INVENTORY=inventories/<lab>)"
 	@echo "make export       write every Kubernetes-facing layer as files and validate them (INVENTORY=, EXPORT_DIR=)"
 	@echo "make test         set up and run all tiers (lint, sanity, units, molecule, integration)"
@@ -69,7 +70,11 @@ images: system
 setup: venv images
 
 # ---------------------------------------------------------------- main job
+# Every layer of the lab on inventories/sandbox (docs/sandbox.md): the Proxmox layer against the PVE API
+# simulator, the node layer on local systemd containers (when Docker answers; their images are built
+# first), the Kubernetes and platform layers as validated files in build/sandbox/export, the report.
 lab: venv
+	@if docker info >/dev/null 2>&1; then bash tests/images/build.sh; fi
 	@$(PY) tests/harness/lab.py
 
 # Check a lab inventory (unknown variables ...) without contacting any host.
@@ -86,6 +91,10 @@ export: venv
 # Forget the sandbox's simulated Proxmox VE state (guests, HA, storages ...) and its CA.
 lab-reset:
 	rm -rf $(CACHE)/sandbox
+
+# Remove the sandbox: its node containers (label ailab.sandbox=1), the simulator state, build/sandbox.
+lab-clean: venv
+	@$(PY) tests/harness/lab.py clean
 
 # docs/variables.md is generated from every role's meta/argument_specs.yml (a unit test fails when stale).
 docs: venv

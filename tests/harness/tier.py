@@ -189,8 +189,11 @@ def tier_molecule(only=None):
 
 
 def tier_integration():
-    """Every tests/integration/test_*.yml against the PVE 8 and the PVE 9 simulator, and the
-    sandbox lab (make lab) twice: the second run must report changed=0."""
+    """Every tests/integration/test_*.yml against the PVE 8 and the PVE 9 simulator, the offline
+    collection install, and the sandbox lab (tests/harness/lab.py, what `make lab` runs) twice per PVE
+    version: on PVE 9 every layer (the node containers are shared with `make lab`), on PVE 8 the
+    Proxmox layer only (the other layers do not depend on the PVE version). The second run must
+    change nothing in the Proxmox and node layers and write an identical export."""
     started = time.monotonic()
     sys.path.insert(0, str(ROOT / "tests"))
     sys.path.insert(0, str(ROOT / "tests" / "harness"))
@@ -207,22 +210,68 @@ def tier_integration():
                     passed += 1
                 else:
                     failed.append(f"{playbook.name}@pve{pve}")
-            # The lab on the sandbox inventory, twice against the same simulator.
-            recaps = []
-            for _run in (1, 2):
-                out = subprocess.run([BIN / "ansible-playbook", "-i", "inventories/sandbox", "site.yml"], cwd=ROOT,
-                                     env=env, capture_output=True, text=True, check=False)
-                sys.stdout.write(out.stdout[-3000:])
-                recaps.append(out.returncode == 0 and re.findall(r"changed=(\d+)", out.stdout))
-            if recaps[0] and recaps[1] and all(c == "0" for c in recaps[1]):
-                passed += 1
+    for pve, layers in ((8, ("proxmox",)), (9, None)):
+        for name, problems in sandbox_lab(pve, layers):
+            if problems:
+                failed.append(f"{name}@pve{pve}")
+                for problem in problems:
+                    print(f"   PROBLEM {name}@pve{pve}: {problem}", flush=True)
             else:
-                failed.append(f"site.yml idempotent@pve{pve}")
+                passed += 1
     if collection_installs_offline():
         passed += 1
     else:
         failed.append("collection build/install/ansible-doc")
     return record("integration", passed, len(failed), 0, started, f"(failed: {', '.join(failed)})" if failed else "")
+
+
+def sandbox_lab(pve, layers):
+    """Run the sandbox lab twice on a fresh simulated cluster; yield (check, problems) per check."""
+    import tempfile  # noqa: PLC0415
+
+    import sandbox  # noqa: PLC0415
+    import sandbox_containers  # noqa: PLC0415
+    import yaml  # noqa: PLC0415
+    from pvesim.testing import SimulatorProcess  # noqa: PLC0415
+
+    group_vars = {}
+    for path in sorted((ROOT / "inventories" / "sandbox" / "group_vars" / "proxmox_api").glob("*.yml")):
+        group_vars.update(yaml.safe_load(path.read_text()) or {})
+    expect = sandbox.sandbox_expectations(group_vars, pve)
+    wanted = sandbox.LAYERS if layers is None else layers
+    build = ROOT / "build" / "sandbox-tier" / f"pve{pve}"
+    shutil.rmtree(build, ignore_errors=True)
+    with tempfile.TemporaryDirectory(prefix=f"ailab-sandbox-pve{pve}-") as state:
+        env = dict(os.environ, AILAB_PVE=str(pve), AILAB_SANDBOX_STATE=state, AILAB_SANDBOX_BUILD=str(build),
+                   AILAB_LAB_QUIET="1", AILAB_LAB_LAYERS=",".join(layers or ()))
+        env.pop("ARGS", None)
+        for attempt in (1, 2):
+            print(f"--> sandbox lab on PVE {pve}, run {attempt} ({'every layer' if layers is None else ', '.join(layers)})",
+                  flush=True)
+            rc = run([BIN / "python", ROOT / "tests" / "harness" / "lab.py"], env=env)
+            run_file = build / "run.json"
+            if not run_file.exists():
+                yield f"sandbox lab run {attempt}", [f"lab.py exited {rc} without build/sandbox/run.json"]
+                return
+            outcome = json.loads(run_file.read_text())
+            yield f"sandbox lab run {attempt}", sandbox.run_problems(outcome, second=attempt == 2, layers=wanted)
+            if attempt == 1:
+                with SimulatorProcess(pve=pve, state_dir=state, persist=Path(state) / "state.json") as sim:
+                    yield "sandbox simulator state", sandbox.simulator_problems(sim.state(), expect, pve)
+                if "nodes" in wanted and sandbox_containers.docker_available():
+                    inventory = json.loads(subprocess.check_output(
+                        [BIN / "ansible-inventory", "-i", "inventories/sandbox", "--list"], cwd=ROOT, text=True))
+                    problems = []
+                    for host, container, _image in sandbox.node_containers(inventory):
+                        state_of = sandbox_containers.docker("exec", container, "systemctl", "is-active", "containerd",
+                                                             check=False).stdout.strip()
+                        if state_of != "active":
+                            problems.append(f"{host}: containerd is {state_of or 'unknown'} in {container}")
+                    yield "sandbox node containers converged", problems
+                if "report" in wanted and "report" in {layer["layer"] for layer in outcome["layers"]
+                                                       if layer["result"] == "ok"}:
+                    pages = list((build / "report").rglob("*.html"))
+                    yield "sandbox lab report rendered", [] if pages else ["no HTML page in build/sandbox/report"]
 
 
 def collection_installs_offline():

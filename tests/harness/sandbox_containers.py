@@ -1,0 +1,85 @@
+"""The sandbox's node containers through the docker CLI: one systemd container per Kubernetes node VM
+(inventories/sandbox/hosts.yml), labelled ailab.sandbox=1 so that `make lab-clean` finds them.
+
+The decisions (create / start / reuse / recreate, the `docker run` flags) are pure functions in
+sandbox.py; this module only runs docker.
+"""
+
+import json
+import subprocess
+import time
+
+from sandbox import LABEL, container_action, docker_run_args
+
+
+class ContainerError(RuntimeError):
+    """A container could not be made ready; the message says which and why."""
+
+
+def docker(*args, check=True):
+    """Run `docker ARGS`; return the CompletedProcess (text)."""
+    proc = subprocess.run(["docker", *args], capture_output=True, text=True, check=False)
+    if check and proc.returncode:
+        raise ContainerError(f"docker {' '.join(args[:2])}: {proc.stderr.strip() or proc.stdout.strip()}")
+    return proc
+
+
+def docker_available():
+    """True when the docker CLI exists and the daemon answers."""
+    try:
+        return subprocess.run(["docker", "info"], capture_output=True, check=False, timeout=30).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+
+
+def image_present(image):
+    return docker("image", "inspect", image, check=False).returncode == 0
+
+
+def inspect(container):
+    proc = docker("container", "inspect", container, check=False)
+    if proc.returncode:
+        return None
+    return json.loads(proc.stdout)[0]
+
+
+def wait_for_systemd(container, timeout=90.0):
+    """Wait until systemd in the container has booted (running or degraded)."""
+    deadline = time.monotonic() + timeout
+    state = ""
+    while time.monotonic() < deadline:
+        proc = docker("exec", container, "systemctl", "is-system-running", check=False)
+        state = proc.stdout.strip()
+        if state in ("running", "degraded"):
+            return state
+        time.sleep(1)
+    raise ContainerError(f"{container}: systemd did not finish booting in {timeout:.0f}s (state: {state or 'none'}); "
+                         f"see: docker logs {container}")
+
+
+def ensure(nodes):
+    """Make every (host, container, image) ready; return {container: action taken}."""
+    actions = {}
+    for host, container, image in nodes:
+        if not image_present(image):
+            raise ContainerError(f"image {image} (for {host}) is missing: build it with make images")
+        action = container_action(inspect(container), image)
+        if action == "recreate":
+            docker("rm", "--force", "--volumes", container)
+        if action in ("create", "recreate"):
+            docker(*docker_run_args(container, host, image))
+        elif action == "start":
+            docker("start", container)
+        actions[container] = action
+    for _host, container, _image in nodes:
+        wait_for_systemd(container)
+    return actions
+
+
+def remove_all():
+    """Remove every container labelled ailab.sandbox=1 with its volumes; return their names."""
+    proc = docker("ps", "--all", "--quiet", "--filter", f"label={LABEL}=1", "--format", "{{.Names}}", check=False)
+    names = proc.stdout.split()
+    if names:
+        docker("rm", "--force", "--volumes", *names)
+    return names
