@@ -211,10 +211,12 @@ class Lab:
         report_dir = BUILD / "report"
         layers_file = BUILD / "layers.json"
         started = time.monotonic()
-        # The report shows every layer before it; its own line is added to layers.json afterwards.
+        # The report shows every layer before it; its own line is added to layers.json afterwards. In
+        # export mode it reads no Service from a cluster (the sandbox has none).
         layers_file.write_text(json.dumps(sandbox.report_layers(self.layers), indent=2) + "\n")
         rc, output, _ = self.playbook("report", ["playbooks/report.yml"], env=dict(os.environ, **sandbox.plain_env(TTY)),
-                                      args=["-e", f"lab_report_dir={report_dir}", "-e", f"@{layers_file}"])
+                                      args=["-e", f"lab_report_dir={report_dir}", "-e", f"@{layers_file}",
+                                            "-e", f"ailab_kubernetes_export_dir={self.export_dir}"])
         layer = sandbox.playbook_layer("report", "export", rc, output, time.monotonic() - started,
                                        f"lab report in {rel(report_dir)}")
         return self.add(layer)
