@@ -276,7 +276,9 @@ def sandbox_expectations(group_vars, pve):
         "guests": {g["name"]: (int(g["vmid"]), g["node"]) for g in guests},
         "backup_jobs": sorted(j["id"] for j in listed("proxmox_backup_jobs")),
         "pci_mappings": sorted(m["id"] for m in listed("proxmox_pci_mapping_list")),
-        "ha_groups": sorted(g["name"] for g in listed("proxmox_ha_groups")) if pve < 9 else [],
+        # inventories/sandbox gives its groups (_sandbox_ha_groups) to PVE 8 only.
+        "ha_groups": sorted(g["name"] for g in listed("proxmox_ha_groups") or listed("_sandbox_ha_groups"))
+        if pve < 9 else [],
         "ha_resources": sorted(resources),
         "ha_rules": sorted(r["name"] for r in listed("proxmox_ha_rules")) if pve >= 9 else [],
         "drill": (int(drill["vmid"]), drill["target"]) if drill else None,

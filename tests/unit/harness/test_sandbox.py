@@ -234,7 +234,7 @@ def good_state(expect):
 def test_sandbox_expectations_cover_ha_on_both_versions(pve):
     expect = sandbox.sandbox_expectations(sandbox_group_vars(), pve)
     assert set(expect["guests"]) == {"k8s-cp-1", "k8s-w-1", "k8s-gpu-1"}
-    assert expect["ha_resources"] == ["vm:201", "vm:211", "vm:212"]
+    assert expect["ha_resources"] == []   # the guests do not opt in to HA yet (guests.yml)
     assert expect["ha_groups"] == (["lab"] if pve == 8 else [])
     assert expect["drill"] == (290, "pve-2")
     assert sandbox.simulator_problems(good_state(expect), expect, pve) == []
@@ -246,7 +246,6 @@ def test_sandbox_expectations_cover_ha_on_both_versions(pve):
     (lambda s: s["guests"]["290"].update(node="pve-1"), "drill VM 290 is not running on pve-2"),
     (lambda s: s["backup_jobs"].clear(), "backup_jobs missing: weekly"),
     (lambda s: s["pci_mappings"].clear(), "pci_mappings missing: rtx3090"),
-    (lambda s: s["ha"]["resources"].pop("vm:212"), "HA resources missing: vm:212"),
     (lambda s: s["ha"]["groups"].clear(), "HA groups missing: lab"),
 ])
 def test_simulator_problems_name_what_is_missing(breakage, message):
@@ -285,3 +284,11 @@ def test_run_problems_failed_not_run_and_invalid_export():
     problems = sandbox.run_problems(run, layers=("proxmox", "nodes", "platform"))
     assert problems == ["proxmox: failed (boom)", f"nodes: not run ({sandbox.NO_DOCKER})", "platform: no record",
                         "export: 1 validation problem(s)"]
+
+
+def test_simulator_problems_missing_ha_resources_and_rules():
+    expect = {"guests": {}, "backup_jobs": [], "pci_mappings": [], "ha_groups": [], "drill": None,
+              "ha_resources": ["vm:201"], "ha_rules": ["lab-nodes"]}
+    state = {"ha": {"resources": {}, "rules": {}}}
+    assert sandbox.simulator_problems(state, expect, 9) == ["HA resources missing: vm:201",
+                                                             "HA rules missing: lab-nodes"]
