@@ -5,6 +5,7 @@ service card has its link or the reason there is none, the layers table has its 
 escaped, and nothing overflows at a laptop and a phone width. Screenshots are saved under the test's
 tmp dir (their paths are printed)."""
 
+import re
 import shutil
 from pathlib import Path
 
@@ -25,9 +26,16 @@ HOSTILE = "<script>document.title='pwned'</script><b>bold</b>"
 
 
 def render(model):
-    """The page as the role's template module renders it (Jinja2, the template's own autoescape block)."""
-    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATE.parent)), undefined=jinja2.StrictUndefined)
+    """The page as ansible.builtin.template renders it: Jinja2 without autoescape (Ansible ignores it), trim_blocks."""
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATE.parent)), undefined=jinja2.StrictUndefined,
+                             trim_blocks=True, autoescape=False)
     return env.get_template(TEMPLATE.name).render(report=model)
+
+
+def test_every_value_of_the_template_is_escaped():
+    expressions = re.findall(r"\{\{(.*?)\}\}", TEMPLATE.read_text(), re.S)
+    assert len(expressions) > 30
+    assert [e for e in expressions if not e.rstrip().endswith("| e")] == []
 
 
 @pytest.fixture(scope="module")

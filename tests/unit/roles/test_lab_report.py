@@ -6,6 +6,11 @@ no file: byte-identical), then the variants - measured layers, apply mode withou
 bad settings (non-zero rc, the clear message, nothing written). The lab's nodes are SSH hosts on a
 closed loopback port (127.0.0.1:9): the report never contacts a node in export mode. A second run does
 the same in check mode: nothing may be written.
+
+Apply mode reads the web UIs' Services: two variant hosts send those reads (delegated to the local
+controller host, no become) to loopback doubles of the Kubernetes API - one serving JupyterHub's
+LoadBalancer with an address, Headlamp's ClusterIP Service and Grafana's LoadBalancer still pending,
+one refusing every read.
 """
 
 import json
@@ -15,6 +20,7 @@ import pytest
 import yaml
 
 from export_check import check_export
+from unit.plugins.modules.k8s_api_double import ApiError, KubernetesApiDouble
 from unit.roles.playbook_runner import ROOT, load_all, run_playbook, shared_run
 
 INVENTORY = ROOT / "inventories" / "example-lab"
@@ -23,6 +29,8 @@ MEASURED = [{"layer": "Proxmox VE", "target": "simulator", "result": "ok", "seco
             {"layer": "Nodes", "target": "containers", "result": "ok", "detail": "debian:13"}]
 
 # Apply mode without the Service reads (no cluster here), with the layers table a sandbox run measured.
+# A title with markup: the page must show it as text (the template's autoescape block, as Ansible renders it).
+HOSTILE = "<script>alert('lab')</script> & Co"
 GOOD = {"apply_measured": {"ailab_kubernetes_export_dir": "", "lab_report_check_status": False,
                            "lab_report_layers": MEASURED}}
 # (host vars, parts of the one failure message)
@@ -30,13 +38,62 @@ BAD = {
     "bad_layers": ({"lab_report_layers": [{"layer": "Nodes", "target": "vm", "result": "ok"}]},
                    ["lab_report_layers[0]: target must be one of simulator, containers, test double, export, cluster"]),
     "bad_dir": ({"lab_report_dir": "build/report-relative"}, ["lab_report_dir must be an absolute directory"]),
-    "bad_service_type": ({"lab_report_serve": True, "lab_report_service_type": "Ingress"},
-                         ["lab_report_service_type LoadBalancer, NodePort or ClusterIP (is 'Ingress')"]),
+    "bad_serve": ({"lab_report_serve": True, "ailab_kubernetes_export_dir": "", "lab_report_api_host": "",
+                   "lab_report_namespace": "Lab_Report"},
+                  ["lab_report_namespace a DNS label (is 'Lab_Report')",
+                   "lab_report_serve needs lab_report_api_host (default: the first kube_control_plane host) or export mode"]),
 }
 
 
-def _variants(tmp):
+def service(namespace, name, kind, ingress=None):
+    status = {"loadBalancer": {"ingress": [{"ip": ip, "ipMode": "VIP"} for ip in ingress]} if ingress else {}}
+    return {"apiVersion": "v1", "kind": "Service", "metadata": {"name": name, "namespace": namespace},
+            "spec": {"type": kind, "ports": [{"port": 80}]}, "status": status}
+
+
+class ServicesDouble(KubernetesApiDouble):
+    """Services, read-only, by namespace and name (what kubernetes.core.k8s_info asks for with a name)."""
+
+    def __init__(self, services, refuse=False):
+        super().__init__()
+        self.services = dict(((s["metadata"]["namespace"], s["metadata"]["name"]), s) for s in services)
+        self.refuse = refuse
+
+    def handle(self, method, path, query, body):
+        if method == "GET" and path == "/api/v1":
+            return 200, {"kind": "APIResourceList", "groupVersion": "v1", "resources": [
+                {"name": "services", "singularName": "service", "namespaced": True, "kind": "Service",
+                 "verbs": ["get", "list"]}]}
+        parts = path.split("/")
+        if method == "GET" and len(parts) == 7 and parts[1:4] == ["api", "v1", "namespaces"] and parts[5] == "services":
+            if self.refuse:
+                raise ApiError(403, "Forbidden", f'services "{parts[6]}" is forbidden: User "nobody" cannot get '
+                                                 f'resource "services" in namespace "{parts[4]}"')
+            found = self.services.get((parts[4], parts[6]))
+            if found is None:
+                raise ApiError(404, "NotFound", f'services "{parts[6]}" not found')
+            return 200, found
+        if path.startswith("/api/v1/"):
+            raise ApiError(404, "NotFound", f"the double does not serve {method} {path}")
+        return super().handle(method, path, query, body)
+
+
+DOUBLES = {
+    "apply_status": lambda: ServicesDouble([
+        service("jupyterhub", "proxy-public", "LoadBalancer", ["192.168.10.201"]),
+        service("dashboard", "headlamp", "ClusterIP"),
+        service("monitoring", "kube-prometheus-stack-grafana-lb", "LoadBalancer")]),
+    "apply_refused": lambda: ServicesDouble([], refuse=True),
+}
+
+
+def _variants(tmp, doubles):
     hosts = {}
+    for name, double in doubles.items():
+        hosts[name] = {"ansible_connection": "local", "lab_report_dir": str(tmp / name / "report"),
+                       "ailab_kubernetes_export_dir": "", "lab_report_api_host": "localhost",
+                       "lab_report_api_become": False, "lab_report_title": HOSTILE,
+                       "lab_report_kubeconfig": double.write_kubeconfig(tmp / f"{name}.kubeconfig")}
     for name, settings in list(GOOD.items()) + [(n, s) for n, (s, _m) in BAD.items()]:
         hosts[name] = dict({"ansible_connection": "local", "lab_report_dir": str(tmp / name / "report"),
                             "ailab_kubernetes_export_dir": str(tmp / name / "export")}, **settings)
@@ -55,10 +112,21 @@ def _plays(tmp, name, check):
 
 
 def _run(tmp, check):
-    variants = tmp / "variants.yml"
-    variants.write_text(yaml.safe_dump(_variants(tmp)))
-    return run_playbook(tmp, _plays(tmp, "lab", check), {"all": {}}, "-i", str(INVENTORY), "-i", str(variants),
-                        "-e", "ansible_host=127.0.0.1", "-e", "ansible_port=9", check=check)
+    doubles = {} if check else dict((name, make()) for name, make in DOUBLES.items())
+    for double in doubles.values():
+        double.start()
+    try:
+        variants = tmp / "variants.yml"
+        variants.write_text(yaml.safe_dump(_variants(tmp, doubles)))
+        run = run_playbook(tmp, _plays(tmp, "lab", check), {"all": {}}, "-i", str(INVENTORY), "-i", str(variants),
+                           "-e", "ansible_host=127.0.0.1", "-e", "ansible_port=9", check=check)
+    finally:
+        for double in doubles.values():
+            double.stop()
+    for name, double in doubles.items():
+        # The Service reads, and nothing else: the report never writes to a cluster unless it serves.
+        run.data.setdefault("doubles", {})[name] = [(r["method"], r["path"]) for r in double.requests]
+    return run
 
 
 @pytest.fixture(scope="module")
@@ -79,7 +147,7 @@ def test_no_node_is_contacted(report):
     _tmp, run = report
     assert all(stats["unreachable"] == 0 for stats in run.stats.values()), run.stats
     assert run.stats["localhost"]["failures"] == 0, run.failure("localhost")
-    for name in GOOD:
+    for name in list(GOOD) + list(DOUBLES):
         assert run.stats[name]["failures"] == 0, run.failure(name)
 
 
@@ -169,3 +237,36 @@ def test_check_mode_writes_nothing(checked):
     assert summary[0] == "example-lab (check mode)"
     assert any(line.startswith("  Grafana: ") and line.endswith("[not checked (check mode)]") for line in summary)
     assert summary[-2] == f"Check mode: nothing was written; the page would be {tmp / 'lab' / 'report'}/index.html"
+
+
+def _statuses(tmp, name):
+    model = json.loads((tmp / name / "report" / "lab.json").read_text())
+    return dict((card["key"], (card["status"], card["state"], card["url"])) for card in model["services"])
+
+
+def test_apply_mode_reads_the_services(report):
+    tmp, run = report
+    statuses = _statuses(tmp, "apply_status")
+    # The address MetalLB gave JupyterHub, read from the cluster, becomes the link.
+    assert statuses["jupyterhub"] == ("running at 192.168.10.201", "ok", "http://192.168.10.201/")
+    assert statuses["dashboard"] == ("running (ClusterIP)", "ok", None)
+    assert statuses["grafana"] == ("LoadBalancer address pending", "pending", None)
+    assert statuses["ceph"][0] == "not configured"
+    reads = run.data["doubles"]["apply_status"]
+    assert ("GET", "/api/v1/namespaces/jupyterhub/services/proxy-public") in reads
+    assert all(method == "GET" for method, _path in reads)
+
+
+def test_a_refusing_api_leaves_the_cards_not_checked(report):
+    tmp, _run = report
+    statuses = _statuses(tmp, "apply_refused")
+    status, state, url = statuses["jupyterhub"]
+    assert status.startswith("not checked: ") and "forbidden" in status.lower()
+    assert (state, url) == ("pending", None)
+
+
+def test_the_page_escapes_what_it_shows(report):
+    tmp, _run = report
+    page = (tmp / "apply_status" / "report" / "index.html").read_text()
+    assert "<script" not in page
+    assert "<h1>&lt;script&gt;alert(&#39;lab&#39;)&lt;/script&gt; &amp; Co</h1>" in page
