@@ -5,9 +5,10 @@ and the playbook runs on that group (``-e ailab_platform_hosts=labs``). The run 
 twice into the same directory, with a snapshot in between: the second export must be byte-identical
 (the MySQL password is read back from the first). Every lab host is an SSH host on a closed loopback
 port (127.0.0.1:9): export mode must never connect; a canary play proves that connecting fails. A
-second run uses check mode (nothing written, nothing created). The checks' pass/fail logic is
-unit-tested on recorded outputs in tests/unit/plugins/filter/test_validation.py; applying needs a
-cluster and is not tested here.
+second run uses check mode (nothing written, nothing created). A third run takes the apply path
+against a stand-in cluster (fake kubernetes.core modules answering from a JSON state, loopback HTTP
+services for WordPress, JupyterHub and Prometheus). The checks' pass/fail logic is unit-tested on
+recorded outputs in tests/unit/plugins/filter/test_validation_filters.py; a real cluster is not reachable here.
 """
 
 import http.server
