@@ -247,8 +247,8 @@ class ProxmoxClient(object):
         kwargs = dict(port=p["api_port"], user=p["api_user"], verify_ssl=verify, timeout=p["api_timeout"])
         if p["api_token_secret"]:
             user, token = p["api_user"], p["api_token_id"]
-            if "!" in token:  # accept the full "user@realm!name" form too
-                user, token = token.split("!", 1)
+            if "!" in token:  # accept the full "user@realm!name" form too; a user name may contain "!", a token name not
+                user, token = token.rsplit("!", 1)
             kwargs.update(user=user, token_name=token, token_value=p["api_token_secret"])
         else:
             kwargs.update(password=p["api_password"])

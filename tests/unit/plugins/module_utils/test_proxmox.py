@@ -147,6 +147,17 @@ def test_diff_config_removes_only_keys_that_are_set():
     assert "comment" not in before  # None: not managed
 
 
+def test_diff_config_skips_unmanaged_keys_wherever_they_are():
+    params, delete, before, after = diff_config({"comment": None, "cores": 4, "nodes": REMOVE}, {"nodes": "pve-1"})
+    assert (params, delete) == ({"cores": 4}, ["nodes"])
+    assert before == {"cores": None, "nodes": "pve-1"} and after == {"cores": 4, "nodes": None}
+
+
+def test_diff_config_a_value_that_reads_none_is_still_a_value():
+    assert diff_config({"description": "None"}, {})[0] == {"description": "None"}
+    assert diff_config({"description": "None"}, {"description": "None"})[0] == {}
+
+
 def test_diff_config_normalizers_make_equivalent_values_equal():
     current = {"content": "iso,images", "path": "/srv/backups/"}
     normalizers = {"content": unordered_list, "path": lambda v: None if v is None else v.rstrip("/")}
@@ -164,6 +175,7 @@ def test_applied_predicts_the_config_after_a_write():
     assert isinstance(after["map"], list) and not isinstance(after["map"], PveArray)
     assert current["comment"] == "old"  # the input is not changed
     assert applied(None, {"type": "dir"}) == {"type": "dir"}
+    assert applied({"nodes": "pve-1"}, {"delete": "comment,nodes"}) == {}  # deleting an unset key is fine
 
 
 def test_pve_array_is_kept_as_an_array():
