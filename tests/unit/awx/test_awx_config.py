@@ -96,10 +96,10 @@ def test_the_workflow_runs_the_layers_in_order_and_stops_on_failure(rendered, jo
     (workflow,) = objects["workflow_job_templates"]
     nodes = workflow["workflow_nodes"]
     assert [n["identifier"] for n in nodes] == LAYERS + ["validate", "report"]
-    # site.yml imports the same layers in the same order.
+    # site.yml imports the same playbooks in the same order (validate and report last, once it has them).
     site = [re.search(r"playbooks/(\w+)\.yml", p["ansible.builtin.import_playbook"]).group(1)
             for p in yaml.safe_load((ROOT / "site.yml").read_text())]
-    assert site == LAYERS
+    assert site == LAYERS + [layer for layer in ("validate", "report") if layer in site]
     for node, following in zip(nodes, nodes[1:] + [None]):
         assert set(node["related"]) == {"success_nodes"}, "no failure or always paths: a failed layer ends the run"
         assert node["related"]["success_nodes"] == ([{"identifier": following["identifier"]}] if following else [])
@@ -156,9 +156,18 @@ def test_credentials_keep_their_secrets_on_a_second_run():
 
 
 def test_the_project_sync_wait_is_bounded():
-    (project,) = [t["awx.awx.project"] for t in load_tasks("apply.yml") if "awx.awx.project" in t]
-    assert project["wait"] is True
-    assert project["timeout"] == "{{ __awx_objects.project.sync_timeout }}"
+    """awx.awx.project's own wait polls a running sync without a time limit; the configuration polls
+    the project's status instead, sync_timeout seconds at most, and stops unless the sync succeeded."""
+    tasks = load_tasks("apply.yml")
+    names = [task["name"] for task in tasks]
+    (project,) = [t["awx.awx.project"] for t in tasks if "awx.awx.project" in t]
+    assert project["wait"] is False
+    wait = tasks[names.index("Wait for the project sync, at most project.sync_timeout seconds")]
+    assert wait["delay"] == 5 and "sync_timeout" in wait["retries"] and "until" in wait
+    check = tasks[names.index("Stop unless the project synced")]
+    assert check["ansible.builtin.assert"]["that"] == "__awx_project_state.status == 'successful'"
+    # Both before the first job template, which AWX refuses while the playbooks are not synced.
+    assert names.index("Stop unless the project synced") < names.index("Job templates")
 
 
 def test_a_survey_is_enabled_only_after_awx_accepted_it():

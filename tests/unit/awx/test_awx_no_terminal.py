@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 import yaml
+from ansible.parsing.dataloader import DataLoader
+from ansible.template import Templar, trust_as_template
 
 from export_check import check_export
 from unit.awx.awx_rules import answer_problems, launch_defaults
@@ -70,20 +72,21 @@ def test_tenants_runs_unattended_with_every_tenant(tenants_run):
         assert (directory / "export" / "_cluster" / f"namespace-{tenant}.yaml").is_file()
 
 
-def test_tenants_survey_answer_selects_the_tenants(tmp_path_factory, job_templates):
-    def build(directory):
-        extra = {**awx_launch_vars(job_templates, "ailab tenants", {"ailab_awx_tenants": ["vision"]}),
-                 "ailab_kubernetes_export_dir": str(directory / "export")}
-        return run_as_awx(directory, "playbooks/tenants.yml", extra)
-
-    directory, run = shared_run(tmp_path_factory, "awx-tenants-vision", build)
-    assert run.rc == 0, run.stdout[-3000:]
-    assert check_export(directory / "export") == []
-    namespaces = sorted(p.name for p in (directory / "export" / "_cluster").glob("namespace-*.yaml"))
-    assert "namespace-vision.yaml" in namespaces
-    assert "namespace-cs101.yaml" not in namespaces and "namespace-nlp.yaml" not in namespaces
-    queues = yaml.safe_load_all((directory / "export" / "_cluster").glob("clusterqueue-*.yaml").__next__().read_text())
-    assert [q["metadata"]["name"] for q in queues if q] == ["vision"]
+@pytest.mark.parametrize(("answer", "expected"), [
+    ({"ailab_awx_tenants": ["vision"]}, ["vision"]),
+    ({"ailab_awx_tenants": ["nlp", "cs101"]}, ["cs101", "nlp"]),
+    ({}, ["cs101", "vision", "nlp"]),  # a workflow node: no answer, AWX applies no multiselect default
+])
+def test_tenants_survey_answer_selects_the_tenants(job_templates, answer, expected):
+    """The template's extra vars, rendered by Ansible's own templar with the lab model and an answer."""
+    lab = yaml.safe_load((INVENTORY / "group_vars" / "all" / "lab.yml").read_text())
+    launch = awx_launch_vars(job_templates, "ailab tenants", answer)
+    templar = Templar(loader=DataLoader(), variables={**lab, **launch})
+    for variable in ("tenants_list", "gpu_queues_tenants"):
+        selected = templar.template(trust_as_template(job_templates["ailab tenants"]["extra_vars"][variable]))
+        assert [tenant["name"] for tenant in selected] == expected
+        assert selected == [tenant for tenant in lab["ailab_tenants"] if tenant["name"] in expected]
+    assert launch["tenants_prune"] is False and launch["gpu_queues_prune"] is False
 
 
 def test_upgrade_runs_unattended_up_to_the_nodes(tmp_path, job_templates):
