@@ -81,6 +81,25 @@ def test_containerd_effective_config_pins_sandbox_and_registry_dir(host):
     assert 'config_path = "/etc/containerd/certs.d"' in dump
 
 
+def cni_table(dump):
+    """The effective CRI cni table: [plugins."io.containerd.grpc.v1.cri".cni] (1.x) or the runtime plugin's (2.x)."""
+    for table in ('plugins."io.containerd.grpc.v1.cri".cni', "plugins.'io.containerd.cri.v1.runtime'.cni",
+                  'plugins."io.containerd.cri.v1.runtime".cni'):
+        match = re.search(r"^\s*\[" + re.escape(table) + r"\]\n((?:(?!\s*\[).*\n)*)", dump + "\n", re.M)
+        if match:
+            return dict(line.strip().split(" = ", 1) for line in match.group(1).splitlines() if " = " in line)
+    raise AssertionError("no CRI cni table in the effective configuration")
+
+
+def test_containerd_looks_for_cni_plugins_where_kubernetes_installs_them(host):
+    """kubernetes-cni and Flannel's install-cni write /opt/cni/bin; Debian 13's containerd looks in /usr/lib/cni
+    unless told otherwise, and then every pod sandbox fails while the nodes are Ready."""
+    cni = cni_table(host.check_output("containerd config dump"))
+    bin_dirs = cni.get("bin_dirs") or "[" + cni.get("bin_dir", "") + "]"
+    assert re.fullmatch(r"""\[\s*["']/opt/cni/bin["'],?\s*\]""", bin_dirs), cni
+    assert cni["conf_dir"].strip("\"'") == "/etc/cni/net.d", cni
+
+
 def test_containerd_config_schema_matches_major_version(host):
     version = host.check_output("containerd --version")
     major = int(re.search(r" v?(\d+)\.\d+\.\d+", version).group(1))
@@ -216,3 +235,29 @@ def test_kubernetes_packages_are_not_faked(host):
     # kubernetes_packages_install is false in this scenario: nothing may pretend to be kubeadm.
     for pkg in ("kubeadm", "kubelet", "kubectl"):
         assert not host.package(pkg).is_installed
+
+
+# --------------------------------------------------------------------------------- reset
+# side_effect.yml left a Flannel configuration, a cni0 bridge with a pod-network address and a flannel.1
+# interface on both nodes, then ran the reset of kubeadm_control_plane (Debian 12) and kubeadm_worker (Debian 13).
+def test_reset_empties_the_cni_configuration_directory_but_keeps_it(host):
+    """Deleting /etc/cni/net.d itself while containerd runs kills containerd's watcher of it: the next
+    cluster's Flannel configuration would never be loaded."""
+    net_d = host.file("/etc/cni/net.d")
+    assert net_d.is_directory, "/etc/cni/net.d must survive the reset"
+    assert net_d.listdir() == []
+
+
+def test_reset_removes_the_cni_interfaces(host):
+    links = host.check_output("ip -o link show")
+    names = {line.split(":")[1].strip().split("@")[0] for line in links.splitlines()}
+    assert not {"cni0", "flannel.1"} & names, links
+
+
+def test_reset_restarts_the_container_runtime(host):
+    before = host.file("/root/containerd-before-reset").content_string.strip()
+    now = host.check_output("systemctl show --property=InvocationID --value containerd")
+    assert before and now != before, "containerd still runs with the old network state"
+    assert host.service("containerd").is_running
+    rows = [r.split() for r in host.check_output("ctr plugins ls").splitlines()]
+    assert [r[-1] for r in rows if len(r) >= 4 and r[0] == "io.containerd.grpc.v1" and r[1] == "cri"] == ["ok"]
