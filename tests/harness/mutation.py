@@ -8,8 +8,8 @@ default: every file in plugins/module_utils. The working tree (tracked files and
 does not ignore) is copied under WORK/ansible_collections/ailab/cluster, because the unit tests import
 the collection as ``ansible_collections.ailab.cluster``; mutmut's config is written to WORK/setup.cfg
 and mutmut runs there, one file at a time (each run bounded by --timeout), with the unit tests under
---tests (default tests/unit/plugins: the module_utils tests and the module and filter tests that
-exercise them; mutmut runs only the tests that reach the mutated function).
+--tests (default tests/unit/plugins/module_utils; tests/unit/plugins adds the module and filter
+tests, a much longer run); mutmut runs only the tests that reach the mutated function.
 
 Prints a table file / mutants / killed / survived / timeout / other / score and the overall score;
 --show adds the diff of every surviving mutant. Score = (killed + timeout) / (mutants checked):
@@ -29,7 +29,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 MODULE_UTILS = Path("plugins/module_utils")
 COLLECTION = Path("ansible_collections/ailab/cluster")
-SKIP = {".collections"}  # the checkout's self-link: in the copy it would import the unmutated sources
+SKIP = {".collections"}  # the checkout's self-link: copied, it would lead to the unmutated sources
 
 # mutmut's exit codes (mutmut.stats.status_by_exit_code, mutmut 3.8), grouped for the table.
 KILLED = {1, 3, 37, -11, -9}  # test failure, pytest internal error, type check, crash
@@ -43,8 +43,8 @@ SKIPPED = {34}
 def parse_args(argv):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("files", nargs="*", help="module_utils files (default: all)")
-    parser.add_argument("--tests", nargs="+", default=["tests/unit/plugins"],
-                        help="test paths mutmut may run (default: tests/unit/plugins)")
+    parser.add_argument("--tests", nargs="+", default=["tests/unit/plugins/module_utils"],
+                        help="test paths mutmut may run (default: tests/unit/plugins/module_utils)")
     parser.add_argument("--fail-under", type=float, default=None,
                         help="exit 1 when a file's score (%%) is below this (default: report only)")
     parser.add_argument("--max-children", type=int, default=2, help="parallel mutmut workers (default: 2)")
@@ -84,6 +84,11 @@ def build_tree(work, files, tests):
             continue  # deleted in the working tree, or a link
         (target / rel).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(src, target / rel)
+    # The checkout's self-link, for tests that run ansible-playbook (ansible.cfg's collections path):
+    # made in mutmut's copy, where it leads to the mutated files (mutmut does not copy links).
+    link = work / "mutants" / COLLECTION / ".collections" / COLLECTION
+    link.parent.mkdir(parents=True)
+    link.symlink_to(Path("../../.."))
     lines = ["[mutmut]", "source_paths = " + str(COLLECTION), "only_mutate ="]
     lines += ["    " + str(COLLECTION / MODULE_UTILS / f) for f in files]
     lines += ["pytest_add_cli_args_test_selection ="]
