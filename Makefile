@@ -36,6 +36,7 @@ help:
 	@echo "make lint|sanity|units|molecule|integration   one tier"
 	@echo "make build        ansible-galaxy collection build"
 	@echo "make docs         regenerate docs/variables.md from the roles' argument specs"
+	@echo "make mutation     mutation testing (mutmut) of plugins/module_utils, score per file; not part of make test"
 
 # ---------------------------------------------------------------- set-up
 $(STAMP):
@@ -99,6 +100,10 @@ lab-clean: venv
 # docs/variables.md is generated from every role's meta/argument_specs.yml (a unit test fails when stale).
 docs: venv
 	@$(PY) tests/harness/variables_reference.py
+
+# Mutation testing of plugins/module_utils (mutmut, a few minutes per file); ARGS="--help" for options.
+mutation: venv
+	@$(PY) tests/harness/mutation.py $(ARGS)
 
 build: venv
 	@mkdir -p build && ansible-galaxy collection build --force --output-path build .

@@ -263,6 +263,10 @@ def _gpu_quota(where, value, resources):
         if result[key] > 0 and resources[key]["capacity"] == 0:
             _fail(where, "quota.gpu gives %d %s, but the lab has no node with it (group %s has no hosts); add the "
                          "nodes to the inventory group or remove the key" % (result[key], key, resources[key].get("group")))
+        if result[key] > resources[key]["capacity"]:
+            _fail(where, "quota.gpu gives %d %s, more than the whole lab has (%d, from the GPU node groups); a tenant "
+                         "cannot use more than the lab provides: lower the quota or add GPU nodes"
+                         % (result[key], key, resources[key]["capacity"]))
     return result
 
 

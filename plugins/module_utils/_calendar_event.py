@@ -90,5 +90,5 @@ def calendar_event_problem(text):
         if tokens:
             raise ValueError("'%s' follows the time; the order is weekday, date, time" % " ".join(tokens))
     except ValueError as exc:
-        return "'%s' is not a Proxmox calendar event: %s (examples: %s)" % (text, exc, EXAMPLE)
+        return "schedule '%s' is not a Proxmox calendar event: %s (examples: %s)" % (text, exc, EXAMPLE)
     return None

@@ -243,6 +243,11 @@ class ProxmoxClient(object):
         if PROXMOXER_IMPORT_ERROR:
             module.fail_json(msg=missing_required_lib("proxmoxer and requests"), exception=PROXMOXER_IMPORT_ERROR)
         p = module.params
+        if not p["validate_certs"]:
+            # proxmoxer silences urllib3's InsecureRequestWarning on import: say it here, on every run.
+            module.warn("validate_certs is false: the certificate of the Proxmox VE API at %s is not checked, so "
+                        "anyone on the network path can read the API token. Give the cluster's CA with ca_path "
+                        "(/etc/pve/pve-root-ca.pem on a node) and keep validate_certs on." % p["api_host"])
         verify = p["ca_path"] if (p["validate_certs"] and p["ca_path"]) else p["validate_certs"]
         kwargs = dict(port=p["api_port"], user=p["api_user"], verify_ssl=verify, timeout=p["api_timeout"])
         if p["api_token_secret"]:

@@ -463,6 +463,7 @@ guests:
             ip_addresses: [192.168.10.21]}]
 """
 
+import ipaddress
 import re
 import time
 from urllib.parse import quote, unquote
@@ -664,6 +665,32 @@ def prop_desired(slot, value, default_key=None):
     return as_props(value, default_key)
 
 
+def check_ipconfig(slot, props):
+    """The addresses of a cloud-init ipconfig, checked as qemu-server's $ipconfig_fmt does (ip and ip6 in
+    CIDR notation or dhcp / auto, gw and gw6 plain addresses of the same family), before any API call."""
+    for key in sorted(props):
+        value = str(props[key])
+        try:
+            # pve-common PVE::JSONSchema pve_verify_ipv4_config / _ipv6_config: dhcp, manual (auto for IPv6)
+            # or CIDR with a prefix length above 7.
+            if key in ("ip", "ip6"):
+                version = 4 if key == "ip" else 6
+                specials = ("dhcp", "manual") if version == 4 else ("dhcp", "auto", "manual")
+                ok = value in specials or ("/" in value and ipaddress.ip_interface(value).version == version
+                                           and int(value.rsplit("/", 1)[1]) > 7)
+            elif key in ("gw", "gw6"):
+                ok = ipaddress.ip_address(value).version == (4 if key == "gw" else 6)
+            else:
+                raise GuestError("%s key %s is not a cloud-init ipconfig key: use ip, gw, ip6, gw6" % (slot, key))
+        except ValueError:
+            ok = False
+        if not ok:
+            example = {"ip": "192.168.10.21/24 or dhcp", "ip6": "2001:db8::21/64, dhcp or auto",
+                       "gw": "192.168.10.1", "gw6": "2001:db8::1"}[key]
+            raise GuestError("%s.%s %s is not a valid %s (e.g. %s)" % (
+                slot, key, value, "address with prefix length" if key in ("ip", "ip6") else "gateway address", example))
+
+
 def scalar(value):
     """A plain option value for comparison: booleans 1/0, numbers and text as text."""
     return norm_value(value)
@@ -742,6 +769,8 @@ class Desired(object):
                 if not pattern.match(slot):
                     raise GuestError("%s key %s is not a slot: use %s, %s1 ..." % (option, slot, example, example[:-1]))
                 props = prop_desired(slot, value, default_key)
+                if option == "ipconfig" and props != ABSENT:
+                    check_ipconfig(slot, props)
                 if props == ABSENT:
                     self.deletes.append(slot)
                 else:

@@ -373,6 +373,16 @@ class StorageManager(CollectionManager):
                 raise ProxmoxError("storage %s: content is empty; list at least one content type (or none)" % name)
             if "none" in item["content"] and len(item["content"]) > 1:
                 raise ProxmoxError("storage %s: content none cannot be combined with other content types" % name)
+        if item["nodes"]:
+            # PVE accepts any node name here (format pve-node-list); a typo would silently hide the storage
+            # from the node meant. One read of the cluster's nodes, for all storages.
+            if getattr(self, "_node_names", None) is None:
+                self._node_names = sorted(n["node"] for n in self.client.get("nodes", what="the cluster's nodes") or [])
+            unknown = sorted(set(item["nodes"]) - set(self._node_names))
+            if unknown:
+                raise ProxmoxError("storage %s: nodes names %s, which %s not a node of this cluster (nodes: %s)"
+                                   % (name, ", ".join(unknown), "is" if len(unknown) == 1 else "are",
+                                      ", ".join(self._node_names)))
         version_bound = [k for k in PVE9_OPTIONS if item.get(k) is not None]
         if version_bound and self.client.major < 9:
             raise ProxmoxError("storage %s: %s needs Proxmox VE 9 or later and this cluster runs %s; leave it out"

@@ -33,6 +33,8 @@ _TRAILING_INDEX = re.compile(r"^(.*?)(\d+)$")
 _IS_INTEGER = re.compile(r"[+-]?\d+")
 _IS_NUMBER = re.compile(r"[+-]?(?:\d+\.\d+|\d+\.|\.\d+|\d+)(?:[eE][+-]?\d+)?")
 UNKNOWN_PROPERTY = "property is not defined in schema and the schema does not allow additional properties"
+_TYPETEXT_FORMATS = {"GatewayIPv4": "ipv4", "GatewayIPv6": "ipv6", "IPv4Format/CIDR": "pve-ipv4-config",
+                     "IPv6Format/CIDR": "pve-ipv6-config"}
 _TYPETEXT_KEY = re.compile(r"(?:^|[\s\[,])\[?([A-Za-z][\w-]*)=(\]?)<([^>]*)>")
 
 
@@ -93,6 +95,11 @@ class PropertyString:
                 sub = {"type": "integer", "optional": 1}
             else:
                 sub = {"type": "string", "optional": 1}
+                # qemu-server PVE/QemuServer.pm $ipconfig_fmt: ip/ip6 are pve-ipv4-config/pve-ipv6-config,
+                # gw/gw6 ipv4/ipv6 (the typetext only names them).
+                fmt = _TYPETEXT_FORMATS.get(value_text)
+                if fmt:
+                    sub["format"] = fmt
             keys[key] = sub
             if default_marker:
                 default_key = key

@@ -42,7 +42,7 @@ def test_valid_events_pass_both_checks(text):
 @pytest.mark.parametrize("text,reason", sorted(INVALID.items()))
 def test_invalid_events_are_refused_with_the_reason(text, reason):
     problem = calendar_event_problem(text)
-    assert problem.startswith("'%s' is not a Proxmox calendar event: " % text)
+    assert problem.startswith("schedule '%s' is not a Proxmox calendar event: " % text)
     assert reason in problem
     assert "examples: 'sun 01:00'" in problem
 

@@ -158,9 +158,19 @@ def test_a_password_login(make_module, logins):
     (True, None, True),
 ])
 def test_certificate_checks(make_module, logins, validate_certs, ca_path, verify_ssl):
-    ProxmoxClient.from_module(make_module(api_host=HOST, api_password="pw", validate_certs=validate_certs,
-                                          ca_path=ca_path))
+    module = make_module(api_host=HOST, api_password="pw", validate_certs=validate_certs, ca_path=ca_path)
+    warnings = []
+    module.warn = warnings.append
+    ProxmoxClient.from_module(module)
     assert logins[0][1]["verify_ssl"] == verify_ssl
+    # Turning verification off is said on every run (proxmoxer silences urllib3's own warning).
+    if validate_certs:
+        assert warnings == []
+    else:
+        assert len(warnings) == 1
+        assert warnings[0].startswith("validate_certs is false: the certificate of the Proxmox VE API at %s is not "
+                                      "checked" % HOST)
+        assert "ca_path" in warnings[0]
 
 
 def test_port_user_and_api_timeout_reach_proxmoxer(make_module, logins):

@@ -174,7 +174,7 @@ def test_report_included_volumes(pve_sim, run_module):
     (dict(id="weekly", schedule="sun 01:00", storage="nas", vmid=[42]), "vmid must be guest IDs from 100"),
     (dict(id="weekly", schedule=" ", storage="nas", all=True), "schedule is empty"),
     (dict(id="weekly", schedule="every sunday", storage="nas", all=True),
-     "backup job weekly: 'every sunday' is not a Proxmox calendar event: 'every' is not a weekday list"),
+     "backup job weekly: schedule 'every sunday' is not a Proxmox calendar event: 'every' is not a weekday list"),
     (dict(id="weekly", schedule="sun 25:00", storage="nas", all=True), "hour 25 is out of range 0..23"),
     (dict(id="weekly", schedule="sun 01:00", storage="missing", all=True), "storage missing does not exist"),
     (dict(id="weekly", schedule="sun 01:00", storage="local-lvm", all=True), "storage local-lvm does not hold backups"),

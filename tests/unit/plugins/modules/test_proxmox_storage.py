@@ -37,7 +37,8 @@ def test_creates_a_dir_storage_then_changes_nothing(pve_sim, run_module):
     assert not again.get("failed"), again
     assert again["changed"] is False and again["changes"] == []
     assert pve_sim.writes() == []
-    assert [r["path"] for r in pve_sim.reads()] == ["/storage"]
+    # the storage configuration, and the cluster's nodes once (storages with nodes are checked against them)
+    assert [r["path"] for r in pve_sim.reads()] == ["/nodes", "/storage"]
 
 
 def test_creates_an_nfs_storage_with_the_default_mount_point(pve_sim, run_module):
@@ -169,6 +170,8 @@ def test_list_mode_checks_every_fixed_option_before_the_first_write(pve_sim, run
     (dict(storage="nas", prune_backups=dict(keep_all=True, keep_last=2)), "keep_all: true keeps every backup"),
     (dict(storage="nas", prune_backups=dict(keep_last=0)), "keep_last must be 1 or more"),
     (dict(storage="nas", prune_backups={}), "prune_backups needs at least one keep_* setting"),
+    (dict(storage="nas", nodes=["pve-1", "pve-3"]),
+     "storage nas: nodes names pve-3, which is not a node of this cluster (nodes: pve-1, pve-2)"),
 ])
 def test_bad_input_is_refused_before_any_write(pve_sim, run_module, args, message):
     pve_sim.clear_log()
@@ -220,7 +223,8 @@ def test_list_mode_reads_once_and_writes_only_the_differences(pve_sim, run_modul
     pve_sim.clear_log()
     result = run(run_module, pve_sim, storages=items)
     assert not result.get("failed"), result
-    assert [r["path"] for r in pve_sim.reads()] == ["/storage"]
+    # the storage configuration, and the cluster's nodes once (storages with nodes are checked against them)
+    assert [r["path"] for r in pve_sim.reads()] == ["/nodes", "/storage"]
     assert sorted((w["method"], w["path"]) for w in pve_sim.writes()) == [
         ("POST", "/storage"), ("POST", "/storage"), ("PUT", "/storage/nas")]
     assert [c["id"] for c in result["changes"]] == ["backups", "nas", "tank"]
@@ -230,7 +234,8 @@ def test_list_mode_reads_once_and_writes_only_the_differences(pve_sim, run_modul
     again = run(run_module, pve_sim, storages=list(reversed(items)))
     assert again["changed"] is False
     assert pve_sim.writes() == []
-    assert [r["path"] for r in pve_sim.reads()] == ["/storage"]
+    # the storage configuration, and the cluster's nodes once (storages with nodes are checked against them)
+    assert [r["path"] for r in pve_sim.reads()] == ["/nodes", "/storage"]
 
 
 def test_list_mode_many_storages_cost_one_read(pve9_sim, run_module):
