@@ -163,9 +163,10 @@ class Lab:
         return sandbox.playbook_layer(layer, "export", rc, output, time.monotonic() - started, what)
 
     def kubernetes(self):
-        # A fresh export directory: files of an older inventory must not linger.
-        shutil.rmtree(self.export_dir, ignore_errors=True)
-        self.export_dir.mkdir(parents=True)
+        # The export directory is kept between runs, as `make export` keeps its own: roles read back
+        # what they generated there (JupyterHub's secrets), so a re-run writes the same files.
+        # `make lab-clean` empties it.
+        self.export_dir.mkdir(parents=True, exist_ok=True)
         play = sandbox.write_playbook(BUILD / "pod_network.yml", sandbox.pod_network_play())
         layer = self.export_run("kubernetes", play, "pod network (CNI) objects")
         layer["detail"] = f"kubeadm not run: {sandbox.NO_KUBEADM_DOUBLE}; {layer['detail']}"
@@ -184,18 +185,9 @@ class Lab:
         problems = check_export(self.export_dir)
         for problem in problems:
             print(f"    PROBLEM {problem}")
-        digest = sandbox.export_digest(self.export_dir)
-        digest_file = SANDBOX / "export.sha256"
-        previous = digest_file.read_text().strip() if digest_file.exists() else None
-        SANDBOX.mkdir(parents=True, exist_ok=True)
-        digest_file.write_text(digest + "\n")
-        same = ("identical to the previous run's" if previous == digest else
-                "first export of this sandbox" if previous is None else "differs from the previous run's")
-        self.facts.update(export_files=len(files), export_problems=problems, export_digest=digest,
-                          export_identical=previous == digest)
+        self.facts.update(export_files=len(files), export_problems=problems)
         layer["seconds"] = round(layer["seconds"] + time.monotonic() - started, 1)
-        layer["detail"] += (f"; {len(files)} files in {rel(self.export_dir)}, {len(problems)} validation problem(s), "
-                            f"{same}")
+        layer["detail"] += f"; {len(files)} files in {rel(self.export_dir)}, {len(problems)} validation problem(s)"
         if problems:
             layer["result"] = "failed"
         return self.add(layer)
@@ -204,8 +196,20 @@ class Lab:
         started = time.monotonic()
         rc, output, _ = self.playbook("validate", ["playbooks/validate.yml"], env=dict(os.environ, **sandbox.plain_env(TTY)),
                                       args=["-e", f"ailab_kubernetes_export_dir={self.export_dir}"])
-        return self.add(sandbox.playbook_layer("validate", "export", rc, output, time.monotonic() - started,
-                                               "playbooks/validate.yml on the export"))
+        layer = sandbox.playbook_layer("validate", "export", rc, output, time.monotonic() - started,
+                                       "playbooks/validate.yml on the export")
+        if layer["result"] == "ok":
+            # In export mode the smoke tests write their workloads next to the export: validated too.
+            from export_check import check_export  # noqa: PLC0415
+
+            problems = check_export(self.export_dir)
+            for problem in problems:
+                print(f"    PROBLEM {problem}")
+            self.facts["export_problems"] = self.facts.get("export_problems", []) + problems
+            layer["detail"] += f"; export with its workloads: {len(problems)} validation problem(s)"
+            if problems:
+                layer["result"] = "failed"
+        return self.add(layer)
 
     def report(self):
         report_dir = BUILD / "report"
@@ -220,6 +224,20 @@ class Lab:
         layer = sandbox.playbook_layer("report", "export", rc, output, time.monotonic() - started,
                                        f"lab report in {rel(report_dir)}")
         return self.add(layer)
+
+    def compare_export(self):
+        """Digest of the whole export (with the smoke-test workloads) against the previous run's."""
+        digest = sandbox.export_digest(self.export_dir)
+        digest_file = SANDBOX / "export.sha256"
+        previous = digest_file.read_text().strip() if digest_file.exists() else None
+        SANDBOX.mkdir(parents=True, exist_ok=True)
+        digest_file.write_text(digest + "\n")
+        same = ("identical to the previous run's" if previous == digest else
+                "first export of this sandbox" if previous is None else
+                "differs from the previous run's (the inventory or the roles changed)")
+        files = sum(1 for p in self.export_dir.rglob("*") if p.is_file())
+        self.facts.update(export_digest=digest, export_identical=previous == digest)
+        print(f"==> export: {files} files in {rel(self.export_dir)}, {same}", flush=True)
 
     # ------------------------------------------------------------------ the run
     def run(self):
@@ -238,6 +256,8 @@ class Lab:
                 self.proxmox(inventory)
             else:
                 getattr(self, name)()
+        if self.export_dir.exists() and any(self.export_dir.iterdir()):
+            self.compare_export()
         (BUILD / "layers.json").write_text(json.dumps(sandbox.report_layers(self.layers), indent=2) + "\n")
         (BUILD / "run.json").write_text(json.dumps({"layers": self.layers, **self.facts}, indent=2) + "\n")
         print("\n" + sandbox.layer_table(self.layers))
