@@ -1,4 +1,5 @@
-"""Figures of the bad-input suite: tried / rejected before any write / wrongly accepted.
+"""Figures of the security suite: secrets checked / leaks; bad inputs tried / rejected before any
+write / wrongly accepted.
 
 Each case records one line in a file shared by the pytest-xdist workers; the controlling process
 prints the figures at the end of the run.
@@ -10,6 +11,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[3]
 RESULTS = Path(os.environ.get("AILAB_RESULTS", ROOT / ".cache" / "results")) / "bad-inputs.jsonl"
+SECRETS = RESULTS.with_name("secrets.jsonl")
 
 
 def record(case, refused, before_write, named):
@@ -18,13 +20,28 @@ def record(case, refused, before_write, named):
         handle.write(json.dumps({"case": case, "refused": refused, "before_write": before_write, "named": named}) + "\n")
 
 
+def record_secret(check, leaked):
+    SECRETS.parent.mkdir(parents=True, exist_ok=True)
+    with open(SECRETS, "a") as handle:
+        handle.write(json.dumps({"check": check, "leaked": leaked}) + "\n")
+
+
 def pytest_sessionstart(session):
     if not hasattr(session.config, "workerinput"):  # the controlling process, not an xdist worker
         RESULTS.unlink(missing_ok=True)
+        SECRETS.unlink(missing_ok=True)
 
 
 def pytest_terminal_summary(terminalreporter, config):
-    if hasattr(config, "workerinput") or not RESULTS.exists():
+    if hasattr(config, "workerinput"):
+        return
+    if SECRETS.exists():
+        checks = {}
+        for line in SECRETS.read_text().splitlines():
+            entry = json.loads(line)
+            checks[entry["check"]] = entry["leaked"]
+        terminalreporter.write_line(f"secrets: {len(checks)} checked / {sum(checks.values())} leaks")
+    if not RESULTS.exists():
         return
     cases = {}
     for line in RESULTS.read_text().splitlines():
