@@ -229,6 +229,9 @@ def sandbox_lab(pve, layers):
     """Run the sandbox lab twice on a fresh simulated cluster; yield (check, problems) per check."""
     import tempfile  # noqa: PLC0415
 
+    for path in (ROOT / "tests", ROOT / "tests" / "harness"):
+        if str(path) not in sys.path:
+            sys.path.insert(0, str(path))
     import sandbox  # noqa: PLC0415
     import sandbox_containers  # noqa: PLC0415
     import yaml  # noqa: PLC0415
