@@ -366,8 +366,8 @@ def lab_report_summary(model):
                                      ", ".join(node["roles"]) or "no role"))
     lines.append("GPUs:" if model["gpu_groups"] else "GPUs: none (ailab_gpu_node_groups is empty)")
     for group in model["gpu_groups"]:
-        lines.append("  %s: %d \u00d7 %s on %s; %s" % (group["group"], group["gpus"], group["model"],
-                                                    ", ".join(group["nodes"]) or "no node yet", group["sharing"]))
+        nodes = ", ".join(group["nodes"]) or "no node yet"
+        lines.append("  %s: %d \u00d7 %s on %s; %s" % (group["group"], group["gpus"], group["model"], nodes, group["sharing"]))
     lines.append("Tenants:" if model["tenants"] else "Tenants: none (ailab_tenants is empty)")
     for tenant in model["tenants"]:
         queue = tenant["queue"]

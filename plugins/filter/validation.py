@@ -269,8 +269,8 @@ def validation_plan(gpu_resources, tenants, settings):
 
     node_names = settings["node_names"] or {}
     if skipped("cuda") or not resources:
-        checks.append(_check("cuda", "cuda", NOT_RUN, skipped("cuda") or "the lab has no GPU node groups "
-                                                                        "(ailab_gpu_node_groups is empty)"))
+        reason = skipped("cuda") or "the lab has no GPU node groups (ailab_gpu_node_groups is empty)"
+        checks.append(_check("cuda", "cuda", NOT_RUN, reason))
     else:
         for resource in resources:
             nodes = [str(node_names.get(h) or h) for h in resource["nodes"]]
@@ -286,8 +286,8 @@ def validation_plan(gpu_resources, tenants, settings):
                                      node=node))
 
     if skipped("queues") or not tenants:
-        checks.append(_check("queues", "queue", NOT_RUN, skipped("queues") or "the lab has no tenants "
-                                                                            "(ailab_tenants is empty)"))
+        reason = skipped("queues") or "the lab has no tenants (ailab_tenants is empty)"
+        checks.append(_check("queues", "queue", NOT_RUN, reason))
     else:
         for tenant in tenants:
             job = _queue_job(tenant, settings)

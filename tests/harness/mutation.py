@@ -41,7 +41,7 @@ SKIPPED = {34}
 
 
 def parse_args(argv):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
     parser.add_argument("files", nargs="*", help="module_utils files (default: all)")
     parser.add_argument("--tests", nargs="+", default=["tests/unit/plugins/module_utils"],
                         help="test paths mutmut may run (default: tests/unit/plugins/module_utils)")

@@ -205,7 +205,7 @@ def test_relative_links_point_at_existing_files_and_anchors(doc):
     for target in LINK.findall(prose_only(doc.read_text(encoding="utf-8"))):
         if re.match(r"^[a-z][a-z0-9+.-]*:", target, re.I):
             continue  # https:, mailto: ...
-        path, _, fragment = target.partition("#")
+        path, _sep, fragment = target.partition("#")
         dest = (doc.parent / path).resolve() if path else doc
         if not dest.exists():
             broken.append(f"{target}: no file {dest}")

@@ -149,13 +149,13 @@ def _element_problems(item, data):
             errors.append(f"'{variable}' value {value} is too large (must be no more than {high}).")
         return errors
     if qtype == "integer":
-        if type(value) is not int:
+        if isinstance(value, bool) or not isinstance(value, int):  # AWX: type(value) is int
             return [f"Value {value} for '{variable}' expected to be an integer."]
     elif qtype == "float":
-        if type(value) not in (float, int):
+        if isinstance(value, bool) or not isinstance(value, (float, int)):
             return [f"Value {value} for '{variable}' expected to be a numeric type."]
     elif qtype == "multiselect":
-        if type(value) is not list:
+        if not isinstance(value, list):
             return [f"'{variable}' value is expected to be a list."]
         choices = _choice_list(item["choices"])
         return [f"Value {val} for '{variable}' expected to be one of {choices}." for val in value if val not in choices]
@@ -237,7 +237,9 @@ def credential_type_problems(credential_type):
         if ftype not in ("string", "boolean"):
             problems.append(f"field {field['id']}: type must be string or boolean")
             continue
-        if "default" in field and type(field["default"]) is not {"string": str, "boolean": bool}[ftype]:
+        wanted = {"string": str, "boolean": bool}[ftype]
+        if "default" in field and (not isinstance(field["default"], wanted)
+                                   or (wanted is str and isinstance(field["default"], bool))):
             problems.append(f"field {field['id']}: {field['default']!r} is not a {ftype}")
         for key in ("choices", "multiline", "format", "secret"):
             if key in field and ftype != "string":

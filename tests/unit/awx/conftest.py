@@ -20,7 +20,8 @@ KINDS = ("organization", "execution_environment", "project", "inventory", "inven
          "credential_types", "job_templates", "workflow_job_templates")
 
 
-def render(directory, settings=SETTINGS, *args):
+def render(directory, settings=None, *args):
+    settings = SETTINGS if settings is None else settings
     plays = [{"name": "AWX", "ansible.builtin.import_playbook": str(ROOT / "playbooks" / "awx.yml")}]
     return run_playbook(directory, plays, {"all": {}}, "-i", str(INVENTORY),
                         "-e", json.dumps({"awx_settings": settings, "awx_render_dir": str(directory / "awx"),

@@ -57,9 +57,8 @@ def example_settings(**services):
 
 def sandbox_settings():
     """The sandbox inventory: a Proxmox API (the simulator), no Kubernetes host, no lab model."""
-    return {"title": "sandbox", "mode": "apply", "services": {"proxmox": {"name": "Proxmox VE", "host": "127.0.0.1",
-                                                                         "port": 8006}},
-            "layers": None}
+    proxmox = {"name": "Proxmox VE", "host": "127.0.0.1", "port": 8006}
+    return {"title": "sandbox", "mode": "apply", "services": {"proxmox": proxmox}, "layers": None}
 
 
 SANDBOX_GROUPS = {"all": ["localhost"], "ungrouped": [], "proxmox_api": ["localhost"], "proxmox_nodes": [],

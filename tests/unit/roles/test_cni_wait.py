@@ -112,9 +112,9 @@ CLUSTERS = {
                 event("other-pod", "unrelated warning"), event("coredns-a", "Scheduled", kind="Normal")],
         pods_ready_after=None),
     "no_dns": lambda: ClusterDouble([node(n) for n in NODES]),
-    "node_down": lambda: ClusterDouble([node("cp1"), node("w1", False, "container runtime network not ready: "
-                                                       "NetworkReady=false reason:NetworkPluginNotReady")],
-                                       pods=[coredns("coredns-a", True)]),
+    "node_down": lambda: ClusterDouble(
+        [node("cp1"), node("w1", False, "container runtime network not ready: NetworkReady=false reason:NetworkPluginNotReady")],
+        pods=[coredns("coredns-a", True)]),
 }
 
 

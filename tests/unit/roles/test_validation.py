@@ -388,8 +388,10 @@ def fake_state(port):
     vectoradd = (FIXTURES / "vectoradd-passed.txt").read_text()
     mig = (FIXTURES / "mig-device-line.txt").read_text()
     cluster = yaml.safe_load((FIXTURES / "cluster.yml").read_text())
-    service = lambda namespace, name, extra: {"apiVersion": "v1", "kind": "Service",  # noqa: E731
-                                              "metadata": {"name": name, "namespace": namespace}, **extra}
+
+    def service(namespace, name, extra):
+        return {"apiVersion": "v1", "kind": "Service", "metadata": {"name": name, "namespace": namespace}, **extra}
+
     return {"objects": [
         job(ns, "cuda-mig-1g-18gb-k8s-gpu-h200", "Complete", "CompletionsReached"),
         job(ns, "cuda-mig-2g-35gb-k8s-gpu-h200", "Failed", "DeadlineExceeded"),
@@ -411,8 +413,8 @@ def fake_state(port):
         service(ns, "wordpress", {"spec": {"type": "LoadBalancer", "clusterIP": "127.0.0.1", "ports": [{"name": "http", "port": port}]},
                                   "status": {"loadBalancer": {"ingress": [{"ip": "127.0.0.1"}]}}}),
         service("jupyterhub", "proxy-public", {"spec": {"clusterIP": "127.0.0.1", "ports": [{"name": "http", "port": port}]}}),
-        service("monitoring", "kube-prometheus-stack-prometheus", {"spec": {"clusterIP": "127.0.0.1",
-                                                                             "ports": [{"name": "http-web", "port": port}]}}),
+        service("monitoring", "kube-prometheus-stack-prometheus",
+                {"spec": {"clusterIP": "127.0.0.1", "ports": [{"name": "http-web", "port": port}]}}),
     ], "logs": {
         f"{ns}/cuda-mig-1g-18gb-k8s-gpu-h200": smi_l + mig + smi + vectoradd,
         f"{ns}/cuda-rtx-3090-shared-rtx-node": smi_l.replace("NVIDIA H200", "NVIDIA GeForce RTX 3090") + smi + vectoradd,

@@ -56,7 +56,8 @@ def settings(**changes):
     return base
 
 
-def plan(node_groups=(H200, RTX), tenants=TENANTS, **changes):
+def plan(node_groups=(H200, RTX), tenants=None, **changes):
+    tenants = TENANTS if tenants is None else tenants
     resources = lab_gpu_resources(list(node_groups), GROUPS)
     return v.validation_plan(resources, lab_tenants(list(tenants), resources), settings(**changes))
 
