@@ -355,3 +355,28 @@ def test_unknown_variable_is_named_with_the_closest_valid_name(typo_run, typo):
     assert typo in message, message
     if suggestion:
         assert f"did you mean {suggestion}" in message.replace("`", ""), message
+
+
+# ------------------------------------------------------------------------------ the whole-lab order
+def test_a_platform_mistake_stops_site_yml_before_the_proxmox_layer_writes(tmp_path, pve_sim_for_cases):
+    """site.yml plans every Kubernetes-facing layer right after the inventory check: a tenant's quota
+    typo stops the run before the Proxmox layer sends anything (and no node is contacted)."""
+    sim = pve_sim_for_cases
+    sim.reset()
+    tenants = copy.deepcopy(BASE_PLATFORM["ailab_tenants"])
+    tenants[0]["quota"]["memory"] = "lots"
+    inventory = tmp_path / "lab.yml"
+    inventory.write_text(yaml.safe_dump({"all": {"hosts": {
+        "localhost": dict(PVE_BASE, proxmox_api_connection=dict(sim.module_params())),
+        "k8s-1": {"ailab_tenants": tenants}}}}))
+    plays = [{"ansible.builtin.import_playbook": str(ROOT / "playbooks" / name)}
+             for name in ("check.yml", "plan.yml", "proxmox.yml")]
+    run = run_playbook(tmp_path, plays, {"all": {}}, "-i", str(EXAMPLE_LAB), "-i", str(inventory),
+                       "-e", "ansible_host=127.0.0.1", "-e", "ansible_port=9")
+    message = run.failure("k8s-1") or ""
+    record("site.yml:tenant-quota-before-proxmox", refused=run.rc != 0, before_write=not sim.writes(),
+           named="memory" in message and "lots" in message)
+    assert run.rc != 0
+    assert "memory" in message and "lots" in message, message
+    assert sim.writes() == []
+    assert all(stats["unreachable"] == 0 for stats in run.stats.values()), run.stats
