@@ -9,9 +9,21 @@ import json
 import os
 from pathlib import Path
 
+import pytest
+
+from pvesim.testing import SimulatorProcess
+
 ROOT = Path(__file__).resolve().parents[3]
 RESULTS = Path(os.environ.get("AILAB_RESULTS", ROOT / ".cache" / "results")) / "bad-inputs.jsonl"
 SECRETS = RESULTS.with_name("secrets.jsonl")
+FAULTS = RESULTS.with_name("faults.jsonl")
+
+
+@pytest.fixture(scope="module")
+def pve_sim_for_cases(tmp_path_factory):
+    """A PVE 9 simulator per test module, with the default (sandbox) seed; tests reset it."""
+    with SimulatorProcess(pve=9, state_dir=tmp_path_factory.mktemp("pvesim-security")) as sim:
+        yield sim
 
 
 def record(case, refused, before_write, named):
@@ -26,10 +38,17 @@ def record_secret(check, leaked):
         handle.write(json.dumps({"check": check, "leaked": leaked}) + "\n")
 
 
+def record_fault(fault, handled):
+    FAULTS.parent.mkdir(parents=True, exist_ok=True)
+    with open(FAULTS, "a") as handle:
+        handle.write(json.dumps({"fault": fault, "handled": handled}) + "\n")
+
+
 def pytest_sessionstart(session):
     if not hasattr(session.config, "workerinput"):  # the controlling process, not an xdist worker
         RESULTS.unlink(missing_ok=True)
         SECRETS.unlink(missing_ok=True)
+        FAULTS.unlink(missing_ok=True)
 
 
 def pytest_terminal_summary(terminalreporter, config):
@@ -41,6 +60,12 @@ def pytest_terminal_summary(terminalreporter, config):
             entry = json.loads(line)
             checks[entry["check"]] = entry["leaked"]
         terminalreporter.write_line(f"secrets: {len(checks)} checked / {sum(checks.values())} leaks")
+    if FAULTS.exists():
+        faults = {}
+        for line in FAULTS.read_text().splitlines():
+            entry = json.loads(line)
+            faults[entry["fault"]] = entry["handled"]
+        terminalreporter.write_line(f"faults: {len(faults)} injected / {sum(faults.values())} handled")
     if not RESULTS.exists():
         return
     cases = {}

@@ -28,7 +28,6 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pvesim.testing import SimulatorProcess
 from unit.roles.playbook_runner import ROOT, UNREACHABLE, PlaybookRun, run_playbook, shared_run
 from unit.security.conftest import record
 
@@ -130,12 +129,6 @@ PVE_CASES = {
 }
 
 
-@pytest.fixture(scope="module")
-def pve_sim_for_cases(tmp_path_factory):
-    with SimulatorProcess(pve=9, state_dir=tmp_path_factory.mktemp("pvesim-bad")) as sim:
-        yield sim
-
-
 def pve_inventory(tmp_path, sim, lab):
     inventory = tmp_path / "inventory"
     (inventory / "group_vars" / "proxmox_api").mkdir(parents=True)
@@ -148,8 +141,10 @@ def pve_inventory(tmp_path, sim, lab):
     return inventory
 
 
-def run_proxmox_layer(tmp_path, sim, lab):
-    sim.reset()
+def run_proxmox_layer(tmp_path, sim, lab, reset=True):
+    if reset:
+        sim.reset()
+    sim.clear_log()
     inventory = pve_inventory(tmp_path, sim, lab)
     playbook = tmp_path / "site.yml"
     playbook.write_text(yaml.safe_dump([
