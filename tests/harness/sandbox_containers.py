@@ -73,12 +73,21 @@ def ensure(nodes):
         actions[container] = action
     for _host, container, _image in nodes:
         wait_for_systemd(container)
+    # A new container has no apt lists (the images ship without them), as a new cloud VM has stale
+    # ones: fetch them once, as the molecule scenarios' prepare step does. Later runs keep them
+    # (inventories/sandbox/group_vars/k8s_cluster/kubernetes_packages.yml says why).
+    for container, action in actions.items():
+        if action in ("create", "recreate"):
+            proc = docker("exec", container, "apt-get", "update", "-qq", check=False)
+            if proc.returncode:
+                raise ContainerError(f"{container}: apt-get update failed (is deb.debian.org reachable?): "
+                                     f"{(proc.stderr or proc.stdout).strip()[-500:]}")
     return actions
 
 
 def remove_all():
     """Remove every container labelled ailab.sandbox=1 with its volumes; return their names."""
-    proc = docker("ps", "--all", "--quiet", "--filter", f"label={LABEL}=1", "--format", "{{.Names}}", check=False)
+    proc = docker("ps", "--all", "--filter", f"label={LABEL}=1", "--format", "{{.Names}}", check=False)
     names = proc.stdout.split()
     if names:
         docker("rm", "--force", "--volumes", *names)
