@@ -563,7 +563,9 @@ class RulePlanner(Planner):
     def _check_future(self, future, touched):
         """Refuse, before any write, what PVE would refuse half-way: unmanaged resources, a resource in
         two enabled node-affinity rules."""
-        managed = self.state.resources()
+        managed = set(self.state.resources())
+        if self.module.check_mode:  # the plan of a run: resources an earlier task of the run creates
+            managed |= set(self.module.params.get("planned_resources") or [])
         for name in touched:
             if future[name].get("type") == "node-affinity":
                 self.check_nodes_exist("HA rule %s" % name, split_list(future[name].get("nodes")))
@@ -760,6 +762,8 @@ class ResourcePlanner(Planner):
         guests, _nodes = self.state.cluster()
         kind, vmid = sid.split(":")
         guest = guests.get(int(vmid))
+        if guest is None and self.module.check_mode and int(vmid) in (self.module.params.get("planned_guests") or []):
+            return {"vmid": int(vmid), "type": "qemu" if kind == "vm" else "lxc"}  # created earlier in this run
         if guest is None:
             raise ProxmoxError("HA resource %s: there is no VM or container %s in the cluster; create the guest "
                                "first" % (sid, vmid))

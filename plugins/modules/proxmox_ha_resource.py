@@ -126,6 +126,14 @@ options:
       - Seconds to wait for each migration or relocation to finish; V(0) only sends the request.
     type: int
     default: 300
+  planned_guests:
+    description:
+      - Check mode only. VMIDs of guests that an earlier task of the same run creates (the
+        C(ailab.cluster.proxmox_guests) role's guests), so that a plan in check mode on a fresh cluster
+        counts them as existing instead of refusing their HA resources. Ignored outside check mode.
+    type: list
+    elements: int
+    default: []
 notes:
   - See C(docs/proxmox_ha.md) in the collection for the PVE 8 to 9 behaviour of all HA modules.
 seealso:
@@ -207,7 +215,8 @@ from ansible_collections.ailab.cluster.plugins.module_utils._proxmox_ha import R
 
 
 def main():
-    run_ha_module(ResourcePlanner, wait_timeout=dict(type="int", default=300))
+    run_ha_module(ResourcePlanner, wait_timeout=dict(type="int", default=300),
+                  planned_guests=dict(type="list", elements="int", default=[]))
 
 
 if __name__ == "__main__":

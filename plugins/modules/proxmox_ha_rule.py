@@ -110,6 +110,14 @@ options:
       - Only with O(rules).
     type: bool
     default: false
+  planned_resources:
+    description:
+      - Check mode only. HA resource ids (C(vm:201)) that an earlier task of the same run makes HA managed,
+        so that a plan in check mode on a fresh cluster counts them as managed instead of refusing the
+        rules that name them. Ignored outside check mode.
+    type: list
+    elements: str
+    default: []
 notes:
   - See C(docs/proxmox_ha.md) in the collection for the PVE 8 to 9 behaviour of all HA modules.
 seealso:
@@ -173,7 +181,7 @@ from ansible_collections.ailab.cluster.plugins.module_utils._proxmox_ha import R
 
 
 def main():
-    run_ha_module(RulePlanner)
+    run_ha_module(RulePlanner, planned_resources=dict(type="list", elements="str", default=[]))
 
 
 if __name__ == "__main__":

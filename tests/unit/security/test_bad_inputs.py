@@ -145,6 +145,7 @@ def run_proxmox_layer(tmp_path, sim, lab, reset=True):
     if reset:
         sim.reset()
     sim.clear_log()
+    tmp_path.mkdir(parents=True, exist_ok=True)
     inventory = pve_inventory(tmp_path, sim, lab)
     playbook = tmp_path / "site.yml"
     playbook.write_text(yaml.safe_dump([
@@ -375,3 +376,21 @@ def test_a_platform_mistake_stops_site_yml_before_the_proxmox_layer_writes(tmp_p
     assert "memory" in message and "lots" in message, message
     assert sim.writes() == []
     assert all(stats["unreachable"] == 0 for stats in run.stats.values()), run.stats
+
+
+def test_ha_of_guests_created_in_the_same_run_passes_the_plan(tmp_path, pve_sim_for_cases):
+    """On a fresh cluster the plan (check mode) counts the guests and HA resources the run creates as
+    planned: HA for new guests and a rule naming them are not refused, and a second run changes nothing."""
+    lab = copy.deepcopy(PVE_BASE)
+    for entry in lab["proxmox_guests_list"]:
+        entry["ha"] = {"state": "started"}
+    lab["proxmox_ha_rules"] = [{"name": "k8s-apart", "type": "resource-affinity", "affinity": "negative",
+                                "resources": ["vm:201", "vm:211"]}]
+    run, writes = run_proxmox_layer(tmp_path / "first", pve_sim_for_cases, lab)
+    assert run.rc == 0, run.failure("localhost")
+    ha = pve_sim_for_cases.state()["ha"]
+    assert sorted(ha["resources"]) == ["vm:201", "vm:211", "vm:212"]
+    assert "k8s-apart" in ha["rules"]
+    again, writes = run_proxmox_layer(tmp_path / "second", pve_sim_for_cases, lab, reset=False)
+    assert again.rc == 0 and writes == []
+    assert all(stats["changed"] == 0 for stats in again.stats.values()), again.stats
