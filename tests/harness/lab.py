@@ -131,8 +131,8 @@ class Lab:
             args = ["-e", f"sandbox_migration_drill_node={guest['node']}"] if guest else []
             env = dict(os.environ, **sandbox.plain_env(TTY), **simulator_env(sim))
             drill_file = sandbox.write_playbook(BUILD / "live_migration.yml", sandbox.migration_drill_play())
-            rc, output, _ = self.playbook("proxmox", ["playbooks/check.yml", "playbooks/proxmox.yml", str(drill_file)],
-                                          env=env, args=args)
+            rc, output, _seconds = self.playbook("proxmox", ["playbooks/check.yml", "playbooks/proxmox.yml", str(drill_file)],
+                                                 env=env, args=args)
             log = sim.requests_log()
         writes = sum(1 for r in log if r.get("write"))
         layer = sandbox.playbook_layer("proxmox", "simulator", rc, output, time.monotonic() - started,
@@ -148,9 +148,9 @@ class Lab:
         except sandbox_containers.ContainerError as exc:
             return self.add({**sandbox.not_run("nodes", f"the node containers are not ready: {exc}"),
                              "result": "failed"})
-        made = sorted({a for a in actions.values()})
+        made = sorted(set(actions.values()))
         print(f"    containers: {', '.join(f'{c} ({a})' for c, a in sorted(actions.items()))}", flush=True)
-        rc, output, _ = self.playbook("nodes", ["playbooks/nodes.yml"], env=dict(os.environ, **sandbox.plain_env(TTY)))
+        rc, output, _seconds = self.playbook("nodes", ["playbooks/nodes.yml"], env=dict(os.environ, **sandbox.plain_env(TTY)))
         layer = sandbox.playbook_layer("nodes", "containers", rc, output, time.monotonic() - started,
                                        f"{len(nodes)} containers ({'/'.join(made)}), node_prep, containerd, "
                                        "kubernetes_packages")
@@ -158,8 +158,8 @@ class Lab:
 
     def export_run(self, layer, playbook, what):
         started = time.monotonic()
-        rc, output, _ = self.playbook(layer, [str(playbook)], env=dict(os.environ, **sandbox.plain_env(TTY)),
-                                      args=["-e", f"ailab_kubernetes_export_dir={self.export_dir}"])
+        rc, output, _seconds = self.playbook(layer, [str(playbook)], env=dict(os.environ, **sandbox.plain_env(TTY)),
+                                             args=["-e", f"ailab_kubernetes_export_dir={self.export_dir}"])
         return sandbox.playbook_layer(layer, "export", rc, output, time.monotonic() - started, what)
 
     def kubernetes(self):
@@ -194,8 +194,8 @@ class Lab:
 
     def validate(self):
         started = time.monotonic()
-        rc, output, _ = self.playbook("validate", ["playbooks/validate.yml"], env=dict(os.environ, **sandbox.plain_env(TTY)),
-                                      args=["-e", f"ailab_kubernetes_export_dir={self.export_dir}"])
+        rc, output, _seconds = self.playbook("validate", ["playbooks/validate.yml"], env=dict(os.environ, **sandbox.plain_env(TTY)),
+                                             args=["-e", f"ailab_kubernetes_export_dir={self.export_dir}"])
         layer = sandbox.playbook_layer("validate", "export", rc, output, time.monotonic() - started,
                                        "playbooks/validate.yml on the export")
         if layer["result"] == "ok":
@@ -218,9 +218,9 @@ class Lab:
         # The report shows every layer before it; its own line is added to layers.json afterwards. In
         # export mode it reads no Service from a cluster (the sandbox has none).
         layers_file.write_text(json.dumps(sandbox.report_layers(self.layers), indent=2) + "\n")
-        rc, output, _ = self.playbook("report", ["playbooks/report.yml"], env=dict(os.environ, **sandbox.plain_env(TTY)),
-                                      args=["-e", f"lab_report_dir={report_dir}", "-e", f"@{layers_file}",
-                                            "-e", f"ailab_kubernetes_export_dir={self.export_dir}"])
+        rc, output, _seconds = self.playbook("report", ["playbooks/report.yml"], env=dict(os.environ, **sandbox.plain_env(TTY)),
+                                             args=["-e", f"lab_report_dir={report_dir}", "-e", f"@{layers_file}",
+                                                   "-e", f"ailab_kubernetes_export_dir={self.export_dir}"])
         layer = sandbox.playbook_layer("report", "export", rc, output, time.monotonic() - started,
                                        f"lab report in {rel(report_dir)}")
         return self.add(layer)

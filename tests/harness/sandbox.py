@@ -280,7 +280,9 @@ def sandbox_expectations(group_vars, pve):
         "ha_groups": sorted(g["name"] for g in listed("proxmox_ha_groups") or listed("_sandbox_ha_groups"))
         if pve < 9 else [],
         "ha_resources": sorted(resources),
-        "ha_rules": sorted(r["name"] for r in listed("proxmox_ha_rules")) if pve >= 9 else [],
+        # ... and its rules (_sandbox_ha_rules) to PVE 9 only.
+        "ha_rules": sorted(r["name"] for r in listed("proxmox_ha_rules") or listed("_sandbox_ha_rules"))
+        if pve >= 9 else [],
         "drill": (int(drill["vmid"]), drill["target"]) if drill else None,
     }
 

@@ -234,8 +234,9 @@ def good_state(expect):
 def test_sandbox_expectations_cover_ha_on_both_versions(pve):
     expect = sandbox.sandbox_expectations(sandbox_group_vars(), pve)
     assert set(expect["guests"]) == {"k8s-cp-1", "k8s-w-1", "k8s-gpu-1"}
-    assert expect["ha_resources"] == []   # the guests do not opt in to HA yet (guests.yml)
+    assert expect["ha_resources"] == ["vm:201", "vm:211", "vm:212"]   # every node VM opts in (guests.yml)
     assert expect["ha_groups"] == (["lab"] if pve == 8 else [])
+    assert expect["ha_rules"] == ([] if pve == 8 else ["k8s-workers-apart"])
     assert expect["drill"] == (290, "pve-2")
     assert sandbox.simulator_problems(good_state(expect), expect, pve) == []
 
@@ -264,8 +265,9 @@ def ok(name, changed=0):
 
 
 def test_run_problems_accepts_a_clean_second_run_and_missing_optional_playbooks():
-    layers = [ok(n) for n in sandbox.LAYERS[:4]] + [sandbox.not_run("validate", "playbooks/validate.yml not present"),
-                                                  sandbox.not_run("report", "playbooks/report.yml not present")]
+    layers = [ok(n) for n in sandbox.LAYERS[:4]] + [
+        sandbox.not_run("validate", "playbooks/validate.yml not present"),
+        sandbox.not_run("report", "playbooks/report.yml not present")]
     assert sandbox.run_problems(run_of(*layers), second=True) == []
 
 
@@ -290,5 +292,4 @@ def test_simulator_problems_missing_ha_resources_and_rules():
     expect = {"guests": {}, "backup_jobs": [], "pci_mappings": [], "ha_groups": [], "drill": None,
               "ha_resources": ["vm:201"], "ha_rules": ["lab-nodes"]}
     state = {"ha": {"resources": {}, "rules": {}}}
-    assert sandbox.simulator_problems(state, expect, 9) == ["HA resources missing: vm:201",
-                                                             "HA rules missing: lab-nodes"]
+    assert sandbox.simulator_problems(state, expect, 9) == ["HA resources missing: vm:201", "HA rules missing: lab-nodes"]
