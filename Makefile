@@ -1,7 +1,7 @@
 # ailab.cluster — lab and test entry points.
 #   make lab    every layer of the lab on the default (sandbox) inventory (docs/sandbox.md)
 #   make test   set everything up and run every test tier, then print a summary
-# Tiers alone: make lint | sanity | units | molecule | integration
+# Tiers alone: make lint | sanity | units | security | molecule | integration
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
@@ -24,7 +24,7 @@ BASE_PYTHON ?= $(shell for p in $(PYTHON_CANDIDATES); do \
 	command -v $$p >/dev/null 2>&1 || [ -x "$$p" ] || continue; \
 	$$p -c 'import sys; sys.exit(sys.version_info < (3, 12))' 2>/dev/null && { command -v $$p || echo $$p; } && break; done)
 
-.PHONY: help setup venv system images lab lab-reset lab-clean check export docs test lint sanity units molecule integration summary clean refreeze build
+.PHONY: help setup venv system images lab lab-reset lab-clean check export docs mutation test lint sanity units security molecule integration summary clean refreeze build
 
 help:
 	@echo "make lab          every layer of the lab on inventories/sandbox (simulator, containers, export)"
@@ -33,7 +33,7 @@ help:
 	@echo "make check        check an inventory without changing anything (INVENTORY=inventories/<lab>)"
 	@echo "make export       write every Kubernetes-facing layer as files and validate them (INVENTORY=, EXPORT_DIR=)"
 	@echo "make test         set up and run all tiers (lint, sanity, units, molecule, integration)"
-	@echo "make lint|sanity|units|molecule|integration   one tier"
+	@echo "make lint|sanity|units|security|molecule|integration   one tier"
 	@echo "make build        ansible-galaxy collection build"
 	@echo "make docs         regenerate docs/variables.md from the roles' argument specs"
 	@echo "make mutation     mutation testing (mutmut) of plugins/module_utils, score per file; not part of make test"
@@ -113,7 +113,7 @@ test:
 	@rm -rf $(AILAB_RESULTS); mkdir -p $(AILAB_RESULTS)
 	@$(MAKE) --no-print-directory setup
 	@$(PY) tests/harness/tier.py user-files
-	@rc=0; for tier in lint sanity units molecule integration; do \
+	@rc=0; for tier in lint sanity units security molecule integration; do \
 	  $(MAKE) --no-print-directory $$tier || rc=1; done; \
 	  $(PY) tests/harness/tier.py summary; exit $$rc
 
@@ -126,6 +126,10 @@ sanity: venv
 # promtool (system) checks the monitoring role's alert rules.
 units: venv system
 	@$(PY) tests/harness/tier.py units
+
+# Secrets in output, bad inputs, faults (tests/unit/security): one line of figures at the end.
+security: venv system
+	@$(PY) tests/harness/tier.py security
 
 molecule: venv images
 	@$(PY) tests/harness/tier.py molecule $(SCENARIO)

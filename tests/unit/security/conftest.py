@@ -51,31 +51,29 @@ def pytest_sessionstart(session):
         FAULTS.unlink(missing_ok=True)
 
 
+def _entries(path, key, value):
+    entries = {}
+    if path.exists():
+        for line in path.read_text().splitlines():
+            entry = json.loads(line)
+            entries[entry[key]] = entry if value is None else entry[value]
+    return entries
+
+
 def pytest_terminal_summary(terminalreporter, config):
+    """One line of figures: secrets checked / leaks; bad inputs tried / rejected before any write /
+    wrongly accepted; faults injected / handled."""
     if hasattr(config, "workerinput"):
         return
-    if SECRETS.exists():
-        checks = {}
-        for line in SECRETS.read_text().splitlines():
-            entry = json.loads(line)
-            checks[entry["check"]] = entry["leaked"]
-        terminalreporter.write_line(f"secrets: {len(checks)} checked / {sum(checks.values())} leaks")
-    if FAULTS.exists():
-        faults = {}
-        for line in FAULTS.read_text().splitlines():
-            entry = json.loads(line)
-            faults[entry["fault"]] = entry["handled"]
-        terminalreporter.write_line(f"faults: {len(faults)} injected / {sum(faults.values())} handled")
-    if not RESULTS.exists():
+    secrets = _entries(SECRETS, "check", "leaked")
+    faults = _entries(FAULTS, "fault", "handled")
+    cases = _entries(RESULTS, "case", None)
+    if not (secrets or faults or cases):
         return
-    cases = {}
-    for line in RESULTS.read_text().splitlines():
-        entry = json.loads(line)
-        cases[entry["case"]] = entry
-    tried = len(cases)
     rejected = sum(1 for c in cases.values() if c["refused"] and c["before_write"])
     accepted = sum(1 for c in cases.values() if not c["refused"])
     unnamed = sum(1 for c in cases.values() if c["refused"] and not c["named"])
     terminalreporter.write_line(
-        f"bad inputs: {tried} tried / {rejected} rejected before any write / {accepted} wrongly accepted"
-        f" ({unnamed} refused without naming the field)")
+        f"security: secrets {len(secrets)} checked / {sum(secrets.values())} leaks; "
+        f"bad inputs {len(cases)} tried / {rejected} rejected before any write / {accepted} wrongly accepted"
+        f" ({unnamed} refused without naming the field); faults {len(faults)} injected / {sum(faults.values())} handled")
