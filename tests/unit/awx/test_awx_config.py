@@ -15,7 +15,7 @@ from unit.roles.playbook_runner import ROOT, assert_same_files
 
 # Playbooks written in parallel with this configuration; their templates are checked once they exist.
 PENDING_PLAYBOOKS = {"playbooks/validate.yml", "playbooks/report.yml"}
-LAYERS = ["check", "proxmox", "nodes", "kubernetes", "storage", "services", "gpu", "tenants", "jupyterhub",
+LAYERS = ["check", "plan", "proxmox", "nodes", "kubernetes", "storage", "services", "gpu", "tenants", "jupyterhub",
           "monitoring", "dashboard"]
 APPLY_TASKS = ROOT / "awx" / "tasks"
 
