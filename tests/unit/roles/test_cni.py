@@ -1,9 +1,9 @@
 """The cni role in export mode: Flannel and Weave Net manifests compared with the upstream files
 (reference/flannel, reference/weave-net) and validated strictly with kubernetes-validate.
 
-One ansible-playbook run renders three variants on three local hosts, each with its own export
-directory: Flannel defaults, Flannel with a registry mirror and a host-gw backend, and Weave Net
-with an encryption password.
+One ansible-playbook run renders the variants on local hosts, each with its own export directory:
+Flannel defaults, Flannel with a registry mirror and a host-gw backend, Weave Net with an encryption
+password, and Flannel in a lab whose first control plane has a node address (the interface choice).
 """
 
 import json
@@ -11,6 +11,7 @@ import json
 import kubernetes_validate
 import pytest
 import yaml
+from export_check import check_export
 
 from unit.roles.playbook_runner import K8S_MINOR, load_all, local_inventory, reference, run_playbook, shared_run
 
@@ -19,12 +20,24 @@ VARIANTS = {
     "flannel_mirror": {"cni_image_registry": "harbor.lab.example/proxy/", "cni_flannel_backend": "host-gw",
                        "cni_pod_cidr": "10.200.0.0/16", "cni_flannel_iface": ["ens19"]},
     "weave": {"cni_plugin": "weave", "cni_weave_password": "s3cret-lab-password", "cni_weave_mtu": 1400},
+    # First control plane of the group cni_cp (below), with a node address on a second NIC.
+    "flannel_nodenet": {"cni_control_plane_group": "cni_cp"},
+    "flannel_regex": {"cni_control_plane_group": "cni_cp", "cni_flannel_iface_regex": ["^10\\.10\\.0\\."]},
+    "flannel_default_route": {"cni_control_plane_group": "cni_cp", "cni_flannel_iface_can_reach": ""},
 }
+# The first control plane of cni_cp: kubelet's node-ip is node_prep_address.
+FIRST_CP = {"cp1": {"node_prep_address": "10.10.0.11"}}
+
+
+def flannel_args(tmp, variant):
+    ds = objects(tmp / variant)[("DaemonSet", "kube-flannel", "kube-flannel-ds")]
+    return ds["spec"]["template"]["spec"]["containers"][0]["args"]
 
 
 def build(tmp):
     host_vars = {name: dict(v, ailab_kubernetes_export_dir=str(tmp / name)) for name, v in VARIANTS.items()}
-    inventory = local_inventory({"cni_hosts": list(VARIANTS)}, host_vars=host_vars)
+    host_vars.update(FIRST_CP)
+    inventory = local_inventory({"cni_hosts": list(VARIANTS), "cni_cp": list(FIRST_CP)}, host_vars=host_vars)
     plays = [{"name": "CNI export", "hosts": "cni_hosts", "gather_facts": False, "roles": [{"role": "ailab.cluster.cni"}]}]
     return run_playbook(tmp, plays, inventory)
 
@@ -72,6 +85,12 @@ def test_every_exported_object_is_valid_for_the_pinned_kubernetes(exported, vari
         kubernetes_validate.validate(obj, K8S_MINOR, strict=True)
 
 
+@pytest.mark.parametrize("variant", list(VARIANTS))
+def test_export_check_accepts_every_variant(exported, variant):
+    tmp, _run = exported
+    assert check_export(tmp / variant) == []
+
+
 def test_flannel_matches_upstream(exported):
     tmp, _run = exported
     ours, theirs = objects(tmp / "flannel"), upstream_flannel()
@@ -104,10 +123,34 @@ def test_flannel_registry_override_backend_and_iface(exported):
     ds = ours[("DaemonSet", "kube-flannel", "kube-flannel-ds")]
     expected = [i.replace("ghcr.io/", "harbor.lab.example/proxy/") for i in images(upstream_ds)]
     assert images(ds) == expected
-    assert "--iface=ens19" in ds["spec"]["template"]["spec"]["containers"][0]["args"]
+    # An interface named in the inventory replaces the automatic --iface; the route check stays as a
+    # fallback only if a first control plane address is known (none here).
+    assert [a for a in ds["spec"]["template"]["spec"]["containers"][0]["args"] if a.startswith("--iface")] == ["--iface=ens19"]
     net_conf = json.loads(ours[("ConfigMap", "kube-flannel", "kube-flannel-cfg")]["data"]["net-conf.json"])
     assert net_conf["Network"] == "10.200.0.0/16"
     assert net_conf["Backend"] == {"Type": "host-gw"}
+
+
+def test_flannel_uses_the_node_network_of_the_first_control_plane(exported):
+    """kubelet's node-ip is node_prep_address; Flannel must use the interface of that network, not the
+    default route's: the first control plane holds the address (--iface=<address>), every other node
+    picks the interface of its route to it (--iface-can-reach; flanneld tries --iface first)."""
+    tmp, _run = exported
+    args = flannel_args(tmp, "flannel_nodenet")
+    assert [a for a in args if a.startswith("--iface")] == ["--iface=10.10.0.11", "--iface-can-reach=10.10.0.11"]
+    assert args[:3] == ["--ip-masq", "--kube-subnet-mgr", "--healthz-port=8081"]
+
+
+def test_flannel_iface_regex_from_inventory(exported):
+    tmp, _run = exported
+    args = [a for a in flannel_args(tmp, "flannel_regex") if a.startswith("--iface")]
+    # With a regex the automatic --iface is left out: the regex decides, the route to cp1 is the fallback.
+    assert args == ["--iface-regex=^10\\.10\\.0\\.", "--iface-can-reach=10.10.0.11"]
+
+
+def test_flannel_default_route_when_asked(exported):
+    tmp, _run = exported
+    assert [a for a in flannel_args(tmp, "flannel_default_route") if a.startswith("--iface")] == []
 
 
 def weave_container(objs):
