@@ -275,9 +275,11 @@ from ansible_collections.ailab.cluster.plugins.module_utils._proxmox import (
     ProxmoxError,
     diff_config,
     split_list,
+    to_pve,
     unordered_list,
 )
 from ansible_collections.ailab.cluster.plugins.module_utils._proxmox_list import (
+    PRUNE_KEYS,
     PRUNE_OPTIONS,
     Change,
     CollectionManager,
@@ -313,6 +315,24 @@ NORMALIZERS = {"vmid": unordered_list, "exclude": unordered_list, "mailto": unor
 # Options whose empty value means "remove it".
 REMOVABLE_EMPTY = ("exclude", "mailto", "comment", "node", "notes_template")
 JOB_ID = re.compile(r"^[a-z][a-z0-9_-]+$", re.IGNORECASE)
+# Options PVE returns as objects (GET /cluster/backup decodes them) but takes as property strings
+# on POST/PUT, with the key order Proxmox VE prints them in.
+PROPERTY_STRINGS = {
+    "prune-backups": tuple(k.replace("_", "-") for k in PRUNE_KEYS),
+    "fleecing": ("enabled", "storage"),
+    "performance": ("max-workers", "pbs-entries-max"),
+}
+
+
+def property_string(value, order):
+    """An option PVE returned decoded (``{'keep-last': 3}``) as the property string PVE takes (``keep-last=3``).
+
+    A string (older releases, or a job written by hand) is returned as it is.
+    """
+    if not isinstance(value, dict):
+        return value
+    keys = [k for k in order if k in value] + sorted(k for k in value if k not in order)
+    return ",".join("%s=%s" % (k, to_pve(value[k])) for k in keys if value[k] is not None)
 
 
 def escape_notes(text):
@@ -331,6 +351,15 @@ class BackupJobManager(CollectionManager):
     list_key = "jobs"
     result_key = "job"
     item_options = ITEM_OPTIONS
+
+    def read(self):
+        """The jobs, with the options PVE returns as objects turned back into the strings it takes."""
+        entries = super(BackupJobManager, self).read()
+        for entry in entries.values():
+            for key, order in PROPERTY_STRINGS.items():
+                if key in entry:
+                    entry[key] = property_string(entry[key], order)
+        return entries
 
     def check_item(self, item):
         name = item["id"]

@@ -1,4 +1,8 @@
-"""``/cluster/backup``: scheduled vzdump jobs and the volumes they would include."""
+"""``/cluster/backup``: scheduled vzdump jobs and the volumes they would include.
+
+Jobs are stored as POST/PUT send them (property strings); reads decode ``prune-backups``,
+``fleecing`` and ``performance`` into objects, as PVE does.
+"""
 
 import secrets
 
@@ -9,6 +13,17 @@ from . import route
 
 CONTROL_PARAMS = ("id", "delete", "digest")
 DOW_ORDER = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+# Options kept as property strings in jobs.cfg and decoded into objects when read, with their
+# default key and the keys whose values are numbers or booleans (integers in the JSON answer).
+# pve-manager PVE/Jobs/VZDump.pm decode_value: parse_property_string for each key of
+# PVE::VZDump::Common::PROPERTY_STRINGS (performance, prune-backups, fleecing); the GET schema of
+# /cluster/backup[/{id}] declares them `type: object`.
+PROPERTY_STRINGS = {
+    "prune-backups": (None, ("keep-all", "keep-last", "keep-hourly", "keep-daily", "keep-weekly", "keep-monthly",
+                             "keep-yearly")),
+    "fleecing": ("enabled", ("enabled",)),
+    "performance": (None, ("max-workers", "pbs-entries-max")),
+}
 
 
 def _job(state, job_id):
@@ -41,8 +56,18 @@ def _schedule_from_legacy(job):
     job["schedule"] = f"{prefix} {start}".strip()
 
 
+def _decoded(key, value):
+    """A property-string option as the object PVE returns (numbers and booleans as integers)."""
+    default_key, numeric = PROPERTY_STRINGS[key]
+    parsed = parse_property_string(value, default_key)
+    return {k: int(v) if k in numeric and str(v).lstrip("-").isdigit() else v for k, v in parsed.items()}
+
+
 def _entry(state, job_id, job):
     entry = {"id": job_id, **job}
+    for key in PROPERTY_STRINGS:
+        if isinstance(entry.get(key), str):
+            entry[key] = _decoded(key, entry[key])
     entry.setdefault("enabled", 1)
     entry["next-run"] = 1893456000
     return entry

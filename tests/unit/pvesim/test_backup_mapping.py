@@ -14,7 +14,7 @@ def test_backup_job_crud(pve_sim, wait):
                             compress="zstd", **{"prune-backups": "keep-daily=7,keep-weekly=4"})
     job = api.cluster.backup("nightly").get()
     assert (job["schedule"], job["storage"], job["vmid"], job["enabled"]) == ("02:30", "nas", "100", 1)
-    assert job["prune-backups"] == "keep-daily=7,keep-weekly=4" and job["digest"]
+    assert job["prune-backups"] == {"keep-daily": 7, "keep-weekly": 4} and job["digest"]
     assert [j["id"] for j in api.cluster.backup.get()] == ["nightly"]
     volumes = api.cluster.backup("nightly").included_volumes.get()
     assert volumes == {"children": [{"id": 100, "name": "VM100", "type": "qemu", "children": [
@@ -38,6 +38,23 @@ def test_backup_job_crud(pve_sim, wait):
     with pytest.raises(ResourceException) as raised:
         api.cluster.backup("nightly").get()
     assert raised.value.content == "Job 'nightly' does not exist"
+
+
+def test_backup_job_reads_decode_property_strings(pve_sim):
+    """pve-manager PVE/Jobs/VZDump.pm decode_value: prune-backups, fleecing and performance are
+    property strings on POST/PUT and objects in GET /cluster/backup and GET /cluster/backup/{id}."""
+    api = pve_sim.api()
+    api.cluster.backup.post(id="tuned", schedule="sun 01:00", storage="nas", all=1,
+                            **{"prune-backups": "keep-last=3,keep-weekly=4", "fleecing": "1,storage=local-lvm",
+                               "performance": "max-workers=8"})
+    decoded = {"prune-backups": {"keep-last": 3, "keep-weekly": 4}, "fleecing": {"enabled": 1, "storage": "local-lvm"},
+               "performance": {"max-workers": 8}}
+    job = api.cluster.backup("tuned").get()
+    listed = api.cluster.backup.get()[0]
+    for key, value in decoded.items():
+        assert job[key] == value and listed[key] == value, key
+    api.cluster.backup("tuned").put(**{"prune-backups": "keep-all=1"})
+    assert api.cluster.backup("tuned").get()["prune-backups"] == {"keep-all": 1}
 
 
 def test_backup_job_from_legacy_starttime(pve8_sim):

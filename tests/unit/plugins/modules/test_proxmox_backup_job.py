@@ -36,7 +36,7 @@ def test_creates_the_weekly_job_then_changes_nothing(pve_sim, run_module):
     # one read of the jobs and one of the storages (the target must hold backups)
     assert sorted(r["path"] for r in pve_sim.reads()) == ["/cluster/backup", "/storage"]
     created = job(pve_sim, "weekly")
-    assert created["schedule"] == "sun 01:00" and created["all"] == 1 and created["prune-backups"] == "keep-last=3"
+    assert created["schedule"] == "sun 01:00" and created["all"] == 1 and created["prune-backups"] == {"keep-last": 3}
     assert result["job"]["id"] == "weekly" and result["job"]["storage"] == "nas"
 
     pve_sim.clear_log()
@@ -58,6 +58,23 @@ def test_vmid_and_prune_compare_without_order(pve_sim, run_module):
     again = run(run_module, pve_sim, **same)
     assert again["changed"] is False, again
     assert pve_sim.writes() == []
+
+
+def test_rerun_is_a_no_op_when_pve_returns_the_retention_as_an_object(pve_sim, run_module):
+    """GET /cluster/backup decodes prune-backups, fleecing and performance (PVE/Jobs/VZDump.pm)."""
+    run(run_module, pve_sim, **WEEKLY)
+    # settings the module does not manage, set by hand in the GUI, come back as objects too
+    pve_sim.api().cluster.backup("weekly").put(fleecing="1,storage=local-lvm", performance="max-workers=8")
+    assert job(pve_sim, "weekly")["prune-backups"] == {"keep-last": 3}
+    pve_sim.clear_log()
+    again = run(run_module, pve_sim, diff=True, **WEEKLY)
+    assert again["changed"] is False and again["changes"] == [], again
+    assert pve_sim.writes() == []
+    assert again["job"]["prune-backups"] == "keep-last=3"
+    assert (again["job"]["fleecing"], again["job"]["performance"]) == ("enabled=1,storage=local-lvm", "max-workers=8")
+    changed = run(run_module, pve_sim, diff=True, **dict(WEEKLY, prune_backups=dict(keep_last=3, keep_weekly=2)))
+    assert [w["params"] for w in pve_sim.writes()] == [{"prune-backups": "keep-last=3,keep-weekly=2"}]
+    assert changed["diff"]["before"]["prune-backups"] == "keep-last=3"
 
 
 def test_update_sends_only_what_differs_with_diff(pve_sim, run_module):
