@@ -173,6 +173,16 @@ def _described_perm(description):
 ROOT = "root@pam"
 
 
+def is_root(principal):
+    """True for root@pam itself (a ticket), the only caller PVE lets set root-only options.
+
+    PVE compares the authenticated user id with 'root@pam'; for an API token that id is
+    ``user@realm!token`` (pve-access-control PVE/RPCEnvironment.pm), so no token is root, not even
+    one of root@pam. None (an internal call without a principal) counts as root.
+    """
+    return principal is None or (principal.userid == ROOT and not principal.tokenid)
+
+
 def authorize(principal, method, params):
     """Raise PermissionDenied when ``principal`` may not call ``method`` with ``params``.
 
