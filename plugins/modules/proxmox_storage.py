@@ -154,6 +154,8 @@ options:
     description:
       - Take snapshots as volume chains (V(dir), V(nfs), V(lvm)). Proxmox VE 9 or later; refused on
         Proxmox VE 8 before anything is written.
+      - Fixed when the storage is created on V(dir) and V(nfs) (changing it means removing and re-adding the
+        storage); an V(lvm) storage may change it.
     type: bool
   storages:
     description:
@@ -268,6 +270,7 @@ from ansible_collections.ailab.cluster.plugins.module_utils._proxmox import (
     REMOVE,
     ProxmoxError,
     diff_config,
+    to_pve,
     unordered_list,
 )
 from ansible_collections.ailab.cluster.plugins.module_utils._proxmox_list import (
@@ -327,8 +330,12 @@ BLOCK_TYPES = ("lvm", "lvmthin", "zfspool")
 SCHEMA_CREATE_ONLY = ("authsupported", "base", "datastore", "export", "iscsiprovider", "path", "portal", "share",
                       "target", "thinpool", "type", "vgname")
 # Parameters PUT takes that the storage plugin marks fixed for its type (server of NFS/CIFS/PBS, the
-# pool of a zfspool storage; on other types, such as rbd, they may change).
-TYPE_FIXED = {"nfs": ("server",), "cifs": ("server",), "pbs": ("server",), "zfspool": ("pool",)}
+# pool of a zfspool storage; on other types, such as rbd, they may change). Sending one fails with
+# 500 "can't change value of fixed parameter", even with the same value (pve-common SectionConfig.pm
+# check_config); snapshot-as-volume-chain is fixed on file storages, not on LVM (pve-storage plugins'
+# options()).
+TYPE_FIXED = {"nfs": ("server", "snapshot-as-volume-chain"), "cifs": ("server", "snapshot-as-volume-chain"),
+              "dir": ("snapshot-as-volume-chain",), "pbs": ("server",), "zfspool": ("pool",)}
 # Where the data of a removed definition stays, for the fixed-option message.
 DATA_STAYS = {"nfs": "its data stays on the server", "dir": "its data stays in the directory",
               "lvm": "its data stays in the volume group", "lvmthin": "its data stays in the thin pool",
@@ -346,6 +353,11 @@ def pve_key(option):
     return option.replace("_", "-")
 
 
+def _as_pve_text(value):
+    """A value as PVE stores it, as text (True and 1 compare equal)."""
+    return None if value is None else str(to_pve(value))
+
+
 def fixed_options(storage_type):
     return set(SCHEMA_CREATE_ONLY) | set(TYPE_FIXED.get(storage_type, ()))
 
@@ -357,6 +369,16 @@ class StorageManager(CollectionManager):
     list_key = "storages"
     result_key = "storage"
     item_options = ITEM_OPTIONS
+
+    def __init__(self, module, client):
+        super(StorageManager, self).__init__(module, client)
+        # The cluster's node names, read once (for all storages) when a storage names nodes.
+        self.node_names = None
+
+    def cluster_node_names(self):
+        if self.node_names is None:
+            self.node_names = sorted(n["node"] for n in self.client.get("nodes", what="the cluster's nodes") or [])
+        return self.node_names
 
     def set_options(self, item):
         return [k for k in ITEM_OPTIONS if k not in ("storage", "type") and item.get(k) is not None]
@@ -376,13 +398,12 @@ class StorageManager(CollectionManager):
         if item["nodes"]:
             # PVE accepts any node name here (format pve-node-list); a typo would silently hide the storage
             # from the node meant. One read of the cluster's nodes, for all storages.
-            if getattr(self, "_node_names", None) is None:
-                self._node_names = sorted(n["node"] for n in self.client.get("nodes", what="the cluster's nodes") or [])
-            unknown = sorted(set(item["nodes"]) - set(self._node_names))
+            known = self.cluster_node_names()
+            unknown = sorted(set(item["nodes"]) - set(known))
             if unknown:
                 raise ProxmoxError("storage %s: nodes names %s, which %s not a node of this cluster (nodes: %s)"
                                    % (name, ", ".join(unknown), "is" if len(unknown) == 1 else "are",
-                                      ", ".join(self._node_names)))
+                                      ", ".join(known)))
         version_bound = [k for k in PVE9_OPTIONS if item.get(k) is not None]
         if version_bound and self.client.major < 9:
             raise ProxmoxError("storage %s: %s needs Proxmox VE 9 or later and this cluster runs %s; leave it out"
@@ -438,16 +459,21 @@ class StorageManager(CollectionManager):
             return change
         for option in options:
             key = pve_key(option)
-            if key in fixed_options(storage_type) and key in entry:
-                if NORMALIZERS.get(key, str)(desired[key]) != NORMALIZERS.get(key, str)(entry[key]):
-                    raise ProxmoxError(
-                        "storage %s: %s cannot change after creation (it is %s, wanted %s); remove and re-add the "
-                        "storage (%s) or keep the old value" %
-                        (name, option, entry[key], desired[key], DATA_STAYS.get(storage_type, "its data is not removed")))
+            if key not in fixed_options(storage_type):
+                continue
+            # Absent means PVE's default (snapshot-as-volume-chain: 0); a fixed option without one cannot be added.
+            current = entry.get(key, DEFAULTS.get(key))
+            norm = NORMALIZERS.get(key, _as_pve_text)
+            if current is None or norm(desired[key]) != norm(current):
+                raise ProxmoxError(
+                    "storage %s: %s cannot change after creation (it is %s, wanted %s); remove and re-add the "
+                    "storage (%s) or keep the old value" %
+                    (name, option, "unset" if current is None else current, to_pve(desired[key]),
+                     DATA_STAYS.get(storage_type, "its data is not removed")))
         for option in options:
             key = pve_key(option)
             if key in fixed_options(storage_type):
-                desired.pop(key)  # equal (checked above) or not set on this storage: never sent in an update
+                desired.pop(key)  # equal (checked above): never sent in an update, PVE refuses even the same value
         params, delete, before, after = diff_config(desired, entry, NORMALIZERS, DEFAULTS)
         if not params and not delete:
             return None

@@ -1,11 +1,13 @@
 """``/storage``: the cluster storage configuration (storage.cfg) with per-type option rules.
 
 Like PVE, options that are fixed for a storage type (``path``, ``server``, ``export``,
-``vgname``...) cannot be changed after creation (HTTP 400), options foreign to the type are
+``vgname``...) cannot be changed after creation: those that no type may change are not in the
+PUT schema (HTTP 400 from the schema check), the others fail in the type's check (HTTP 500
+"update storage failed: can't change value of fixed parameter"). Options foreign to the type are
 refused and required options must be present on create.
 """
 
-from ..errors import ApiError, ParamError
+from ..errors import ApiError
 from ..formats import split_list
 from ..state import GIB, SHARED_STORAGES, STORAGE_TYPES
 from . import route
@@ -15,6 +17,10 @@ CONTENT_BY_TYPE = {"lvm": BLOCK_CONTENT, "lvmthin": BLOCK_CONTENT, "zfspool": BL
                    "iscsi": {"images", "none"}, "pbs": {"backup"}}
 SECRET_OPTIONS = ("password", "encryption-key", "keyring", "master-pubkey")
 CONTROL_PARAMS = ("storage", "digest", "delete", "type")
+# Fixed in PVE 9 besides STORAGE_TYPES' list: pve-storage src/PVE/Storage/{DirPlugin,NFSPlugin,CIFSPlugin}.pm
+# options() declare 'snapshot-as-volume-chain' => { optional => 1, fixed => 1 } (LVMPlugin does not fix it).
+FIXED_ALSO = {"dir": ("snapshot-as-volume-chain",), "nfs": ("snapshot-as-volume-chain",),
+              "cifs": ("snapshot-as-volume-chain",)}
 
 
 def _public(storage_id, config, digest):
@@ -78,7 +84,7 @@ def create_storage(call):
 
 @route("PUT", "/storage/{storage}")
 def update_storage(call):
-    """Update a storage definition; fixed options are refused with 400 like PVE."""
+    """Update a storage definition; fixed options are refused with 500 like PVE."""
     state = call.state
     storage_id = call.get("storage")
     config = state.storage(storage_id)
@@ -89,9 +95,14 @@ def update_storage(call):
     rules = STORAGE_TYPES.get(storage_type)
     options = {k: v for k, v in call.params.items() if k not in CONTROL_PARAMS}
     if rules is not None:
-        fixed = {key: f"can't change value of fixed parameter '{key}'" for key in options if key in rules["fixed"]}
-        if fixed:
-            raise ParamError(fixed)
+        # pve-common src/PVE/SectionConfig.pm check_config: on update, any option the type marks fixed
+        # dies "can't change value of fixed parameter '<key>'" (whatever its value, even the same one);
+        # pve-storage src/PVE/API2/Storage/Config.pm update runs it inside lock_storage_config(...,
+        # "update storage failed"), so the answer is a 500 with that prefix, not a 400.
+        fixed_keys = tuple(rules["fixed"]) + FIXED_ALSO.get(storage_type, ())
+        for key in sorted(options):
+            if key in fixed_keys:
+                raise ApiError(f"update storage failed: can't change value of fixed parameter '{key}'")
         for key in options:
             if key not in rules["options"] and key not in ("content", "nodes", "disable"):
                 raise ApiError(f"update storage failed: unexpected property '{key}'")
@@ -101,7 +112,7 @@ def update_storage(call):
     for key in deletions:
         if rules is not None and key in rules["required"]:
             raise ApiError(f"update storage failed: unable to delete required option '{key}'")
-        if rules is not None and key in rules["fixed"]:
+        if rules is not None and key in tuple(rules["fixed"]) + FIXED_ALSO.get(storage_type, ()):
             raise ApiError(f"update storage failed: unable to delete fixed option '{key}'")
     config.update(options)
     for key in deletions:

@@ -60,10 +60,13 @@ def test_storage_crud_and_fixed_properties(pve_sim):
     assert raised.value.status_code == 400
     assert raised.value.errors == {
         "path": "property is not defined in schema and the schema does not allow additional properties"}
-    with pytest.raises(ResourceException) as raised:
-        api.storage("nas").put(server="10.0.0.9")
-    assert raised.value.status_code == 400
-    assert raised.value.errors == {"server": "can't change value of fixed parameter 'server'"}
+    # pve-common SectionConfig.pm check_config inside pve-storage API2/Storage/Config.pm update: a 500,
+    # for any value of a fixed option (the same one too)
+    for server in ("10.0.0.9", api.storage("nas").get()["server"]):
+        with pytest.raises(ResourceException) as raised:
+            api.storage("nas").put(server=server)
+        assert raised.value.status_code == 500
+        assert raised.value.content == "update storage failed: can't change value of fixed parameter 'server'"
     with pytest.raises(ResourceException) as raised:
         api.storage.post(storage="scratch", type="dir", path="/srv/x")
     assert raised.value.status_code == 500
@@ -113,3 +116,19 @@ def test_unknown_node_fails_like_pveproxy(pve_sim):
         pve_sim.api().nodes("pve-9").qemu.get()
     assert raised.value.status_code == 500
     assert raised.value.content.startswith("hostname lookup 'pve-9' failed")
+
+
+def test_snapshot_as_volume_chain_is_fixed_on_file_storages_only(pve9_sim):
+    """pve-storage DirPlugin/NFSPlugin/CIFSPlugin options(): 'snapshot-as-volume-chain' is fixed; LVMPlugin: not."""
+    api = pve9_sim.api()
+    api.storage.post(storage="chain", type="dir", path="/srv/chain", **{"snapshot-as-volume-chain": 1})
+    with pytest.raises(ResourceException) as raised:
+        api.storage("chain").put(**{"snapshot-as-volume-chain": 0})
+    assert raised.value.status_code == 500
+    assert raised.value.content == "update storage failed: can't change value of fixed parameter 'snapshot-as-volume-chain'"
+    with pytest.raises(ResourceException) as raised:
+        api.storage("chain").put(delete="snapshot-as-volume-chain")
+    assert raised.value.content == "update storage failed: unable to delete fixed option 'snapshot-as-volume-chain'"
+    api.storage.post(storage="thick", type="lvm", vgname="vg0")
+    api.storage("thick").put(**{"snapshot-as-volume-chain": 1})
+    assert api.storage("thick").get()["snapshot-as-volume-chain"] == 1

@@ -194,6 +194,35 @@ def test_snapshot_as_volume_chain_needs_pve9(pve_sim, run_module):
         assert storage(pve_sim, "backups")["snapshot-as-volume-chain"] == 1
 
 
+def test_snapshot_as_volume_chain_is_fixed_on_a_dir_storage(pve9_sim, run_module):
+    """PVE refuses any write of a fixed option with a 500 (SectionConfig.pm check_config): refuse it first."""
+    assert run(run_module, pve9_sim, **BACKUPS)["changed"]
+    pve9_sim.clear_log()
+    result = run(run_module, pve9_sim, **BACKUPS, snapshot_as_volume_chain=True)
+    assert result["failed"]
+    assert result["msg"] == ("storage backups: snapshot_as_volume_chain cannot change after creation (it is 0, wanted 1); "
+                             "remove and re-add the storage (its data stays in the directory) or keep the old value")
+    assert pve9_sim.writes() == []
+    # the value PVE assumes (absent = 0) is no change and is not sent: PVE would refuse even that
+    same = run(run_module, pve9_sim, **BACKUPS, snapshot_as_volume_chain=False)
+    assert same["changed"] is False and pve9_sim.writes() == []
+    # an LVM storage may change it
+    pve9_sim.api().storage.post(storage="thick", type="lvm", vgname="vg0")
+    pve9_sim.clear_log()
+    lvm = run(run_module, pve9_sim, storage="thick", snapshot_as_volume_chain=True)
+    assert lvm["changed"], lvm
+    assert [w["params"] for w in pve9_sim.writes()] == [{"snapshot-as-volume-chain": "1"}]
+
+
+def test_node_names_are_read_once_for_all_storages(pve_sim, run_module):
+    pve_sim.clear_log()
+    result = run(run_module, pve_sim, storages=[dict(BACKUPS, nodes=["pve-1"]),
+                                                dict(storage="iso", type="dir", path="/srv/iso", content=["iso"],
+                                                     nodes=["pve-2"])])
+    assert result["changed"], result
+    assert [r["path"] for r in pve_sim.reads()].count("/nodes") == 1
+
+
 def test_single_and_list_options_do_not_mix(pve_sim, run_module):
     result = run(run_module, pve_sim, storage="nas", storages=[BACKUPS])
     assert result["failed"] and "mutually exclusive" in result["msg"]
