@@ -53,6 +53,10 @@ class Settings:
     task_duration: float = 0.05
     migrate_duration: float | None = None
     agent_delay: float = 0.0
+    # Seconds between pvestatd rounds: name, status, template, CPU and memory of a guest in
+    # /cluster/resources lag by up to this much (pve-manager PVE/Service/pvestatd.pm runs every 10 s);
+    # 0: always fresh.
+    stats_interval: float = 10.0
 
 
 class RequestLog:
