@@ -48,6 +48,8 @@ def build_parser():
     parser.add_argument("--readonly-token-secret", help="read-only token secret (default: random UUID)")
     parser.add_argument("--control-token", help="token for the /_sim control API (default: random)")
     parser.add_argument("--task-duration", type=float, default=0.05, help="seconds a task runs (default 0.05)")
+    parser.add_argument("--stats-interval", type=float, default=10.0,
+                        help="seconds between pvestatd rounds: how long /cluster/resources lags (default 10, 0: fresh)")
     parser.add_argument("--verbose", action="store_true", help="log every request to stderr")
     parser.add_argument("--exit-on-stdin-eof", action="store_true",
                         help="stop when stdin closes (the parent process went away); used by testing.py")
@@ -75,7 +77,8 @@ def main(argv=None):
     ]
 
     certs = ensure_certificates(state_dir, args.bind)
-    app = Simulator(personality(args.pve), seed, accounts, schema, Settings(task_duration=args.task_duration))
+    app = Simulator(personality(args.pve), seed, accounts, schema, Settings(task_duration=args.task_duration,
+                                                                         stats_interval=args.stats_interval))
     app.fingerprint = fingerprint(certs["cert_file"])
     if args.persist:
         app.persistence = StateFile(args.persist, app)
