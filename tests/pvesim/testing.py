@@ -37,11 +37,15 @@ class SimulatorProcess:
     ``pve`` is 8 or 9, ``seed`` a seed dict, a path to a YAML/JSON seed file or a built-in seed name
     (``default``, ``empty``, ``standalone``), ``state_dir`` where the CA and certificate go (a
     temporary directory by default), ``persist`` a state file to load at start and keep up to date
-    (``--persist``), ``args`` extra CLI arguments.
+    (``--persist``), ``args`` extra CLI arguments. ``stats_interval`` is the pvestatd round
+    (``--stats-interval``): 0 by default here, so that ``/cluster/resources`` is always fresh; None
+    keeps the server's realistic default (10 s); a test of the lag sets it or changes the setting.
     """
 
-    def __init__(self, pve=9, seed=None, state_dir=None, args=(), startup_timeout=30.0, env=None, persist=None):
+    def __init__(self, pve=9, seed=None, state_dir=None, args=(), startup_timeout=30.0, env=None, persist=None,
+                 stats_interval=0.0):
         self.pve = int(pve)
+        self.stats_interval = stats_interval
         self.seed = seed
         self.persist = persist
         self._own_dir = state_dir is None
@@ -61,6 +65,8 @@ class SimulatorProcess:
         self.state_dir.mkdir(parents=True, exist_ok=True)
         command = [sys.executable, "-m", "pvesim", "--pve", str(self.pve), "--port", "0",
                    "--state-dir", str(self.state_dir), "--exit-on-stdin-eof", *self.args]
+        if self.stats_interval is not None and "--stats-interval" not in self.args:
+            command += ["--stats-interval", str(self.stats_interval)]
         if self.seed is not None:
             seed_path = self.seed
             if isinstance(self.seed, dict):
