@@ -1,5 +1,6 @@
 """Cluster-wide read endpoints: ``/version``, ``/cluster/status``, ``/cluster/resources``, ``/cluster/nextid``."""
 
+import math
 import time
 
 from ..errors import ParamError
@@ -51,17 +52,59 @@ def node_resource(state, node):
     return entry
 
 
-def guest_resource(state, guest):
-    """The ``/cluster/resources`` entry of a VM or container."""
+# What pvestatd reports about a guest (about every 10 s, broadcast through the RRD cache) and
+# /cluster/resources therefore shows with a lag: pve-manager PVE/API2Tools.pm extract_vm_stats
+# starts each entry as {id, vmid, node, type, status => 'unknown'} and fills these keys only when
+# the RRD cache has data for the guest (pvestatd's update_qemu_status/update_lxc_status).
+STAT_KEYS = ("name", "status", "template", "maxcpu", "maxmem", "maxdisk", "mem", "cpu", "disk", "uptime", "netin",
+             "netout", "diskread", "diskwrite")
+
+
+def _live_stats(state, guest):
     node = state.nodes[guest.node]
-    status = guest.status if node.online else "unknown"
-    entry = {
-        "id": f"{guest.kind}/{guest.vmid}", "type": guest.kind, "vmid": guest.vmid, "name": guest.name,
-        "node": guest.node, "status": status, "template": int(guest.config.get("template", 0)),
+    status = guest.status
+    return {
+        "name": guest.name, "status": status, "template": int(guest.config.get("template", 0)),
         "maxcpu": guest.cpus(node.cpus), "maxmem": guest.memory_bytes(), "maxdisk": guest.boot_disk_size(),
         "mem": guest.memory_bytes() // 3 if status == "running" else 0, "cpu": 0.01 if status == "running" else 0,
         "disk": 0, "uptime": guest.uptime(), "netin": 0, "netout": 0, "diskread": 0, "diskwrite": 0,
     }
+
+
+def guest_stats(state, guest, interval, now=None):
+    """The pvestatd view of ``guest`` (the STAT_KEYS), or None while pvestatd has not seen it yet.
+
+    pvestatd runs every ``interval`` seconds (``stats_interval``; 0 means always fresh). What a guest
+    showed at its last round is kept on the guest (``pvestatd``) and renewed once a new round has
+    begun; a guest created (``created_at``) after the latest round has no data yet. The renewal takes
+    the state at the first read after a round, not at the round itself: a change made between the
+    round and that read shows one round early.
+    """
+    if not interval or interval <= 0:
+        return _live_stats(state, guest)
+    now = time.time() if now is None else now
+    round_start = math.floor(now / interval) * interval
+    seen = getattr(guest, "pvestatd", None)
+    if seen is not None and seen[0] >= round_start:
+        return seen[1]
+    if getattr(guest, "created_at", 0.0) > round_start:
+        return seen[1] if seen is not None else None
+    stats = _live_stats(state, guest)
+    guest.pvestatd = (round_start, stats)
+    return stats
+
+
+def guest_resource(state, guest, interval=0.0):
+    """The ``/cluster/resources`` entry of a VM or container (pvestatd data lags by ``interval``)."""
+    node = state.nodes[guest.node]
+    entry = {"id": f"{guest.kind}/{guest.vmid}", "type": guest.kind, "vmid": guest.vmid, "node": guest.node,
+             "status": "unknown"}
+    stats = guest_stats(state, guest, interval)
+    if stats is not None and node.online:
+        entry.update(stats)
+    elif stats is not None:  # the node is gone: PVE keeps the last data but cannot say the state
+        entry.update(stats, status="unknown", mem=0, cpu=0)
+    # live keys: the config lock and tags (pmxcfs), the HA state (the manager status)
     if guest.lock:
         entry["lock"] = guest.lock
     if guest.config.get("tags"):
@@ -92,7 +135,8 @@ def cluster_resources(call):
     if wanted in (None, "node"):
         result.extend(node_resource(state, node) for node in state.nodes.values())
     if wanted in (None, "vm"):
-        result.extend(guest_resource(state, guest) for guest in sorted(state.guests.values(), key=lambda g: g.vmid))
+        interval = call.app.settings.stats_interval
+        result.extend(guest_resource(state, guest, interval) for guest in sorted(state.guests.values(), key=lambda g: g.vmid))
     if wanted in (None, "storage"):
         for storage_id, config in state.storages.items():
             allowed = split_list(config.get("nodes", ""))

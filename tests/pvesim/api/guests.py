@@ -32,6 +32,7 @@ from ..state import (
     parse_property_string,
     print_property_string,
 )
+from ..auth import is_root
 from . import route
 
 GIB = 1024**3
@@ -300,6 +301,61 @@ def apply_pending(state, guest, kind):
     guest.pending_delete.clear()
 
 
+# Tags as PVE stores them: pve-guest-common src/PVE/GuestHelpers.pm get_unique_tags splits the
+# list (PVE::Tools::split_list: ';', ',' or spaces), drops repeats without regard to case (the first
+# spelling wins; datacenter tag-style case-sensitive is off by default) and sorts them without
+# regard to case (tag-style ordering defaults to alphabetical); qemu-server and pve-container call it
+# for every 'tags' write.
+def unique_tags(value):
+    """``value`` as PVE stores a tags option: de-duplicated and sorted case-insensitively, ``;``-joined."""
+    seen, tags = set(), []
+    for tag in re.split(r"[;,\s]+", str(value or "")):
+        if tag and tag.lower() not in seen:
+            seen.add(tag.lower())
+            tags.append(tag)
+    return ";".join(sorted(tags, key=str.lower))
+
+
+# Options only root@pam itself may set; an API token's user is "user@realm!token", so no token
+# may set them, root@pam's own included (PVE compares the auth user id with 'root@pam').
+# qemu-server src/PVE/API2/Qemu.pm $check_vm_modify_config_perm: every option outside the known
+# privilege groups ends in `die "only root can set '$opt' config\n"` (args, the running*/vmstate
+# keys...); hostpciN with a raw 'host' device: "only root can set '$opt' config for non-mapped
+# devices" (mapped devices need Mapping.Use instead); usbN with a raw host device likewise.
+# pve-container src/PVE/LXC.pm check_ct_modify_config_perm: bind mounts (a host path as volume) and
+# devN device passthrough: "Only root can modify ..." (modelled with the qemu wording's structure).
+QEMU_ROOT_ONLY = frozenset(("args", "lock", "vmstate", "runningmachine", "runningcpu"))
+
+
+def root_only_problem(kind, key, value):
+    """The message PVE dies with when a non-root caller sets ``key`` to ``value``, or None."""
+    family = _family(key)
+    if kind.name == "qemu":
+        if key in QEMU_ROOT_ONLY:
+            return f"only root can set '{key}' config"
+        if family in ("hostpci", "usb") and isinstance(value, str):
+            parsed = parse_property_string(value, "host")
+            if parsed.get("host") and not parsed.get("mapping") and parsed.get("host") != "spice":
+                return f"only root can set '{key}' config for non-mapped devices"
+        return None
+    if family == "mp" and isinstance(value, str) and parse_property_string(value, "volume").get("volume", "") \
+            .startswith("/"):
+        return f"Only root can modify bind mounts ({key})"
+    if family == "dev":
+        return f"Only root can modify device passthrough ({key})"
+    return None
+
+
+def check_root_only(call, kind, params):
+    """Refuse root-only options unless the caller is root@pam itself (a ticket, not a token)."""
+    if is_root(call.principal):
+        return
+    for key, value in params.items():
+        problem = root_only_problem(kind, key, value)
+        if problem:
+            raise ApiError(problem)
+
+
 def _hash_password(password):
     """Store a cloud-init password hashed, as PVE does (the shape of a crypt(3) SHA-256 hash)."""
     salt = secrets.token_urlsafe(12)
@@ -342,6 +398,8 @@ def apply_config(state, guest, kind, params, creating=False):
             changes[key] = _net_value(guest, kind, key, value)
         elif key == "cipassword" and kind.name == "qemu" and not _CRYPTED.match(str(value)):
             changes[key] = _hash_password(str(value))
+        elif key == "tags":
+            changes[key] = unique_tags(value)
         else:
             changes[key] = value
     for key in reverts:
@@ -487,6 +545,7 @@ def _update_config(kind, asynchronous):
     def handler(call):
         state = call.state
         guest = _guest(call, kind)
+        check_root_only(call, kind, call.params)
         _check_lock(guest, kind, call.get("skiplock"))
         if call.get("digest") and call.get("digest") != guest.digest():
             raise ApiError("detected modified configuration - file changed by other user? Try again.")
@@ -525,6 +584,7 @@ def _create(kind):
         node, vmid = call.get("node"), call.get("vmid")
         if call.get("archive") or call.get("restore"):
             raise NotModelled("POST", f"{kind.prefix} (restore from backup)")
+        check_root_only(call, kind, call.params)
         state.check_vmid_unused(vmid)
         guest = Guest(vmid=vmid, kind=kind.name, node=node, config={})
         params = dict(call.params)
@@ -552,6 +612,7 @@ def _create(kind):
             if order:
                 guest.config["boot"] = "order=" + ";".join(order)
         guest.config["lock"] = "create"
+        guest.created_at = time.time()  # pvestatd has not seen it yet (api/cluster.py guest_stats)
         state.guests[vmid] = guest
         start = bool(call.get("start"))
 
@@ -783,6 +844,7 @@ def _clone(kind):
                 clone.config[key] = _disk_value(state, clone, kind, key,
                                                 f"{storage_id or cloudinit}:cloudinit,media=cdrom")
         clone.config["lock"] = "clone"
+        clone.created_at = time.time()
         state.guests[newid] = clone
 
         def work(task):

@@ -19,6 +19,9 @@ def _create_vm(api, wait, vmid=100, node="pve-1", **options):
 
 def test_create_vm_returns_upid_and_task_finishes_ok(pve9_sim, wait):
     api = pve9_sim.api()
+    # The task must still run when it is looked at: hold it 2 s instead of the usual 0.05 s, far
+    # longer than the two reads below take even on a loaded machine.
+    pve9_sim.fault("slow_tasks", task_type="qmcreate", delay=2.0)
     upid = api.nodes("pve-1").qemu.post(vmid=100, name="gpu-1", memory=8192, cores=4, agent="enabled=1",
                                         scsi0="local-lvm:32,iothread=1", net0="virtio,bridge=vmbr0",
                                         ipconfig0="ip=dhcp", ide2="nas:cloudinit")

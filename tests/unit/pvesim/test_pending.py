@@ -42,7 +42,7 @@ def test_cold_changes_of_a_running_vm_stay_pending_until_the_next_start(pve9_sim
 
 
 def test_reboot_applies_pending_changes_and_revert_drops_them(pve_sim, wait):
-    api = pve_sim.api()
+    api = pve_sim.api(auth="password")  # root@pam itself: a raw hostpciN is root-only
     vm = _running_vm(api, wait)
     vm.config.put(sockets=2, hostpci0="0000:01:00,pcie=1", machine="q35")
     assert set(_pending(vm)) == {"sockets", "hostpci0", "machine"}

@@ -8,7 +8,7 @@ CT_TEMPLATE = "local:vztmpl/debian-12-standard_12.7-1_amd64.tar.zst"
 
 
 def make_vm(sim, vmid=103, name="maria-gpu", node="pve-1", disk="nas:32", running=True, **config):
-    api = sim.api()
+    api = sim.api(auth="password")  # root@pam itself: raw hostpciN is root-only (no API token may set it)
     api.nodes(node).qemu.post(vmid=vmid, name=name, memory=8192, cores=4, scsi0=disk, net0="virtio,bridge=vmbr0",
                               **config)
     sim.wait_tasks()
