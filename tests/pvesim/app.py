@@ -147,6 +147,7 @@ class Simulator:
         self.tasks = TaskRunner(self.state.lock, self.faults, self.settings.task_duration)
         self.tasks.on_finish = self.state_changed
         self.auth = Authenticator(accounts)
+        self.auth.state = self.state  # users, tokens and ACLs made through /access live in the state
         self.requests = RequestLog()
         self.control = None
         self.fingerprint = ""

@@ -1,15 +1,19 @@
-"""Authentication and authorisation: tickets, CSRF tokens, API tokens and two roles.
+"""Authentication and authorisation: tickets, CSRF tokens, API tokens, ACLs.
 
 Like PVE, a client logs in with ``POST /access/ticket`` and then sends the ticket as cookie
 ``PVEAuthCookie`` and, for every non-GET request, the ``CSRFPreventionToken`` header; or it sends
 ``Authorization: PVEAPIToken=user@realm!name=secret``. Tickets are HMAC-signed and expire after
 two hours (PVE's lifetime).
 
-There are two roles. ``admin`` (root@pam and its token) may do everything; ``audit`` (a read-only
-user and token, like PVE's PVEAuditor role) may only read: any non-GET request answers 403 with
-PVE's ``Permission check failed (<path>, <privilege>)`` text, taken from the method's schema.
-Methods whose schema has no permissions at all (``POST /cluster/config``, ``.../join``) are
-root@pam-only, as in PVE: a token, even root@pam's, gets ``Permission check failed (user != root@pam)``.
+The command line configures two accounts: ``admin`` (root@pam and its token, which holds every
+privilege) and ``audit`` (a read-only user and token holding PVE's PVEAuditor role on ``/``).
+Users, roles, ACLs and privilege-separated tokens made through ``/access`` are evaluated by
+:mod:`pvesim.acl`. Every call is checked against the ``permissions`` of its method in the API
+schema (``check`` expressions as PVE's RPCEnvironment evaluates them; for ``user: all`` writes, the
+privilege the description names); a refusal answers 403 with PVE's
+``Permission check failed (<path>, <privilege>)``. Methods whose schema has no permissions at all
+(``POST /cluster/config``, ``.../join``) are root@pam-only, as in PVE: a token, even root@pam's,
+gets ``Permission check failed (user != root@pam)``.
 """
 
 import base64
@@ -19,9 +23,10 @@ import re
 import secrets
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from urllib.parse import unquote
 
+from .acl import AccessConfig, evaluate
 from .errors import AuthError, PermissionDenied
 
 TICKET_LIFETIME = 7200
@@ -29,16 +34,28 @@ TICKET_LIFETIME = 7200
 
 @dataclass(frozen=True)
 class Principal:
-    """The authenticated caller: user id, optional token name and role (``admin``/``audit``)."""
+    """The authenticated caller: user id, optional token name, role (``admin``/``audit``/``user``).
+
+    ``privsep`` tells whether a token is privilege-separated; ``access`` is the cluster's
+    AccessConfig, ``extra_roles`` the roles a command-line account holds outside the ACL.
+    """
 
     userid: str
     role: str
     tokenid: str | None = None
+    privsep: bool = False
+    access: object = field(default=None, compare=False, repr=False)
+    extra_roles: tuple = ()
 
     @property
     def name(self):
         """``user@realm`` or ``user@realm!token`` as PVE writes it into task UPIDs."""
         return f"{self.userid}!{self.tokenid}" if self.tokenid else self.userid
+
+    def privileges(self, path):
+        """The privileges this caller holds on ``path``."""
+        access = self.access or AccessConfig(9)
+        return access.permissions(self, path, dict(self.extra_roles))
 
 
 @dataclass
@@ -67,6 +84,19 @@ class Authenticator:
     def __init__(self, accounts):
         self.accounts = {account.userid: account for account in accounts}
         self._key = secrets.token_bytes(32)
+        self.state = None  # the ClusterState, whose ``access`` holds users, tokens and ACLs made through the API
+
+    @property
+    def access(self):
+        """The cluster's AccessConfig (an empty one when no state is attached)."""
+        return getattr(self.state, "access", None) or AccessConfig(9)
+
+    def principal(self, userid, tokenid=None, privsep=False):
+        """A Principal with the roles its account holds outside the ACL."""
+        account = self.accounts.get(userid)
+        role = account.role if account else "user"
+        extra = {"admin": (("/", ("Administrator",)),), "audit": (("/", ("PVEAuditor",)),)}.get(role, ())
+        return Principal(userid, role, tokenid, privsep, self.access, extra)
 
     def _sign(self, text):
         digest = hmac.new(self._key, text.encode(), hashlib.sha256).digest()
@@ -114,9 +144,9 @@ class Authenticator:
         if account is None:
             raise AuthError("authentication failure")
         if hmac.compare_digest(account.password.encode(), password.encode()):
-            return Principal(account.userid, account.role)
+            return self.principal(account.userid)
         if self.verify_ticket(password) == account.userid:
-            return Principal(account.userid, account.role)
+            return self.principal(account.userid)
         raise AuthError("authentication failure")
 
     def authenticate(self, headers, cookies, method):
@@ -128,13 +158,21 @@ class Authenticator:
         authorization = headers.get("Authorization") or headers.get("authorization")
         if authorization and authorization.startswith("PVEAPIToken="):
             full, sep, secret = authorization[len("PVEAPIToken="):].partition("=")
-            userid, bang, tokenname = full.partition("!")
+            userid, bang, tokenname = full.rpartition("!")
+            if not sep or not bang:
+                raise AuthError("invalid token value!")
             account = self.accounts.get(userid)
-            if not sep or not bang or account is None or tokenname not in account.tokens:
+            if account is not None and tokenname in account.tokens:
+                if not hmac.compare_digest(account.tokens[tokenname].encode(), secret.strip().encode()):
+                    raise AuthError("invalid token value!")
+                return self.principal(userid, tokenname)
+            access = self.access
+            if not access.token_matches(userid, tokenname, secret.strip()):
                 raise AuthError("invalid token value!")
-            if not hmac.compare_digest(account.tokens[tokenname].encode(), secret.strip().encode()):
-                raise AuthError("invalid token value!")
-            return Principal(userid, account.role, tokenname)
+            user = access.users.get(userid) or {}
+            if not user.get("enable", 1):  # PVE's check_token_exist + check_user_enabled
+                raise AuthError("user account disabled or expired.")
+            return self.principal(userid, tokenname, bool(access.token(userid, tokenname).get("privsep", 1)))
         ticket = cookies.get("PVEAuthCookie")
         if not ticket:
             return None
@@ -145,20 +183,7 @@ class Authenticator:
             csrf = headers.get("CSRFPreventionToken") or headers.get("csrfpreventiontoken")
             if not self.verify_csrf(csrf, userid):
                 raise AuthError("Permission denied - invalid csrf token")
-        return Principal(userid, self.accounts[userid].role)
-
-
-def _first_perm(check):
-    """Find the first ``['perm', path, [privs]]`` clause in a PVE permission check."""
-    if not isinstance(check, list) or not check:
-        return None
-    if check[0] == "perm" and len(check) >= 3:
-        return check[1], check[2]
-    for item in check[1:]:
-        found = _first_perm(item)
-        if found:
-            return found
-    return None
+        return self.principal(userid)
 
 
 _DESCRIBED = re.compile(r"'(?P<priv>[A-Z][A-Za-z]*\.[A-Za-z.]+)'[^/]*? on '?(?P<path>/[^\s',]*)")
@@ -188,16 +213,24 @@ def authorize(principal, method, params):
 
     A method without permissions in the schema (cluster create and join, ...) is for root@pam
     itself: PVE refuses it to every other user and to every API token, root@pam's included.
+    A ``check`` expression is evaluated as ``PVE::RPCEnvironment::check_api2_permissions`` does
+    (pve-access-control src/PVE/RPCEnvironment.pm). Methods open to ``all`` users check inside
+    their handler on PVE: reads filter what they return (the handlers here do the same), writes
+    check the privilege their description names; a write whose description names none is refused
+    to everyone but root@pam (stricter than PVE).
     """
     if not method.permissions and (principal.userid != ROOT or principal.tokenid):
         raise PermissionDenied(f"Permission check failed (user != {ROOT})")
-    if principal.role == "admin" or method.method == "GET":
+    if principal.userid == ROOT and not principal.privsep:
         return
-    found = _first_perm(method.permissions.get("check")) or _described_perm(method.permissions.get("description"))
+    check = method.permissions.get("check")
+    if check:
+        evaluate(check, principal, params)
+        return
+    if method.permissions.get("user") == "world" or method.method == "GET":
+        return
+    found = _described_perm(method.permissions.get("description"))
     if found is None:
         raise PermissionDenied("Permission check failed")
     path, privileges = found
-    for key, value in params.items():
-        path = path.replace("{" + key + "}", str(value))
-    privilege = privileges[0] if isinstance(privileges, list) and privileges else "Sys.Modify"
-    raise PermissionDenied(f"Permission check failed ({path}, {privilege})")
+    evaluate(["perm", path, privileges], principal, params)

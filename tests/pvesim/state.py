@@ -22,6 +22,7 @@ import uuid
 import zlib
 from dataclasses import dataclass, field
 
+from .acl import AccessConfig
 from .errors import ApiError
 from .formats import format_size, parse_size, split_list
 
@@ -357,6 +358,8 @@ class ClusterState:
         for mapping_entry in seed.get("pci_mappings") or []:
             entry = dict(mapping_entry)
             self.pci_mappings[entry.pop("id")] = entry
+        # users, custom roles, groups and ACL entries (user.cfg); see acl.py
+        self.access = AccessConfig(self.personality.major, seed.get("access"))
 
     def _register_volume(self, guest, volid, size):
         storage_id = volid.split(":", 1)[0]
@@ -656,6 +659,7 @@ class ClusterState:
             "ha": {"groups": copy.deepcopy(self.ha_groups), "resources": copy.deepcopy(self.ha_resources),
                    "rules": copy.deepcopy(self.ha_rules)},
             "backup_jobs": copy.deepcopy(self.backup_jobs), "pci_mappings": copy.deepcopy(self.pci_mappings),
+            "access": self.access.dump(),
         }
 
     def restore(self, data):
@@ -688,6 +692,7 @@ class ClusterState:
         self.ha_rules = copy.deepcopy(data["ha"]["rules"])
         self.backup_jobs = copy.deepcopy(data["backup_jobs"])
         self.pci_mappings = copy.deepcopy(data["pci_mappings"])
+        self.access = AccessConfig(self.personality.major, data.get("access"))  # absent in older state files
 
 
 def normalize_sid(sid):
