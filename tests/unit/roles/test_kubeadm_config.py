@@ -31,6 +31,8 @@ BAD_INPUT = {
     "b3": ({"kubeadm_control_plane_kubelet_config": {"cgroupDriver": "cgroupfs"}}, "cgroupDriver"),
     "b4": ({"kubeadm_control_plane_pod_subnet": "10.244.0.0"}, "pod_subnet"),
     "b5": ({"kubeadm_control_plane_node_name": "GPU_Node"}, "node_name"),
+    "b6": ({"kubeadm_control_plane_kubelet_config": {"cpuManagerPolicy": "static"}},
+           "cpuManagerPolicy static needs CPUs kept for the system"),
 }
 # The valid first control plane of the bad_cp cluster, also in kube_node (a one-node lab running workloads).
 SCHEDULABLE = "b0"
