@@ -236,6 +236,7 @@ class ProxmoxClient(object):
         self._version = None
         self.reads = 0
         self.writes = 0
+        self.userid = None  # user@realm of the connection (a token's user), set by from_module
 
     @classmethod
     def from_module(cls, module):
@@ -266,7 +267,9 @@ class ProxmoxClient(object):
                                  "api_password (or use api_token_id/api_token_secret)" % (p["api_user"], endpoint))
         except requests.exceptions.RequestException as exc:
             module.fail_json(msg=describe_connection_error(exc, endpoint, "login").msg)
-        return cls(api, endpoint=endpoint, retries=max(p["api_retries"], 0))
+        client = cls(api, endpoint=endpoint, retries=max(p["api_retries"], 0))
+        client.userid = kwargs["user"]
+        return client
 
     # -------------------------------------------------------------------- calls
     def _resource(self, path):
@@ -305,6 +308,30 @@ class ProxmoxClient(object):
 
     def delete(self, path, /, what=None, **params):
         return self._write("delete", path, what, params)
+
+    # -------------------------------------------------------------------- privileges
+    def require_visible(self, path, privileges, what):
+        """Fail when the caller may not see ``what`` on ACL ``path``.
+
+        Proxmox VE filters its lists by permission: an object the API user or token may not see is
+        simply absent, as if it did not exist. Call this before creating an object that a list did
+        not show: without one of ``privileges`` on ``path`` the module would try to recreate what
+        it only cannot see, so it fails with "missing privilege X on path Y" instead. One read of
+        ``/access/permissions`` (answered for the caller itself), made only when something is to be
+        created and not for root@pam, which sees everything (the collection's own token, made by the
+        ailab.cluster.proxmox_api_user role, belongs to a user of its own).
+        """
+        if self.userid == "root@pam":
+            return
+        held = self.get("access/permissions", what="the privileges of the API user", path=path) or {}
+        privileges_here = held.get(path) or {}
+        if any(privilege in privileges_here for privilege in privileges):
+            return
+        raise ProxmoxError(
+            "missing privilege %s on path %s: the API user or token cannot see %s, so it cannot tell whether it "
+            "already exists; give it %s on %s (docs/proxmox_privileges.md lists what each module needs, the "
+            "ailab.cluster.proxmox_api_user role grants it)"
+            % (" or ".join(privileges), path, what, privileges[0], path), status=403)
 
     # -------------------------------------------------------------------- version
     @property

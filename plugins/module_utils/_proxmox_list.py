@@ -47,6 +47,14 @@ from ansible_collections.ailab.cluster.plugins.module_utils._proxmox import (
 
 STATES = ["present", "absent"]
 
+# Proxmox VE lists an entry of these collections only to callers holding one of the privileges on
+# its ACL path (pve-storage Config.pm and pve-manager Cluster/Mapping/PCI.pm index): a missing entry
+# is created only after ProxmoxClient.require_visible made sure it is not just hidden.
+VISIBLE_WITH = {
+    "storage": ("/storage/%s", ("Datastore.Audit", "Datastore.AllocateSpace")),
+    "cluster/mapping/pci": ("/mapping/pci/%s", ("Mapping.Audit", "Mapping.Use", "Mapping.Modify")),
+}
+
 
 # ------------------------------------------------------------------------------ argument spec
 def list_argument_spec(options, elements, list_key, **module_options):
@@ -337,6 +345,10 @@ def run_collection_module(manager_cls, **module_options):
                 if change is not None:
                     changes.append(change)
         manager.verify(changes)
+        visible = VISIBLE_WITH.get(manager.path)
+        for change in changes:
+            if visible and change.action == "create":
+                client.require_visible(visible[0] % change.item_id, visible[1], manager.what(change.item_id))
     except ProxmoxError as exc:
         module.fail_json(msg=exc.msg, status=exc.status)
 
