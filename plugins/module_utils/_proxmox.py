@@ -362,6 +362,24 @@ class ProxmoxClient(object):
         exitstatus = status.get("exitstatus", "")
         if exitstatus == "OK" or str(exitstatus).startswith("WARNINGS"):
             return status
-        log = self.get("nodes/%s/tasks/%s/log" % (node, upid), what="task %s log" % upid, limit=500)
-        tail = [line.get("t", "") for line in log[-10:]] if isinstance(log, list) else []
+        tail = self.task_log_tail(node, upid)
         raise ProxmoxError("%s failed: %s. Task log tail: %s" % (what, exitstatus or "unknown error", " | ".join(tail)))
+
+    def task_log_tail(self, node, upid, lines=10, page=500, max_pages=40):
+        """The last ``lines`` lines of a task log (PVE pages it: ``start``/``limit``, first lines first).
+
+        The log is read a page at a time until a page comes back short, so a long log (a migration
+        with many disks) still gives its end, where the error is; at most ``max_pages`` pages.
+        """
+        what = "task %s log" % upid
+        path = "nodes/%s/tasks/%s/log" % (node, upid)
+        log = self.get(path, what=what, limit=page)
+        tail = list(log[-lines:]) if isinstance(log, list) else []
+        start, pages = page, 1
+        while isinstance(log, list) and len(log) >= page and pages < max_pages:
+            log = self.get(path, what=what, start=start, limit=page)
+            if isinstance(log, list) and log:
+                tail = (tail + list(log))[-lines:]
+            start += page
+            pages += 1
+        return [line.get("t", "") for line in tail if isinstance(line, dict)]

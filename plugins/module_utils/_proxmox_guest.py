@@ -70,6 +70,35 @@ def find_guest(guests, vmid=None, name=None, kind=None):
     return matches[0] if matches else None
 
 
+def name_unnamed(client, guests, kind=None):
+    """Give a name to the entries pvestatd has not reported yet, from their configuration.
+
+    ``/cluster/resources`` takes a guest's name, status and template flag from pvestatd, which
+    reports every 10 s or so (pve-manager PVE/API2Tools.pm extract_vm_stats): a guest created a few
+    seconds ago has status ``unknown`` and no name. A lookup by name must still find it, or a second
+    run would create it again. Reads the config of each unnamed entry (of ``kind``, when given) once;
+    returns how many were read.
+    """
+    read = 0
+    for entry in guests:
+        if entry.get("name") or (kind and entry.get("type") != kind):
+            continue
+        config = client.get("nodes/%s/%s/%s/config" % (entry["node"], entry["type"], entry["vmid"]),
+                            what=guest_word(entry["type"], entry["vmid"])) or {}
+        read += 1
+        name = config.get("name" if entry["type"] == "qemu" else "hostname")
+        if name:
+            entry["name"] = name
+        if "template" not in entry:
+            entry["template"] = int(norm_value(config.get("template", 0)) == "1")
+    return read
+
+
+def live_status(client, node, kind, vmid):
+    """``status/current`` of a guest: its power state now (``/cluster/resources`` lags), lock and HA state."""
+    return client.get("nodes/%s/%s/%s/status/current" % (node, kind, vmid), what=guest_word(kind, vmid)) or {}
+
+
 def node_problem(nodes, node):
     """Why ``node`` cannot take a guest (unknown or offline), or None."""
     if node not in nodes:
@@ -213,6 +242,7 @@ def nic_string(kind, props, mac):
 
 # ------------------------------------------------------------------ tags and lists
 def split_tags(value):
+    """A tag list or PVE's ``a;b`` string (``,`` and spaces separate too) as a list of tags."""
     if value is None:
         return []
     if isinstance(value, (list, tuple)):
@@ -222,8 +252,21 @@ def split_tags(value):
     return [str(t).strip() for t in items if str(t).strip()]
 
 
+def pve_tags(value):
+    """Tags as PVE stores them: repeats dropped without regard to case (the first spelling stays),
+    sorted without regard to case, ``;``-joined (pve-guest-common PVE::GuestHelpers::get_unique_tags
+    with the default datacenter tag-style)."""
+    seen, tags = set(), []
+    for tag in split_tags(value):
+        if tag.lower() not in seen:
+            seen.add(tag.lower())
+            tags.append(tag)
+    return ";".join(sorted(tags, key=lambda t: (t.lower(), t)))
+
+
 def tags_key(value):
-    return ";".join(sorted(set(split_tags(value))))
+    """Comparison key of a tag list: equal when PVE would store the two the same way."""
+    return pve_tags(value)
 
 
 # ------------------------------------------------------------------ fingerprint tags

@@ -28,6 +28,13 @@ description:
     RV(pending_reboot). With O(restart_on_change=true) the guest is rebooted to apply them.
   - Every Proxmox VE task the module starts is waited for, and a failed task fails the module with the
     end of the task log.
+  - C(/cluster/resources) shows a guest's name, status and template flag as pvestatd last reported them
+    (about every 10 seconds): a guest created seconds ago has status C(unknown) and no name there. The
+    module reads the configuration of such entries to find a guest by name, so two runs in a row never
+    create it twice, and takes the power state of a guest it changes from C(status/current).
+  - Updates of an existing guest send the configuration digest the module read. When someone else
+    changed the guest in between, Proxmox VE refuses the write; the module reads the configuration again
+    and retries once.
 author:
   - ailab.cluster maintainers (!UNKNOWN)
 extends_documentation_fragment:
@@ -181,6 +188,12 @@ options:
         C(hostpci0: mapping=rtx3090,pcie=1) or C({mapping: rtx3090, pcie: true}). C(pcie) needs
         C(machine: q35) in O(config).'
       - The mapping must exist, with an entry for the VM's node. This is checked before any change.
+      - A raw device (C(host=0000:01:00)) can be set only by C(root@pam) itself with a password: Proxmox VE
+        refuses it to every other user and to every API token, C(root@pam)'s own included ("only root can set
+        'hostpci0' config for non-mapped devices"). With a token the module refuses it before any change:
+        create a PCI resource mapping (M(ailab.cluster.proxmox_pci_mapping)) and use C(mapping=<id>).
+        The same holds for O(config) keys C(args), C(lock), C(vmstate), C(runningmachine), C(runningcpu),
+        C(usbN) with a raw host device, and container bind mounts and C(devN) passthrough.
       - V(absent) removes the device.
     type: dict
   ostemplate:
@@ -246,9 +259,19 @@ options:
     type: int
     default: 0
   timeout:
-    description: Seconds to wait for each Proxmox VE task (create, clone, resize, start, stop...).
+    description:
+      - Seconds to wait for each Proxmox VE task (create, clone, resize, start, stop...), and for an
+        HA-managed guest to reach the power state asked for (the HA stack acts a round or two after
+        the request).
     type: int
     default: 600
+  lock_timeout:
+    description:
+      - Seconds to wait for the lock of an existing guest (C(backup), C(migrate), C(snapshot), C(clone)...)
+        to go away before changing it. With V(0) a locked guest that needs a change fails at once with
+        a message naming the lock.
+    type: int
+    default: 0
   config_check:
     description:
       - How an existing guest is checked for changes.
@@ -296,10 +319,14 @@ options:
     elements: dict
 notes:
   - The module works on Proxmox VE 8 and 9.
+  - V(absent) stops a running guest first. An HA-managed guest is stopped through the HA stack, and the
+    module waits (up to O(timeout)) until it is stopped, because Proxmox VE refuses to destroy a running
+    guest.
   - Proxmox VE applies most changes to a running guest at once. RV(pending_reboot) is true when the
     change is one that Proxmox VE keeps pending until a restart, for example CPU, memory, PCI
-    devices, cloud-init settings, and for containers everything except NICs, mount points, CPU,
-    memory and swap.
+    devices, cloud-init settings, disk options such as C(discard), C(cache), C(ssd) or C(iothread), and
+    for containers everything except NICs, mount points, CPU, memory and swap. After writing to a running
+    guest the module reads its pending changes, so RV(pending_reboot) says what Proxmox VE kept.
 seealso:
   - module: ailab.cluster.proxmox_migrate
 """
@@ -486,13 +513,17 @@ from ansible_collections.ailab.cluster.plugins.module_utils._proxmox_guest impor
     format_size,
     gib_text,
     guest_word,
+    ha_sid,
     is_fingerprint_tag,
+    live_status,
+    name_unnamed,
     nic_string,
     node_problem,
     norm_value,
     parse_props,
     parse_size,
     props_key,
+    pve_tags,
     split_nic,
     split_resources,
     split_tags,
@@ -542,6 +573,7 @@ GUEST_SPEC = dict(
     restart_on_change=dict(type="bool", default=False),
     wait_for_ip=dict(type="int", default=0),
     timeout=dict(type="int", default=600),
+    lock_timeout=dict(type="int", default=0),
     config_check=dict(type="str", choices=["full", "fingerprint"], default="full"),
 )
 SECRETS = ("cipassword", "password")
@@ -580,8 +612,51 @@ def is_hot(kind, key):
     return key in (HOT_COMMON if kind == "qemu" else HOT_LXC)
 
 
+# Options only root@pam itself may set (qemu-server API2/Qemu.pm $check_vm_modify_config_perm dies
+# "only root can set '<key>' config" for them; pve-container check_ct_modify_config_perm for bind
+# mounts and devices). An API token's user is user@realm!token, never root@pam.
+ROOT_ONLY_QEMU = ("args", "lock", "vmstate", "runningmachine", "runningcpu")
+USB_KEY = re.compile(r"^usb\d+$")
+DEV_KEY = re.compile(r"^dev\d+$")
+# Drive options Proxmox VE changes on a running VM without a restart (qemu-server
+# vmconfig_hotplug_pending / vmconfig_update_disk: throttling and flags, not cache/discard/ssd/iothread).
+DISK_LIVE_OPTIONS = ("size", "backup", "replicate") + tuple(
+    "%s%s%s" % (base, kind, suffix) for base in ("iops", "mbps", "bps") for kind in ("", "_rd", "_wr")
+    for suffix in ("", "_max", "_max_length"))
+
+
 class GuestError(Exception):
     """Bad input for one guest, found before any write."""
+
+
+# What holds a guest's lock, for messages (PVE::AbstractConfig lock names).
+LOCK_WORDS = {"backup": "backup", "migrate": "migration", "clone": "clone", "create": "create task",
+              "snapshot": "snapshot", "snapshot-delete": "snapshot removal", "rollback": "snapshot rollback",
+              "suspending": "suspend", "suspended": "suspend (hibernated guest)", "copy": "disk copy",
+              "disk": "disk move"}
+_LOCKED = re.compile(r"\b(?:VM|CT) \d+ is locked \(([\w-]+)\)")
+
+
+def locked_by(exc):
+    """The lock named in a PVE 'VM N is locked (backup)' error, or None."""
+    match = _LOCKED.search(getattr(exc, "msg", "") or str(exc))
+    return match.group(1) if match else None
+
+
+def is_stale_digest(exc):
+    """True for PVE's answer to a write with an outdated config digest."""
+    text = getattr(exc, "msg", "") or str(exc)
+    return "detected modified configuration" in text or "checksum mismatch" in text or "checksum missmatch" in text
+
+
+def disk_change_is_hot(kind, old, new):
+    """True when changing an existing disk from ``old`` to ``new`` applies to a running guest at once."""
+    volume_key = "file" if kind == "qemu" else "volume"
+    before, after = parse_props(old, volume_key), parse_props(new, volume_key)
+    if kind != "qemu" or before.get(volume_key) != after.get(volume_key):
+        return True  # another volume is hot-plugged like a new disk where the bus allows it (is_hot)
+    changed = set(k for k in set(before) | set(after) if norm_value(before.get(k, "")) != norm_value(after.get(k, "")))
+    return changed <= set(DISK_LIVE_OPTIONS)
 
 
 # ---------------------------------------------------------------------------------- desired config
@@ -857,7 +932,7 @@ class Desired(object):
             tags = (self.tags if self.tags is not None else user_tags(current.get("tags"))) + fp
             want["tags"] = tags_key(tags)
             have["tags"] = tags_key(current.get("tags"))
-            write["tags"] = ";".join(tags)
+            write["tags"] = pve_tags(tags)  # as PVE stores them, so the diff shows what PVE will have
         for key in ("nameserver", "searchdomain"):
             value = getattr(self, key)
             if value is not None:
@@ -974,6 +1049,11 @@ class Guest(object):
         # existing guest was checked: "config" (read) or "fingerprint" (left alone without a read).
         self.fingerprint = None
         self.checked = None
+        # Live state from status/current (None until read): lock and HA state.
+        self.lock = None
+        self.ha = {}
+        self.live_read = False
+        self.digest_retried = False
 
     @property
     def what(self):
@@ -999,9 +1079,45 @@ class Guest(object):
                 raise GuestError("%s must be a positive number, got %s" % (key, p[key]))
         if p["swap"] is not None and p["swap"] < 0:
             raise GuestError("swap must be 0 or more, got %s" % p["swap"])
+        if p["lock_timeout"] is not None and p["lock_timeout"] < 0:
+            raise GuestError("lock_timeout must be 0 or more, got %s" % p["lock_timeout"])
         self.desired = Desired(p)
+        self.check_root_only()
         if p["config_check"] == "fingerprint":
             self.fingerprint = self.desired.fingerprint()
+
+    def check_root_only(self):
+        """Refuse what only root@pam itself may set when the module logs in otherwise (a token, another user)."""
+        params = self.module.params
+        if not params.get("api_token_secret") and params.get("api_user") == "root@pam":
+            return
+        login = ("API token %s" % params.get("api_token_id") if params.get("api_token_secret")
+                 else "user %s" % params.get("api_user"))
+        found = []
+        for key, (props, _default_key) in sorted(self.desired.props.items()):
+            if (HOSTPCI_KEY.match(key) or USB_KEY.match(key)) and props.get("host") and not props.get("mapping") \
+                    and props.get("host") != "spice":
+                found.append("%s (raw device %s)" % (key, props["host"]))
+        for key in sorted(self.desired.simple):
+            value = self.desired.simple[key]
+            if key in ROOT_ONLY_QEMU and self.kind == "qemu":
+                found.append(key)
+            elif USB_KEY.match(key) and self.kind == "qemu":
+                host = parse_props(value, "host").get("host")
+                if host and host != "spice" and not parse_props(value, "host").get("mapping"):
+                    found.append("%s (raw device %s)" % (key, host))
+            elif DEV_KEY.match(key) and self.kind == "lxc":
+                found.append(key)
+        if self.kind == "lxc":
+            for slot, spec in sorted(self.desired.disks.items()):
+                if str(spec.get("volume") or "").startswith("/"):
+                    found.append("%s (bind mount %s)" % (slot, spec["volume"]))
+        if found:
+            raise GuestError("%s sets %s, which Proxmox VE lets only root@pam itself set (a password login as "
+                             "root@pam, never an API token: a token's user is user@realm!token); the module logs in "
+                             "as %s. For GPUs and other PCI devices create a PCI resource mapping "
+                             "(ailab.cluster.proxmox_pci_mapping) and use hostpciN: mapping=<id>; drop the other "
+                             "keys or run this one change as root@pam" % (self.what, ", ".join(found), login))
 
     def plan(self):
         self.validate_input()
@@ -1018,20 +1134,35 @@ class Guest(object):
             self.warnings.append("%s is on node %s, not %s: leaving it there (use ailab.cluster.proxmox_migrate to "
                                  "move it)" % (self.what, actual, self.node))
         self.node = actual
+        # The status in /cluster/resources is pvestatd's (up to ~10 s old; 'unknown' for a guest it has
+        # not seen yet): only the node entry says whether the node is offline.
         self.status = self.entry.get("status")
-        if self.status == "unknown" or (actual in self.nodes and self.nodes[actual].get("status") != "online"):
+        self.lock = self.entry.get("lock")
+        if actual in self.nodes and self.nodes[actual].get("status") != "online":
             raise GuestError("%s is on node %s, which is offline: bring the node back or migrate the guest first"
                              % (self.what, actual))
         if p["state"] == "absent":
+            self.read_live()
             return
-        if self.entry.get("template") and p["state"] == "started":
-            raise GuestError("%s is a template and cannot be started: clone it, or use state present" % self.what)
         if self.fingerprint and self.summary_matches():
             self.checked = "fingerprint"
             return
         self.checked = "config"
         self.current = self.client.get(self.path("/config"), what=self.what)
+        wanted = {"started": "running", "stopped": "stopped"}.get(p["state"])
+        if wanted and self.status != wanted:
+            self.read_live()  # pvestatd's status may be stale: ask before starting or stopping
+        if norm_value(self.current.get("template", 0)) == "1" and p["state"] == "started":
+            raise GuestError("%s is a template and cannot be started: clone it, or use state present" % self.what)
         self.plan_update(self.current)
+
+    def read_live(self):
+        """Power state, lock and HA state now (``status/current``), not as pvestatd last saw them."""
+        self.live_read = True
+        live = live_status(self.client, self.node, self.kind, self.vmid)
+        self.status = live.get("status") or self.status
+        self.lock = live.get("lock")
+        self.ha = live.get("ha") or {}
 
     def summary_matches(self):
         """True when the guest's /cluster/resources entry carries the current fingerprint tag and shows
@@ -1039,6 +1170,8 @@ class Guest(object):
         p, entry = self.p, self.entry
         if fingerprint_tags(entry.get("tags")) != [self.fingerprint]:
             return False
+        if entry.get("status") in (None, "unknown") or entry.get("lock"):
+            return False  # pvestatd has not reported the guest yet, or it is busy: read it
         if self.kind == "qemu" and p["cipassword"] and p["update_password"] == "always":
             return False  # sent on every run: a write, so the full path
         if p["node"] and p["node"] != entry.get("node"):
@@ -1090,11 +1223,12 @@ class Guest(object):
             if self.source is None:
                 raise GuestError("clone source %s %s does not exist: create the template first or fix clone"
                                  % ("template" if vmid is None else "VMID", source))
-            if not p["full"] and not self.source.get("template"):
-                raise GuestError("a linked clone needs a template and %s is not one: set full: true or convert it "
-                                 "to a template" % guest_word(self.kind, self.source["vmid"], self.source.get("name")))
             self.source_config = self.client.get("nodes/%s/%s/%s/config" % (
                 self.source["node"], self.kind, self.source["vmid"]), what="clone source %s" % source)
+            # The config, not /cluster/resources: pvestatd may not have reported a new template yet.
+            if not p["full"] and norm_value(self.source_config.get("template", 0)) != "1":
+                raise GuestError("a linked clone needs a template and %s is not one: set full: true or convert it "
+                                 "to a template" % guest_word(self.kind, self.source["vmid"], self.source.get("name")))
             # A clone has the template's disks: refuse a shrink now, before anything is written.
             self.desired.disk_plan(self.source_config, self.what)
         else:
@@ -1141,15 +1275,68 @@ class Guest(object):
         if self.entry is None:
             self.apply_create()
         elif self.checked == "config":
-            self.apply_update(self.current)
+            try:
+                self.apply_update(self.current)
+            except ProxmoxError as exc:
+                if not is_stale_digest(exc) or self.digest_retried:
+                    raise
+                # Someone changed the guest between our read and our write: read it again, plan again, retry once.
+                self.digest_retried = True
+                self.changes = {}
+                self.current = self.client.get(self.path("/config"), what=self.what)
+                self.read_live()
+                self.plan_update(self.current)
+                self.apply_update(self.current)
         self.apply_power()
         self.read_back()
 
     def task(self, method, suffix, what, **params):
+        if self.lock and self.entry is not None:
+            self.wait_unlocked(what)
         if suffix in ("/config", "/resize"):
             self.config_fresh = False
-        result = getattr(self.client, method)(self.path(suffix), what=what, **params)
-        return wait_result(self.client, self.node, result, what, self.timeout)
+        try:
+            result = getattr(self.client, method)(self.path(suffix), what=what, **params)
+            return wait_result(self.client, self.node, result, what, self.timeout)
+        except ProxmoxError as exc:
+            lock = locked_by(exc)
+            if lock:
+                raise ProxmoxError(self.locked_message(lock, what), status=exc.status) from None
+            raise
+
+    def locked_message(self, lock, what):
+        waited = (" (waited %ss)" % self.p["lock_timeout"]) if self.p["lock_timeout"] else ""
+        return ("%s is locked (%s)%s, so Proxmox VE refuses %s: a %s is running on it. Wait for it to finish and run "
+                "again, or set lock_timeout to wait for the lock to go away" % (
+                    self.what, lock, waited, what, LOCK_WORDS.get(lock, "task holding the lock")))
+
+    def wait_unlocked(self, what):
+        """Wait up to lock_timeout for the guest's lock to go away; fail with a message naming the lock."""
+        deadline = time.time() + self.p["lock_timeout"]
+        while self.lock:
+            if time.time() >= deadline:
+                raise ProxmoxError(self.locked_message(self.lock, what))
+            time.sleep(min(2.0, max(0.05, deadline - time.time())))
+            self.read_live()
+
+    def wait_power(self, wanted, what):
+        """Wait until status/current shows ``wanted`` (HA requests act a CRM round or two later)."""
+        deadline = time.time() + self.timeout
+        delay = 0.1
+        while True:
+            live = live_status(self.client, self.node, self.kind, self.vmid)
+            if live.get("status") == wanted:
+                self.ha = live.get("ha") or self.ha
+                return
+            if time.time() >= deadline:
+                ha = live.get("ha") or {}
+                raise ProxmoxError("Timed out after %ss waiting for %s to be %s for %s: it is %s%s. Check the HA "
+                                   "state with ha-manager status, or raise timeout" % (
+                                       self.timeout, self.what, wanted, what, live.get("status") or "unknown",
+                                       " (HA service %s, state %s)" % (ha_sid(self.kind, self.vmid), ha.get("state"))
+                                       if ha.get("managed") else ""))
+            time.sleep(delay)
+            delay = min(delay * 2, 2.0)
 
     def apply_absent(self):
         self.changed = True
@@ -1158,7 +1345,11 @@ class Guest(object):
         self.changes = {"power": "destroy"}
         if not self.check:
             if self.status == "running":
-                self.task("post", "/status/stop", "stopping %s before removal" % self.what)
+                # Proxmox VE refuses to destroy a running guest ("VM N is running - destroy failed"); an
+                # HA-managed guest stops only when the HA stack acts on the request, so wait for it.
+                what = "stopping %s before removal" % self.what
+                self.task("post", "/status/stop", what)
+                self.wait_power("stopped", what)
             self.task("delete", "", "removing %s" % self.what, purge=self.p["purge"] or None,
                       **{"destroy-unreferenced-disks": 1})
         self.status = "absent"
@@ -1255,8 +1446,13 @@ class Guest(object):
             self.changes["resize"] = dict((k, format_size(v)) for k, v in resizes.items())
         if not (writes or deletes or resizes):
             return
+        if not self.live_read and not cloned:
+            self.read_live()  # running or not decides what stays pending; read once, only when writing
         self.changed = True
-        if self.status == "running" and any(not is_hot(self.kind, k) for k in list(writes) + deletes):
+        cold = [k for k in list(writes) + deletes if not is_hot(self.kind, k)]
+        cold += [k for k in disk_writes if k in current and is_hot(self.kind, k)
+                 and not disk_change_is_hot(self.kind, current[k], disk_writes[k])]
+        if self.status == "running" and cold:
             self.pending_reboot = True
         if self.check:
             current.update(writes)
@@ -1272,7 +1468,11 @@ class Guest(object):
         if params or deletes:
             if deletes:
                 params["delete"] = ",".join(deletes)
+            if current.get("digest"):
+                # Read-modify-write: PVE refuses it when the config changed since it was read.
+                params["digest"] = current["digest"]
             self.write_config(params)
+            params.pop("digest", None)
             if list(params) == ["tags"] and not resizes:
                 # Only the tags changed (typically the fingerprint tag): no need to read the config again.
                 current["tags"] = params["tags"]
@@ -1282,11 +1482,19 @@ class Guest(object):
                       disk=slot, size=format_size(size))
         if last:
             self.write_config(last)
+        if self.status == "running":
+            self.read_pending()
+
+    def read_pending(self):
+        """pending_reboot as Proxmox VE has it after the writes: any option still pending (or to delete)."""
+        pending = self.client.get(self.path("/pending"), what=self.what) or []
+        self.pending_reboot = any("pending" in item or "delete" in item for item in pending
+                                  if item.get("key") not in ("digest",))
 
     def write_config(self, params):
         # VMs: POST (a task: hotplug and disk allocation happen there); the tags alone go through the
         # synchronous PUT, which needs no task wait.
-        if self.kind == "qemu" and list(params) != ["tags"]:
+        if self.kind == "qemu" and sorted(params) not in (["tags"], ["digest", "tags"]):
             self.task("post", "/config", "configuring %s" % self.what, **params)
         else:
             self.task("put", "/config", "configuring %s" % self.what, **params)
@@ -1308,7 +1516,10 @@ class Guest(object):
                 self.before.setdefault("status", self.status)
             self.after["status"] = "running"
             if not self.check:
-                self.task("post", "/status/start", "starting %s" % self.what)
+                what = "starting %s" % self.what
+                self.task("post", "/status/start", what)
+                if self.ha.get("managed"):
+                    self.wait_power("running", what)
             self.status = "running"
         elif state == "stopped" and running:
             self.changes["power"] = "stop" if self.p["force_stop"] else "shutdown"
@@ -1321,6 +1532,8 @@ class Guest(object):
                 else:
                     self.task("post", "/status/shutdown", "shutting down %s" % self.what,
                               forceStop=1, timeout=self.p["shutdown_timeout"])
+                if self.ha.get("managed"):
+                    self.wait_power("stopped", "stopping %s" % self.what)
             self.status = "stopped"
             self.pending_reboot = False
 
@@ -1469,6 +1682,9 @@ def main():
     guests = []
     try:
         nodes, cluster_guests = split_resources(client.get("cluster/resources", what="the cluster resources"))
+        if any(item["vmid"] is None or (item["clone"] and not item["clone"].isdigit()) for item in items):
+            # Guests pvestatd has not reported yet have no name there: read their config, once each.
+            name_unnamed(client, cluster_guests)
         for item in items:
             guest = Guest(module, client, item, nodes, cluster_guests, read_mappings)
             try:

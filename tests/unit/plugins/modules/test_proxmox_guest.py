@@ -63,6 +63,12 @@ def paths(sim):
     return [(w["method"], w["path"]) for w in sim.writes()]
 
 
+def writes(sim):
+    """The simulator's write log without the config ``digest`` the module sends on every update
+    (test_update_sends_the_digest_and_retries_once_when_it_is_stale checks it)."""
+    return [dict(w, params=dict((k, v) for k, v in w["params"].items() if k != "digest")) for w in sim.writes()]
+
+
 # ---------------------------------------------------------------------------------- create
 def test_creates_a_cloud_init_vm_and_reruns_without_writes(pve_sim, run_module):
     pve_sim.clear_log()
@@ -76,7 +82,7 @@ def test_creates_a_cloud_init_vm_and_reruns_without_writes(pve_sim, run_module):
     config = pve_sim.api().nodes("pve-1").qemu(100).config.get()
     assert unquote(config["sshkeys"]).splitlines() == KEYS
     assert "%20" in config["sshkeys"]  # urlencoded with %20, as PVE requires
-    assert config["tags"] == "k8s;control-plane"
+    assert config["tags"] == "control-plane;k8s"  # as PVE stores them: sorted
     assert config["scsi0"].startswith("local-lvm:vm-100-disk-0,size=8G")
     assert "discard=on" in config["scsi0"]
     assert config["net0"].startswith("virtio=BC:24:11:")
@@ -86,7 +92,7 @@ def test_creates_a_cloud_init_vm_and_reruns_without_writes(pve_sim, run_module):
     pve_sim.clear_log()
     again = run_module(proxmox_guest, vm_args(pve_sim))
     assert again["changed"] is False, again["changes"]
-    assert pve_sim.writes() == []
+    assert writes(pve_sim) == []
     assert again["config"]["net0"] == config["net0"]
 
 
@@ -96,7 +102,7 @@ def test_creates_a_container_and_reruns_without_writes(pve_sim, run_module):
     assert not result.get("failed"), result
     assert result["type"] == "lxc" and result["node"] == "pve-2" and result["status"] == "running"
     assert paths(pve_sim) == [("POST", "/nodes/pve-2/lxc"), ("POST", "/nodes/pve-2/lxc/100/status/start")]
-    create = pve_sim.writes()[0]["params"]
+    create = writes(pve_sim)[0]["params"]
     assert create["password"] == "**********" and create["ssh-public-keys"] == KEYS[0]
     assert create["mp0"] == "nas:10,mp=/srv/data"
     config = result["config"]
@@ -107,7 +113,7 @@ def test_creates_a_container_and_reruns_without_writes(pve_sim, run_module):
     pve_sim.clear_log()
     again = run_module(proxmox_guest, ct_args(pve_sim, state="started"))
     assert again["changed"] is False, again["changes"]
-    assert pve_sim.writes() == []
+    assert writes(pve_sim) == []
 
 
 def test_vmid_comes_from_nextid_and_name_finds_the_guest(pve9_sim, run_module):
@@ -116,7 +122,7 @@ def test_vmid_comes_from_nextid_and_name_finds_the_guest(pve9_sim, run_module):
     assert (first["vmid"], second["vmid"]) == (100, 101)
     pve9_sim.clear_log()
     found = run_module(proxmox_guest, dict(pve9_sim.module_params(), name="b", cores=2))
-    assert found["vmid"] == 101 and found["changed"] is False and pve9_sim.writes() == []
+    assert found["vmid"] == 101 and found["changed"] is False and writes(pve9_sim) == []
 
 
 def test_check_mode_predicts_a_create_without_writes(pve_sim, run_module):
@@ -124,7 +130,7 @@ def test_check_mode_predicts_a_create_without_writes(pve_sim, run_module):
     result = run_module(proxmox_guest, vm_args(pve_sim, state="started"), check_mode=True, diff=True)
     assert result["changed"] and result["created"] and result["vmid"] == 100
     assert result["status"] == "running"
-    assert pve_sim.writes() == []
+    assert writes(pve_sim) == []
     assert result["diff"]["before"] == {"state": "absent"}
     assert result["diff"]["after"]["config"]["cores"] == 2
     assert pve_sim.api().cluster.resources.get(type="vm") == []
@@ -137,7 +143,7 @@ def test_check_mode_predicts_an_update_without_writes(pve9_sim, run_module):
                         check_mode=True, diff=True)
     assert result["changed"] and result["changes"] == {"config": {"cores": 4}, "resize": {"scsi0": "16G"}}
     assert result["config"]["cores"] == 4
-    assert pve9_sim.writes() == []
+    assert writes(pve9_sim) == []
 
 
 # ---------------------------------------------------------------------------------- updates
@@ -147,9 +153,9 @@ def test_update_changes_only_what_differs_with_diff(pve_sim, run_module):
     result = run_module(proxmox_guest, vm_args(pve_sim, cores=4, tags=["control-plane", "k8s", "gpu"]), diff=True)
     assert result["changed"]
     assert paths(pve_sim) == [("POST", "/nodes/pve-1/qemu/100/config")]
-    assert pve_sim.writes()[0]["params"] == {"cores": "4", "tags": "control-plane;k8s;gpu"}
-    assert result["diff"] == {"before": {"cores": 2, "tags": "k8s;control-plane"},
-                              "after": {"cores": 4, "tags": "control-plane;k8s;gpu"}}
+    assert writes(pve_sim)[0]["params"] == {"cores": "4", "tags": "control-plane;gpu;k8s"}
+    assert result["diff"] == {"before": {"cores": 2, "tags": "control-plane;k8s"},
+                              "after": {"cores": 4, "tags": "control-plane;gpu;k8s"}}
 
 
 def test_normalisation_tags_order_sizes_and_property_strings(pve9_sim, run_module):
@@ -160,7 +166,7 @@ def test_normalisation_tags_order_sizes_and_property_strings(pve9_sim, run_modul
                    networks={"net0": "virtio,bridge=vmbr0"}, ipconfig={"ipconfig0": "gw=192.168.10.1,ip=192.168.10.21/24"})
     result = run_module(proxmox_guest, same)
     assert result["changed"] is False, result["changes"]
-    assert pve9_sim.writes() == []
+    assert writes(pve9_sim) == []
 
 
 def test_nic_change_keeps_the_generated_mac(pve_sim, run_module):
@@ -170,13 +176,13 @@ def test_nic_change_keeps_the_generated_mac(pve_sim, run_module):
     result = run_module(proxmox_guest, vm_args(pve_sim, networks={"net0": {"bridge": "vmbr0", "tag": 20},
                                                                   "net1": {"bridge": "vmbr0", "firewall": True}}))
     assert result["changed"]
-    params = pve_sim.writes()[0]["params"]
+    params = writes(pve_sim)[0]["params"]
     assert params["net0"] == "virtio=%s,bridge=vmbr0,tag=20" % mac
     assert params["net1"] == "virtio,bridge=vmbr0,firewall=1"
     pve_sim.clear_log()
     removed = run_module(proxmox_guest, vm_args(pve_sim, networks={"net0": {"bridge": "vmbr0", "tag": 20},
                                                                    "net1": "absent"}))
-    assert removed["changed"] and pve_sim.writes()[0]["params"] == {"delete": "net1"}
+    assert removed["changed"] and writes(pve_sim)[0]["params"] == {"delete": "net1"}
 
 
 def test_explicit_mac_is_managed(pve9_sim, run_module):
@@ -184,10 +190,10 @@ def test_explicit_mac_is_managed(pve9_sim, run_module):
     pve9_sim.clear_log()
     nets = {"net0": {"bridge": "vmbr0", "macaddr": "02:AA:BB:CC:DD:EE"}}
     result = run_module(proxmox_guest, vm_args(pve9_sim, networks=nets))
-    assert result["changed"] and pve9_sim.writes()[0]["params"]["net0"] == "virtio=02:AA:BB:CC:DD:EE,bridge=vmbr0"
+    assert result["changed"] and writes(pve9_sim)[0]["params"]["net0"] == "virtio=02:AA:BB:CC:DD:EE,bridge=vmbr0"
     pve9_sim.clear_log()
     assert run_module(proxmox_guest, vm_args(pve9_sim, networks=nets))["changed"] is False
-    assert pve9_sim.writes() == []
+    assert writes(pve9_sim) == []
 
 
 def test_container_update_keeps_hwaddr_and_uses_put(pve9_sim, run_module):
@@ -198,7 +204,7 @@ def test_container_update_keeps_hwaddr_and_uses_put(pve9_sim, run_module):
                                                                             "gw": "192.168.10.1"}}, memory=2048))
     assert result["changed"]
     assert paths(pve9_sim) == [("PUT", "/nodes/pve-2/lxc/100/config")]
-    net0 = pve9_sim.writes()[0]["params"]["net0"]
+    net0 = writes(pve9_sim)[0]["params"]["net0"]
     assert net0.split("hwaddr=")[1].split(",")[0] == hwaddr.split("hwaddr=")[1].split(",")[0]
 
 
@@ -207,7 +213,7 @@ def test_unprivileged_cannot_change(pve9_sim, run_module):
     pve9_sim.clear_log()
     result = run_module(proxmox_guest, ct_args(pve9_sim, unprivileged=False))
     assert result["failed"] and "cannot change after creation" in result["msg"]
-    assert pve9_sim.writes() == []
+    assert writes(pve9_sim) == []
 
 
 def test_config_extras_compare_and_delete(pve9_sim, run_module):
@@ -215,9 +221,9 @@ def test_config_extras_compare_and_delete(pve9_sim, run_module):
     pve9_sim.clear_log()
     assert run_module(proxmox_guest, vm_args(pve9_sim, config={"machine": "q35", "bios": "ovmf",
                                                                "protection": 1}))["changed"] is False
-    assert pve9_sim.writes() == []
+    assert writes(pve9_sim) == []
     result = run_module(proxmox_guest, vm_args(pve9_sim, config={"protection": "absent"}))
-    assert result["changed"] and pve9_sim.writes()[0]["params"] == {"delete": "protection"}
+    assert result["changed"] and writes(pve9_sim)[0]["params"] == {"delete": "protection"}
 
 
 # ---------------------------------------------------------------------------------- disks
@@ -227,12 +233,12 @@ def test_disk_grows_through_resize(pve_sim, run_module):
     result = run_module(proxmox_guest, vm_args(pve_sim, disks={"scsi0": {"size": "32G"}}), diff=True)
     assert result["changed"] and result["changes"] == {"resize": {"scsi0": "32G"}}
     assert paths(pve_sim) == [("PUT", "/nodes/pve-1/qemu/100/resize")]
-    assert pve_sim.writes()[0]["params"] == {"disk": "scsi0", "size": "32G"}
+    assert writes(pve_sim)[0]["params"] == {"disk": "scsi0", "size": "32G"}
     assert "size=32G" in result["config"]["scsi0"]
     assert result["diff"] == {"before": {"size_scsi0": "8G"}, "after": {"size_scsi0": "32G"}}
     pve_sim.clear_log()
     assert run_module(proxmox_guest, vm_args(pve_sim, disks={"scsi0": {"size": "32768M"}}))["changed"] is False
-    assert pve_sim.writes() == []
+    assert writes(pve_sim) == []
 
 
 def test_container_rootfs_grows(pve9_sim, run_module):
@@ -240,7 +246,7 @@ def test_container_rootfs_grows(pve9_sim, run_module):
     pve9_sim.clear_log()
     result = run_module(proxmox_guest, ct_args(pve9_sim, disks={"rootfs": {"size": 8}}))
     assert result["changed"] and paths(pve9_sim) == [("PUT", "/nodes/pve-2/lxc/100/resize")]
-    assert pve9_sim.writes()[0]["params"] == {"disk": "rootfs", "size": "8G"}
+    assert writes(pve9_sim)[0]["params"] == {"disk": "rootfs", "size": "8G"}
 
 
 def test_disk_shrink_is_refused_before_any_write(pve_sim, run_module):
@@ -249,7 +255,7 @@ def test_disk_shrink_is_refused_before_any_write(pve_sim, run_module):
     result = run_module(proxmox_guest, vm_args(pve_sim, cores=8, disks={"scsi0": {"size": "4G"}}))
     assert result["failed"]
     assert "cannot shrink" in result["msg"] and "scsi0" in result["msg"] and "8G or more" in result["msg"]
-    assert pve_sim.writes() == []
+    assert writes(pve_sim) == []
 
 
 def test_new_disk_is_added_and_disk_options_compared(pve9_sim, run_module):
@@ -257,14 +263,14 @@ def test_new_disk_is_added_and_disk_options_compared(pve9_sim, run_module):
     pve9_sim.clear_log()
     disks = {"scsi0": {"size": "8G", "discard": True, "ssd": True, "iothread": True}, "scsi1": "nas:20"}
     result = run_module(proxmox_guest, vm_args(pve9_sim, disks=disks))
-    params = pve9_sim.writes()[0]["params"]
+    params = writes(pve9_sim)[0]["params"]
     assert params["scsi1"] == "nas:20"
     assert params["scsi0"].startswith("local-lvm:vm-100-disk-0,") and "iothread=1" in params["scsi0"]
     assert "size=" not in params["scsi0"]
     assert result["config"]["scsi1"].startswith("nas:100/vm-100-disk-")
     pve9_sim.clear_log()
     assert run_module(proxmox_guest, vm_args(pve9_sim, disks=disks))["changed"] is False
-    assert pve9_sim.writes() == []
+    assert writes(pve9_sim) == []
 
 
 def test_disk_on_another_storage_only_warns(pve9_sim, run_module, monkeypatch):
@@ -273,7 +279,7 @@ def test_disk_on_another_storage_only_warns(pve9_sim, run_module, monkeypatch):
     run_module(proxmox_guest, vm_args(pve9_sim))
     pve9_sim.clear_log()
     result = run_module(proxmox_guest, vm_args(pve9_sim, disks={"scsi0": {"storage": "nas", "size": "8G"}}))
-    assert result["changed"] is False and pve9_sim.writes() == []
+    assert result["changed"] is False and writes(pve9_sim) == []
     assert any("on storage local-lvm, not nas" in w for w in warnings)
 
 
@@ -290,9 +296,9 @@ def test_linked_clone_from_template_then_configured(pve_sim, run_module):
     assert result["created"] and result["status"] == "running"
     assert paths(pve_sim) == [("POST", "/nodes/pve-1/qemu/9000/clone"), ("POST", "/nodes/pve-1/qemu/211/config"),
                               ("PUT", "/nodes/pve-1/qemu/211/resize"), ("POST", "/nodes/pve-1/qemu/211/status/start")]
-    clone = pve_sim.writes()[0]["params"]
+    clone = writes(pve_sim)[0]["params"]
     assert clone == {"newid": "211", "name": "k8s-w-1", "full": "0"}  # storage: only for full clones
-    config = pve_sim.writes()[1]["params"]
+    config = writes(pve_sim)[1]["params"]
     assert config["cipassword"] == "**********"  # set on the new clone
     assert "net0" not in config  # the clone's NIC (new MAC) already matches
     assert result["ip_addresses"] == ["192.168.10.31"]
@@ -300,7 +306,7 @@ def test_linked_clone_from_template_then_configured(pve_sim, run_module):
     pve_sim.clear_log()
     again = run_module(proxmox_guest, args)
     assert again["changed"] is False, again["changes"]
-    assert pve_sim.writes() == []
+    assert writes(pve_sim) == []
 
 
 def test_full_clone_to_the_other_node_on_another_storage(pve9_sim, run_module):
@@ -310,9 +316,9 @@ def test_full_clone_to_the_other_node_on_another_storage(pve9_sim, run_module):
     result = run_module(proxmox_guest, args)
     assert not result.get("failed"), result
     assert result["node"] == "pve-2" and result["vmid"] == 100
-    assert pve9_sim.writes()[0]["params"] == {"newid": "100", "name": "k8s-w-2", "target": "pve-2", "full": "1",
+    assert writes(pve9_sim)[0]["params"] == {"newid": "100", "name": "k8s-w-2", "target": "pve-2", "full": "1",
                                               "storage": "nas"}
-    assert len(pve9_sim.writes()) == 1  # nothing else to change
+    assert len(writes(pve9_sim)) == 1  # nothing else to change
     assert result["config"]["scsi0"].startswith("nas:100/vm-100-disk-0")
 
 
@@ -323,7 +329,7 @@ def test_clone_check_mode_uses_the_template_config(pve9_sim, run_module):
     result = run_module(proxmox_guest, args, check_mode=True)
     assert result["changed"] and result["changes"]["clone"] == {"source": 9000, "full": True, "node": "pve-1"}
     assert result["changes"]["config"] == {"cores": 8}
-    assert pve9_sim.writes() == []
+    assert writes(pve9_sim) == []
 
 
 def test_clone_failures_are_found_before_any_write(pve9_sim, run_module):
@@ -339,7 +345,7 @@ def test_clone_failures_are_found_before_any_write(pve9_sim, run_module):
     assert linked["failed"] and "linked clone needs a template" in linked["msg"]
     shrink = run_module(proxmox_guest, dict(base, clone="9000", disks={"scsi0": {"size": "5G"}}))
     assert shrink["failed"] and "cannot shrink" in shrink["msg"]
-    assert pve9_sim.writes() == []
+    assert writes(pve9_sim) == []
 
 
 def test_container_clone(pve9_sim, run_module):
@@ -352,7 +358,7 @@ def test_container_clone(pve9_sim, run_module):
                                             clone="ct-template", full=False, cores=4))
     assert not result.get("failed"), result
     assert paths(pve9_sim) == [("POST", "/nodes/pve-1/lxc/8000/clone"), ("PUT", "/nodes/pve-1/lxc/100/config")]
-    assert pve9_sim.writes()[0]["params"]["hostname"] == "ct-clone"
+    assert writes(pve9_sim)[0]["params"]["hostname"] == "ct-clone"
 
 
 # ---------------------------------------------------------------------------------- power and removal
@@ -365,21 +371,21 @@ def test_start_stop_and_absent(pve_sim, run_module):
     assert paths(pve_sim) == [("POST", "/nodes/pve-1/qemu/100/status/start")]
     pve_sim.clear_log()
     assert run_module(proxmox_guest, vm_args(pve_sim, state="started"))["changed"] is False
-    assert pve_sim.writes() == []
+    assert writes(pve_sim) == []
     stopped = run_module(proxmox_guest, vm_args(pve_sim, state="stopped", shutdown_timeout=30))
     assert stopped["status"] == "stopped"
-    assert pve_sim.writes()[-1]["path"] == "/nodes/pve-1/qemu/100/status/shutdown"
-    assert pve_sim.writes()[-1]["params"] == {"forceStop": "1", "timeout": "30"}
+    assert writes(pve_sim)[-1]["path"] == "/nodes/pve-1/qemu/100/status/shutdown"
+    assert writes(pve_sim)[-1]["params"] == {"forceStop": "1", "timeout": "30"}
     run_module(proxmox_guest, vm_args(pve_sim, state="started"))
     pve_sim.clear_log()
     gone = run_module(proxmox_guest, dict(pve_sim.module_params(), name="k8s-cp-1", state="absent"), diff=True)
     assert gone["changed"] and gone["status"] == "absent"
     assert paths(pve_sim) == [("POST", "/nodes/pve-1/qemu/100/status/stop"), ("DELETE", "/nodes/pve-1/qemu/100")]
-    assert pve_sim.writes()[1]["params"] == {"purge": "1", "destroy-unreferenced-disks": "1"}
+    assert writes(pve_sim)[1]["params"] == {"purge": "1", "destroy-unreferenced-disks": "1"}
     assert gone["diff"]["after"] == {"state": "absent"} and gone["diff"]["before"]["state"] == "running"
     pve_sim.clear_log()
     assert run_module(proxmox_guest, dict(pve_sim.module_params(), name="k8s-cp-1", state="absent"))["changed"] is False
-    assert pve_sim.writes() == []
+    assert writes(pve_sim) == []
 
 
 def test_force_stop_and_absent_in_check_mode(pve9_sim, run_module):
@@ -387,7 +393,7 @@ def test_force_stop_and_absent_in_check_mode(pve9_sim, run_module):
     pve9_sim.clear_log()
     assert run_module(proxmox_guest, dict(pve9_sim.module_params(), type="lxc", name="nfs-tools", state="absent"),
                       check_mode=True)["changed"]
-    assert pve9_sim.writes() == []
+    assert writes(pve9_sim) == []
     run_module(proxmox_guest, dict(pve9_sim.module_params(), type="lxc", name="nfs-tools", state="stopped",
                                    force_stop=True))
     assert paths(pve9_sim) == [("POST", "/nodes/pve-2/lxc/100/status/stop")]
@@ -437,7 +443,7 @@ def test_gpu_vm_through_a_pci_mapping(pve_sim, run_module):
     assert result["config"]["hostpci0"] == "mapping=rtx3090,pcie=1" and result["status"] == "running"
     pve_sim.clear_log()
     again = run_module(proxmox_guest, dict(args, hostpci={"hostpci0": "mapping=rtx3090,pcie=1"}))
-    assert again["changed"] is False and pve_sim.writes() == []
+    assert again["changed"] is False and writes(pve_sim) == []
     assert again["ip_addresses"] and again["ip_addresses"][0].startswith("192.168.10.")
 
 
@@ -450,7 +456,7 @@ def test_missing_or_foreign_pci_mapping_is_refused_before_any_write(pve9_sim, ru
     pve9_sim.clear_log()
     foreign = run_module(proxmox_guest, vm_args(pve9_sim, hostpci=gpu))
     assert foreign["failed"] and "no device on node pve-1" in foreign["msg"] and "pve-2" in foreign["msg"]
-    assert pve9_sim.writes() == []
+    assert writes(pve9_sim) == []
 
 
 def test_ip_addresses_from_the_agent_skip_loopback(pve_sim, run_module):
@@ -487,7 +493,7 @@ def test_batch_reads_resources_once_and_is_idempotent(pve_sim, run_module):
     assert sum(1 for r in pve_sim.requests_log() if r["path"] == "/cluster/resources") == 1
     pve_sim.clear_log()
     again = run_module(proxmox_guest, batch_args(pve_sim), diff=True)
-    assert again["changed"] is False and pve_sim.writes() == []
+    assert again["changed"] is False and writes(pve_sim) == []
     assert sum(1 for r in pve_sim.requests_log() if r["path"] == "/cluster/resources") == 1
     assert again["diff"] == {"before": {}, "after": {}}
 
@@ -499,7 +505,7 @@ def test_batch_check_mode_predicts_distinct_vmids(pve9_sim, run_module):
     pve9_sim.clear_log()
     result = run_module(proxmox_guest, args, check_mode=True, diff=True)
     assert [g["vmid"] for g in result["guests"]] == [100, 101, 102]
-    assert pve9_sim.writes() == []
+    assert writes(pve9_sim) == []
     assert set(result["diff"]["after"]) == {"VM 100 (k8s-node-0)", "VM 101 (k8s-node-1)", "VM 102 (k8s-node-2)"}
 
 
@@ -517,7 +523,7 @@ def test_batch_of_fifty_guests(pve9_sim, run_module):
         guest.pop("ipconfig")
     pve9_sim.clear_log()
     again = run_module(proxmox_guest, args)
-    assert again["changed"] is False and pve9_sim.writes() == []
+    assert again["changed"] is False and writes(pve9_sim) == []
     assert len(again["guests"]) == 50
     reads = pve9_sim.reads()
     assert sum(1 for r in reads if r["path"] == "/cluster/resources") == 1
@@ -526,7 +532,7 @@ def test_batch_of_fifty_guests(pve9_sim, run_module):
         guest["cores"] = 4
     predicted = run_module(proxmox_guest, args, check_mode=True)
     assert [g["changes"] for g in predicted["guests"]] == [{"config": {"cores": 4}}] * 50
-    assert pve9_sim.writes() == []
+    assert writes(pve9_sim) == []
 
 
 def test_batch_input_errors_before_any_request(pve9_sim, run_module):
@@ -547,7 +553,7 @@ def test_batch_validates_every_guest_before_the_first_write(pve9_sim, run_module
     pve9_sim.clear_log()
     result = run_module(proxmox_guest, args)
     assert result["failed"] and "VM 202 (k8s-node-2): networks key nic0" in result["msg"]
-    assert pve9_sim.writes() == []
+    assert writes(pve9_sim) == []
 
 
 # ---------------------------------------------------------------------------------- input errors
@@ -582,7 +588,7 @@ def test_bad_input_is_rejected_before_any_write(pve9_sim, run_module, extra, mes
     result = run_module(proxmox_guest, vm_args(pve9_sim, **extra))
     assert result["failed"], result
     assert message in result["msg"]
-    assert pve9_sim.writes() == []
+    assert writes(pve9_sim) == []
 
 
 def test_mount_point_needs_a_path(pve9_sim, run_module):
@@ -618,7 +624,7 @@ def test_guest_on_an_offline_node(pve9_sim, run_module):
     assert result["failed"] and "on node pve-2, which is offline" in result["msg"]
     create = run_module(proxmox_guest, vm_args(pve9_sim, name="new-one", node="pve-2"))
     assert create["failed"] and "node pve-2 is offline" in create["msg"]
-    assert pve9_sim.writes() == []
+    assert writes(pve9_sim) == []
 
 
 def test_existing_guest_elsewhere_only_warns(pve9_sim, run_module, monkeypatch):
@@ -642,7 +648,7 @@ def test_update_password_always_resends_cipassword(pve9_sim, run_module):
     pve9_sim.clear_log()
     assert run_module(proxmox_guest, vm_args(pve9_sim))["changed"] is False
     result = run_module(proxmox_guest, vm_args(pve9_sim, update_password="always"))
-    assert result["changed"] and pve9_sim.writes()[0]["params"] == {"cipassword": "**********"}
+    assert result["changed"] and writes(pve9_sim)[0]["params"] == {"cipassword": "**********"}
 
 
 def test_batch_top_level_options_apply_only_to_their_guest_type(pve9_sim, run_module):
@@ -652,7 +658,7 @@ def test_batch_top_level_options_apply_only_to_their_guest_type(pve9_sim, run_mo
     pve9_sim.clear_log()
     result = run_module(proxmox_guest, args)
     assert not result.get("failed"), result
-    creates = dict((w["path"], w["params"]) for w in pve9_sim.writes())
+    creates = dict((w["path"], w["params"]) for w in writes(pve9_sim))
     assert creates["/nodes/pve-1/qemu"]["cipassword"] == "**********" and "password" not in creates["/nodes/pve-1/qemu"]
     assert creates["/nodes/pve-1/lxc"]["password"] == "**********" and "cipassword" not in creates["/nodes/pve-1/lxc"]
     assert "vm-pw" not in str(result) and "ct-pw" not in str(result)
@@ -661,15 +667,15 @@ def test_batch_top_level_options_apply_only_to_their_guest_type(pve9_sim, run_mo
 def test_empty_lists_remove_the_option(pve9_sim, run_module):
     pve9_sim.clear_log()
     run_module(proxmox_guest, vm_args(pve9_sim, name="bare", sshkeys=[], tags=[], nameserver=[], ipconfig=None))
-    assert not any(k in pve9_sim.writes()[0]["params"] for k in ("sshkeys", "tags", "nameserver"))
+    assert not any(k in writes(pve9_sim)[0]["params"] for k in ("sshkeys", "tags", "nameserver"))
     pve9_sim.clear_log()
     assert run_module(proxmox_guest, vm_args(pve9_sim, name="bare", sshkeys=[], tags=[], nameserver=[],
                                              ipconfig=None))["changed"] is False
-    assert pve9_sim.writes() == []
+    assert writes(pve9_sim) == []
     run_module(proxmox_guest, vm_args(pve9_sim))
     pve9_sim.clear_log()
     result = run_module(proxmox_guest, vm_args(pve9_sim, sshkeys=[], tags=[]))
-    assert result["changed"] and pve9_sim.writes()[0]["params"] == {"delete": "tags,sshkeys"}
+    assert result["changed"] and writes(pve9_sim)[0]["params"] == {"delete": "tags,sshkeys"}
 
 
 def test_default_storage_does_not_warn_about_existing_disks(pve9_sim, run_module, monkeypatch):
@@ -720,17 +726,17 @@ def test_fingerprint_switch_writes_the_tags_once_then_reads_nothing_per_guest(pv
     assert paths(pve_sim) == [("PUT", "/nodes/pve-2/qemu/300/config"), ("PUT", "/nodes/pve-1/qemu/301/config"),
                               ("PUT", "/nodes/pve-2/qemu/302/config")]
     assert [r["path"] for r in pve_sim.reads() if "/tasks/" in r["path"]] == []
-    for guest, write in zip(switch["guests"], pve_sim.writes()):
+    for guest, write in zip(switch["guests"], writes(pve_sim)):
         assert FP_TAG.match(guest["fingerprint"])
-        assert write["params"] == {"tags": "k8s;" + guest["fingerprint"]}  # the tag alone, user tags kept
-        assert guest["changes"] == {"config": {"tags": "k8s;" + guest["fingerprint"]}}
+        assert write["params"] == {"tags": guest["fingerprint"] + ";k8s"}  # the tag alone, user tags kept
+        assert guest["changes"] == {"config": {"tags": guest["fingerprint"] + ";k8s"}}
     label = "VM 300 (fp-node-0)"
     assert switch["diff"]["before"][label] == {"tags": "k8s"}
-    assert switch["diff"]["after"][label] == {"tags": "k8s;" + switch["guests"][0]["fingerprint"]}
+    assert switch["diff"]["after"][label] == {"tags": switch["guests"][0]["fingerprint"] + ";k8s"}
 
     pve_sim.clear_log()
     again = run_module(proxmox_guest, fp_args(pve_sim))
-    assert again["changed"] is False and pve_sim.writes() == []
+    assert again["changed"] is False and writes(pve_sim) == []
     assert [r["path"] for r in pve_sim.reads()] == ["/cluster/resources"]  # no config read at all
     assert [g["checked"] for g in again["guests"]] == ["fingerprint"] * 3
     assert all("config" not in g for g in again["guests"])
@@ -741,16 +747,16 @@ def test_fingerprint_guests_get_the_tag_when_created(pve9_sim, run_module):
     pve9_sim.clear_log()
     created = run_module(proxmox_guest, fp_args(pve9_sim, count=2))
     assert [g["checked"] for g in created["guests"]] == [None, None]
-    create = pve9_sim.writes()[0]
-    assert create["path"] == "/nodes/pve-2/qemu" and create["params"]["tags"] == "k8s;" + created["guests"][0]["fingerprint"]
+    create = writes(pve9_sim)[0]
+    assert create["path"] == "/nodes/pve-2/qemu" and create["params"]["tags"] == created["guests"][0]["fingerprint"] + ";k8s"
     pve9_sim.clear_log()
     again = run_module(proxmox_guest, fp_args(pve9_sim, count=2))
-    assert again["changed"] is False and pve9_sim.writes() == [] and config_reads(pve9_sim) == []
+    assert again["changed"] is False and writes(pve9_sim) == [] and config_reads(pve9_sim) == []
 
 
 def test_fingerprint_changed_option_reads_updates_and_retags(pve_sim, run_module):
     run_module(proxmox_guest, fp_args(pve_sim))
-    old = tags_of(pve_sim, 301, "pve-1")[1]
+    old = tags_of(pve_sim, 301, "pve-1")[0]
     args = fp_args(pve_sim)
     args["guests"][1]["memory"] = 2048
     pve_sim.clear_log()
@@ -760,12 +766,12 @@ def test_fingerprint_changed_option_reads_updates_and_retags(pve_sim, run_module
     assert set(config_reads(pve_sim)) == {"/nodes/pve-1/qemu/301/config"}  # read, then read back after the write
     new = result["guests"][1]["fingerprint"]
     assert new != old and FP_TAG.match(new)
-    assert [(w["path"], w["params"]) for w in pve_sim.writes()] == [
-        ("/nodes/pve-1/qemu/301/config", {"memory": "2048", "tags": "k8s;" + new})]  # one write: change and tag
-    assert result["diff"]["after"]["VM 301 (fp-node-1)"] == {"memory": "2048", "tags": "k8s;" + new}
+    assert [(w["path"], w["params"]) for w in writes(pve_sim)] == [
+        ("/nodes/pve-1/qemu/301/config", {"memory": "2048", "tags": new + ";k8s"})]  # one write: change and tag
+    assert result["diff"]["after"]["VM 301 (fp-node-1)"] == {"memory": "2048", "tags": new + ";k8s"}
     pve_sim.clear_log()
     assert run_module(proxmox_guest, args)["changed"] is False
-    assert pve_sim.writes() == [] and config_reads(pve_sim) == []
+    assert writes(pve_sim) == [] and config_reads(pve_sim) == []
 
 
 def test_fingerprint_same_options_spelled_differently_keep_the_fingerprint(pve9_sim, run_module):
@@ -775,7 +781,7 @@ def test_fingerprint_same_options_spelled_differently_keep_the_fingerprint(pve9_
     pve9_sim.clear_log()
     again = run_module(proxmox_guest, args)
     assert again["guests"][0]["fingerprint"] == first["guests"][0]["fingerprint"]
-    assert again["changed"] is False and pve9_sim.writes() == [] and config_reads(pve9_sim) == []
+    assert again["changed"] is False and writes(pve9_sim) == [] and config_reads(pve9_sim) == []
 
 
 @pytest.mark.parametrize("edit, detected", [
@@ -787,7 +793,7 @@ def test_fingerprint_same_options_spelled_differently_keep_the_fingerprint(pve9_
 ])
 def test_fingerprint_detects_hand_edits_that_cluster_resources_shows(pve_sim, run_module, edit, detected):
     run_module(proxmox_guest, fp_args(pve_sim, count=1))
-    fingerprint = tags_of(pve_sim, 300, "pve-2")[1]
+    fingerprint = tags_of(pve_sim, 300, "pve-2")[0]
     if "tags" in edit:
         edit = {"tags": edit["tags"].replace("FP", fingerprint)}
     pve_sim.api().nodes("pve-2").qemu(300).config.put(**edit)  # the web UI's edit
@@ -798,7 +804,7 @@ def test_fingerprint_detects_hand_edits_that_cluster_resources_shows(pve_sim, ru
     assert set(config_reads(pve_sim)) == {"/nodes/pve-2/qemu/300/config"}
     config = pve_sim.api().nodes("pve-2").qemu(300).config.get()
     assert (config["memory"], config["cores"], config["name"]) == ("1024", 2, "fp-node-0")
-    assert config["tags"].split(";") == ["k8s", fingerprint]
+    assert config["tags"].split(";") == [fingerprint, "k8s"]
     pve_sim.clear_log()
     assert run_module(proxmox_guest, fp_args(pve_sim, count=1))["changed"] is False and config_reads(pve_sim) == []
 
@@ -812,33 +818,33 @@ def test_fingerprint_does_not_see_a_hand_edited_nic_but_full_does(pve_sim, run_m
     blind = run_module(proxmox_guest, fp_args(pve_sim, count=1))
     # The documented limit: NICs are not in /cluster/resources, so fingerprint mode does not read them.
     assert blind["changed"] is False and blind["guests"][0]["checked"] == "fingerprint"
-    assert pve_sim.writes() == [] and config_reads(pve_sim) == []
+    assert writes(pve_sim) == [] and config_reads(pve_sim) == []
     pve_sim.clear_log()
     full = run_module(proxmox_guest, fp_args(pve_sim, count=1, config_check="full"))
     assert full["changed"] and full["guests"][0]["checked"] == "config"
     # full mode restores the NIC and leaves the fingerprint tag alone
-    assert [(w["path"], w["params"]) for w in pve_sim.writes()] == [
+    assert [(w["path"], w["params"]) for w in writes(pve_sim)] == [
         ("/nodes/pve-2/qemu/300/config", {"net0": "%s,bridge=vmbr0" % mac})]
     assert vm.config.get()["net0"] == "%s,bridge=vmbr0" % mac
-    assert FP_TAG.match(tags_of(pve_sim, 300, "pve-2")[1])
+    assert FP_TAG.match(tags_of(pve_sim, 300, "pve-2")[0])
 
 
 def test_full_mode_ignores_and_keeps_the_fingerprint_tag(pve9_sim, run_module):
     run_module(proxmox_guest, fp_args(pve9_sim, count=1))
-    fingerprint = tags_of(pve9_sim, 300, "pve-2")[1]
+    fingerprint = tags_of(pve9_sim, 300, "pve-2")[0]
     pve9_sim.clear_log()
     same = run_module(proxmox_guest, fp_args(pve9_sim, count=1, config_check="full"))
-    assert same["changed"] is False and pve9_sim.writes() == []  # the fingerprint tag is no user tag
+    assert same["changed"] is False and writes(pve9_sim) == []  # the fingerprint tag is no user tag
     args = fp_args(pve9_sim, count=1, config_check="full")
     args["guests"][0]["tags"] = ["k8s", "gpu"]
     pve9_sim.clear_log()
     retag = run_module(proxmox_guest, args, diff=True)
-    assert pve9_sim.writes()[0]["params"] == {"tags": "k8s;gpu;" + fingerprint}
-    assert retag["diff"]["before"]["VM 300 (fp-node-0)"] == {"tags": "k8s;" + fingerprint}
+    assert writes(pve9_sim)[0]["params"] == {"tags": fingerprint + ";gpu;k8s"}
+    assert retag["diff"]["before"]["VM 300 (fp-node-0)"] == {"tags": fingerprint + ";k8s"}
     args["guests"][0]["tags"] = []
     pve9_sim.clear_log()
     run_module(proxmox_guest, args)
-    assert pve9_sim.writes()[0]["params"] == {"tags": fingerprint}  # user tags gone, the fingerprint stays
+    assert writes(pve9_sim)[0]["params"] == {"tags": fingerprint}  # user tags gone, the fingerprint stays
 
 
 def test_fingerprint_keeps_user_tags_it_does_not_manage(pve9_sim, run_module):
@@ -850,7 +856,7 @@ def test_fingerprint_keeps_user_tags_it_does_not_manage(pve9_sim, run_module):
     pve9_sim.clear_log()
     result = run_module(proxmox_guest, args)
     fingerprint = result["guests"][0]["fingerprint"]
-    assert [w["params"] for w in pve9_sim.writes()] == [{"tags": "team-a;backup;" + fingerprint}]
+    assert [w["params"] for w in writes(pve9_sim)] == [{"tags": fingerprint + ";backup;team-a"}]
     pve9_sim.clear_log()
     assert run_module(proxmox_guest, args)["changed"] is False and config_reads(pve9_sim) == []
 
@@ -859,13 +865,13 @@ def test_fingerprint_check_mode_writes_nothing(pve_sim, run_module):
     run_module(proxmox_guest, fp_args(pve_sim, count=2, config_check="full"))
     pve_sim.clear_log()
     predicted = run_module(proxmox_guest, fp_args(pve_sim, count=2), check_mode=True, diff=True)
-    assert predicted["changed"] and pve_sim.writes() == []
+    assert predicted["changed"] and writes(pve_sim) == []
     assert [g["changes"]["config"]["tags"] for g in predicted["guests"]] == [
-        "k8s;" + g["fingerprint"] for g in predicted["guests"]]
+        g["fingerprint"] + ";k8s" for g in predicted["guests"]]
     assert set(predicted["diff"]["after"]) == {"VM 300 (fp-node-0)", "VM 301 (fp-node-1)"}
     assert tags_of(pve_sim, 300, "pve-2") == ["k8s"]
     created = run_module(proxmox_guest, fp_args(pve_sim, count=3), check_mode=True)
-    assert created["guests"][2]["created"] and pve_sim.writes() == []
+    assert created["guests"][2]["created"] and writes(pve_sim) == []
 
 
 def test_fingerprint_state_and_power(pve9_sim, run_module):
@@ -875,7 +881,7 @@ def test_fingerprint_state_and_power(pve9_sim, run_module):
     pve9_sim.clear_log()
     result = run_module(proxmox_guest, fp_args(pve9_sim, count=1, state="started"))
     assert result["guests"][0]["checked"] == "config" and result["guests"][0]["changes"] == {"power": "start"}
-    assert [w["path"] for w in pve9_sim.writes()] == ["/nodes/pve-2/qemu/300/status/start"]
+    assert [w["path"] for w in writes(pve9_sim)] == ["/nodes/pve-2/qemu/300/status/start"]
     pve9_sim.clear_log()
     # running, state present: the power state is not compared; no agent option, so no agent read
     assert run_module(proxmox_guest, fp_args(pve9_sim, count=1))["changed"] is False
@@ -901,7 +907,7 @@ def test_fingerprint_pending_change_is_read_until_the_restart(pve9_sim, run_modu
     pve9_sim.clear_log()
     # /cluster/resources shows the running 1024 MiB: read, nothing to write
     pending = run_module(proxmox_guest, args)
-    assert pending["changed"] is False and pending["guests"][0]["checked"] == "config" and pve9_sim.writes() == []
+    assert pending["changed"] is False and pending["guests"][0]["checked"] == "config" and writes(pve9_sim) == []
     pve9_sim.api().nodes("pve-2").qemu(300).status.reboot.post()
     pve9_sim.wait_tasks()
     pve9_sim.clear_log()
@@ -914,9 +920,9 @@ def test_fingerprint_tag_goes_after_a_resize(pve9_sim, run_module):
     args["guests"][0]["disks"] = {"scsi0": {"size": 8}}
     pve9_sim.clear_log()
     result = run_module(proxmox_guest, args)
-    assert [(w["method"], w["path"]) for w in pve9_sim.writes()] == [
+    assert [(w["method"], w["path"]) for w in writes(pve9_sim)] == [
         ("PUT", "/nodes/pve-2/qemu/300/resize"), ("PUT", "/nodes/pve-2/qemu/300/config")]
-    assert pve9_sim.writes()[1]["params"] == {"tags": "k8s;" + result["guests"][0]["fingerprint"]}
+    assert writes(pve9_sim)[1]["params"] == {"tags": result["guests"][0]["fingerprint"] + ";k8s"}
 
 
 def test_fingerprint_with_update_password_always_reads_and_writes(pve9_sim, run_module):
@@ -925,7 +931,7 @@ def test_fingerprint_with_update_password_always_reads_and_writes(pve9_sim, run_
     pve9_sim.clear_log()
     result = run_module(proxmox_guest, args)
     assert result["changed"] and result["checked"] == "config"
-    assert pve9_sim.writes()[0]["params"] == {"cipassword": "**********"}
+    assert writes(pve9_sim)[0]["params"] == {"cipassword": "**********"}
     assert "cloud-pw-1" not in str(result)
 
 
@@ -938,11 +944,11 @@ def test_fingerprint_container(pve9_sim, run_module):
     pve9_sim.api().nodes("pve-2").lxc(100).config.put(memory=2048)
     pve9_sim.clear_log()
     fixed = run_module(proxmox_guest, ct_args(pve9_sim, config_check="fingerprint"))
-    assert fixed["checked"] == "config" and [w["params"] for w in pve9_sim.writes()] == [{"memory": "1024"}]
+    assert fixed["checked"] == "config" and [w["params"] for w in writes(pve9_sim)] == [{"memory": "1024"}]
 
 
 def test_fingerprint_tags_are_refused_as_user_tags(pve9_sim, run_module):
     pve9_sim.clear_log()
     result = run_module(proxmox_guest, vm_args(pve9_sim, tags=["k8s", "ailab-fp-0123456789ab"]))
     assert result["failed"] and "tags ailab-fp-0123456789ab start with ailab-fp-" in result["msg"]
-    assert pve9_sim.writes() == []
+    assert writes(pve9_sim) == []

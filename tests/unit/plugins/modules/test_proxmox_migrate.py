@@ -192,7 +192,7 @@ def test_source_node_offline(pve9_sim, run_module):
 
 def test_locked_guest_is_refused(pve9_sim, run_module):
     make_vm(pve9_sim)
-    pve9_sim.api().nodes("pve-1").qemu(103).config.put(lock="backup")
+    pve9_sim.api(auth="password").nodes("pve-1").qemu(103).config.put(lock="backup")  # lock: root@pam only
     pve9_sim.clear_log()
     result = run_module(proxmox_migrate, dict(pve9_sim.module_params(), vmid=103, target="pve-2"))
     assert result["failed"] and "is locked (backup): wait" in result["msg"]
