@@ -11,6 +11,9 @@ may have been written:
   ever contacted (closed loopback port).
 * Unknown variables (typos): the inventory check (playbooks/check.yml) names each with the closest
   valid name.
+* Unknown keys inside list items (guests, tenants, GPU node groups, CPU profiles, nested keys too): the
+  inventory check names the item, the key and the closest valid key before any layer runs; Proxmox cases
+  show zero simulator writes, lab-model cases an empty export directory.
 * The whole-lab order: a mistake in the last layers (tenants) stops site.yml's plan before the
   Proxmox layer writes anything.
 
@@ -126,6 +129,11 @@ PVE_CASES = {
     "backup-unknown-storage": (item("proxmox_backup_jobs", 0, storage="tape"), ["tape"]),
     "backup-negative-keep": (item("proxmox_backup_jobs", 0, prune_backups={"keep_last": -1}), ["keep_last"]),
     "cluster-name-space": (setvar(proxmox_cluster_name="ai lab"), ["ai lab"]),
+    # unknown keys inside items, found by the inventory check (playbooks/check.yml) before the plan
+    "guest-role-key-typo": (guest(1, group=["k8s_node"]),
+                            ["proxmox_guests_list[1]", "name k8s-w-1", "`group`", "did you mean `groups`?"]),
+    "guest-ansible-host-typo": (guest(0, ansible_hosts="192.168.10.21"),
+                                ["proxmox_guests_list[0]", "`ansible_hosts`", "did you mean `ansible_host`?"]),
 }
 
 
@@ -172,6 +180,8 @@ def test_proxmox_mistake_is_refused_before_any_write(tmp_path, pve_sim_for_cases
     mutate(lab)
     run, writes = run_proxmox_layer(tmp_path, pve_sim_for_cases, lab)
     message = run.failure("localhost") or ""
+    if isinstance(message, list):  # the inventory check's message: one line per mistake
+        message = "\n".join(message)
     record(case, refused=run.rc != 0, before_write=not writes, named=all(t in message for t in texts))
     assert run.rc != 0, f"accepted; the simulator saw {[(w['method'], w['path']) for w in writes]}"
     assert writes == [], [(w["method"], w["path"]) for w in writes]
@@ -351,6 +361,76 @@ def test_unknown_variable_is_named_with_the_closest_valid_name(typo_run, typo):
     assert typo in message, message
     if suggestion:
         assert f"did you mean {suggestion}" in message.replace("`", ""), message
+
+
+# ----------------------------------------------------------------------- unknown keys inside items
+def cpu_profile(index, **changes):
+    def change(lab):
+        lab["ailab_cpu_profiles"][index].update(changes)
+    return change
+
+
+# case -> (mutation of the example lab, texts the check's message must contain)
+ITEM_CASES = {
+    "tenant-key-typo": (tenant(1, profile=["cpu-small"]), ["ailab_tenants[1]", "`profile`", "did you mean `profiles`?"]),
+    "tenant-quota-key-typo": (quota(0, cpus=8), ["ailab_tenants[0].quota", "`cpus`", "did you mean `cpu`?"]),
+    "gpu-group-key-typo": (gpu_group(0, gpus_per_nod=2),
+                           ["ailab_gpu_node_groups[0]", "`gpus_per_nod`", "did you mean `gpus_per_node`?"]),
+    "gpu-sharing-key-typo": (sharing(1, replica=4),
+                             ["ailab_gpu_node_groups[1].sharing", "`replica`", "did you mean `replicas`?"]),
+    "gpu-mig-layout-key-typo": (sharing(0, mig_layout=[{"profile": "1g.18gb", "cont": 7}]),
+                                ["ailab_gpu_node_groups[0].sharing.mig_layout[0]", "`cont`", "did you mean `count`?"]),
+    "gpu-taint-key-typo": (gpu_group(1, taints=[{"key": "nvidia.com/gpu", "value": "present", "efect": "NoSchedule"}]),
+                           ["ailab_gpu_node_groups[1].taints[0]", "`efect`", "did you mean `effect`?"]),
+    "cpu-profile-key-typo": (cpu_profile(0, mem_limt="4Gi"),
+                             ["ailab_cpu_profiles[0]", "`mem_limt`", "did you mean `mem_limit`?"]),
+}
+ITEM_LAYERS = ("check.yml", "tenants.yml")  # tenants read the whole lab model (GPU groups, CPU profiles)
+
+
+def item_cases_run(tmp, cases):
+    """check.yml then a layer that reads the lab model, in export mode, each case a host of its own."""
+    hosts = {}
+    for case in cases:
+        lab = copy.deepcopy(BASE_PLATFORM)
+        if case != "control":
+            ITEM_CASES[case][0](lab)
+        hosts[case] = dict(lab, ailab_kubernetes_export_dir=str(tmp / "export" / case), **UNREACHABLE)
+    inventory = tmp / "cases.yml"
+    inventory.write_text(yaml.safe_dump({"bad_cases": {"hosts": hosts}}, sort_keys=False))
+    plays = [{"ansible.builtin.import_playbook": str(ROOT / "playbooks" / name)} for name in ITEM_LAYERS]
+    return run_playbook(tmp, plays, {"all": {}}, "-i", str(EXAMPLE_LAB), "-i", str(inventory),
+                        "-e", "ailab_platform_hosts=bad_cases")
+
+
+@pytest.fixture(scope="module")
+def item_run(tmp_path_factory):
+    return shared_run(tmp_path_factory, "bad-inputs-item-keys", lambda tmp: item_cases_run(tmp, sorted(ITEM_CASES)))
+
+
+def test_the_lab_model_passes_the_check_and_exports(tmp_path):
+    """The item cases change one key each in a lab that passes the check and exports."""
+    run = item_cases_run(tmp_path, ["control"])
+    assert run.rc == 0, run.stdout[-3000:]
+    assert run.stats["control"]["unreachable"] == 0
+    assert list((tmp_path / "export" / "control").rglob("*.yaml")), "the control lab exported nothing"
+
+
+@pytest.mark.parametrize("case", sorted(ITEM_CASES))
+def test_unknown_key_in_an_item_is_refused_before_any_layer(item_run, case):
+    tmp, run = item_run
+    message = "\n".join(run.failure("localhost") or [])
+    written = sorted(str(p) for p in (tmp / "export" / case).rglob("*") if p.is_file())
+    texts = ITEM_CASES[case][1]
+    line = [entry for entry in message.splitlines() if f"set for {case})" in entry or f"set for {case}," in entry]
+    named = bool(line) and all(t in line[0] for t in texts)
+    record(f"item:{case}", refused=run.rc != 0, before_write=not written, named=named)
+    assert run.rc != 0
+    assert written == []
+    assert set(run.stats) == {"localhost"}, "no layer ran and no host was contacted"
+    assert line, message
+    for text in texts:
+        assert text in line[0], line[0]
 
 
 # ------------------------------------------------------------------------------ the whole-lab order
