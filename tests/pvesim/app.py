@@ -57,6 +57,9 @@ class Settings:
     # /cluster/resources lag by up to this much (pve-manager PVE/Service/pvestatd.pm runs every 10 s);
     # 0: always fresh.
     stats_interval: float = 10.0
+    # Seconds the API of a node that joined a cluster is restarting (pmxcfs, then pveproxy/pvedaemon):
+    # see faults.NodeRestart. At least until the next full second, so that new tickets differ from old ones.
+    join_restart: float = 2.0
 
 
 class RequestLog:
@@ -217,6 +220,9 @@ class Simulator:
     def _dispatch(self, method, api_path, params, headers, caller):
         resolved, path_params = self.schema.resolve(method, api_path)
         cookies = parse_cookies(headers.get("Cookie"))
+        restarting = self.faults.restart_error(cookies.get("PVEAuthCookie"))  # after a cluster join
+        if restarting is not None:
+            raise ApiError(restarting[1], status=restarting[0])
         principal = caller["principal"] = self.auth.authenticate(headers, cookies, method)
         if principal is None and resolved.permissions.get("user") != "world":
             raise AuthError("No ticket")

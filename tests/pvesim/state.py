@@ -83,13 +83,15 @@ class Node:
     boot_time: float = field(default_factory=lambda: time.time() - 86400 * 3)
     votes: int = 1
     link0: str = ""
+    fingerprint: str = ""  # of its API certificate once it has its own (a joined node); empty: the simulator's
 
     def as_dict(self):
         """JSON form (seed-like, exact memory) for ``dump()``."""
         return {"name": self.name, "nodeid": self.nodeid, "ip": self.ip, "online": self.online, "cpus": self.cpus,
                 "sockets": self.sockets, "cpu_model": self.cpu_model, "memory": self.memory,
                 "bridges": list(self.bridges), "pci_devices": copy.deepcopy(self.pci_devices),
-                "boot_time": self.boot_time, "votes": self.votes, "link0": self.link0}
+                "boot_time": self.boot_time, "votes": self.votes, "link0": self.link0,
+                "fingerprint": self.fingerprint}
 
 
 @dataclass
