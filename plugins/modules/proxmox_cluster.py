@@ -138,6 +138,10 @@ notes:
   - A join restarts the node's cluster services and replaces its certificate by one of the cluster
     CA. When the joining node's API cannot be reached any more while the module waits for its join
     task, the module waits through the first node instead.
+  - While it waits (tasks, quorum, a joined node online), the module rides through the restart of a
+    node's API after a create or join - answers 5xx (C(ipcc_send_rec failed), C(595 Errors during
+    connection establishment)), failed connections - and logs in again when the node answers 401
+    (tickets signed with the node's old key are refused after a join), until O(timeout).
 seealso:
   - module: ailab.cluster.proxmox_cluster_info
 """
@@ -207,6 +211,8 @@ from ansible_collections.ailab.cluster.plugins.module_utils._proxmox import (
 )
 
 POLL = 2.0
+# Seconds between tries while a node's API restarts (after a create or join).
+RESTART_POLL = 0.5
 CORO_KEYS = ("link0", "link1", "nodeid", "votes")
 NODE_CONNECTION = ("api_host", "api_port", "api_user", "api_password", "api_token_id", "api_token_secret",
                    "validate_certs", "ca_path")
@@ -224,6 +230,68 @@ class NodeConnection(object):
         self.params.update(api_host=node["api_host"] or node["name"], api_timeout=module.params["api_timeout"],
                            api_retries=module.params["api_retries"])
         self.fail_json = module.fail_json
+        self.warn = module.warn
+
+
+class LoginAgain(object):
+    """The connection options of ``connection`` for a new login whose failure raises ProxmoxError
+    (the API may still be restarting) instead of ending the module."""
+
+    def __init__(self, connection):
+        self.params = connection.params
+        self.warn = connection.warn
+
+    def fail_json(self, msg, **kwargs):
+        raise ProxmoxError(msg)
+
+
+class Session(object):
+    """One node's API session; logs in again after the node's API restarted with a new auth key."""
+
+    def __init__(self, connection, client):
+        self.connection = connection
+        self.client = client
+        self.logins = 0
+
+    def login_again(self):
+        self.client = ProxmoxClient.from_module(LoginAgain(self.connection))
+        self.logins += 1
+
+
+def restarting(exc):
+    """True for the errors a node's API gives while it restarts after a create or join: 5xx (not 501),
+    a failed connection (not a TLS failure: that is a new certificate), 401 (a ticket of the old auth key)."""
+    if exc.status is not None:
+        return exc.status == 401 or (exc.status >= 500 and exc.status != 501)
+    cause = exc.__cause__
+    return (requests is not None and isinstance(cause, requests.exceptions.RequestException)
+            and not isinstance(cause, requests.exceptions.SSLError))
+
+
+def ride_through(session, call, what, timeout, sleep=time.sleep):
+    """``call(session.client)``, waiting out the restart of the node's API (see :func:`restarting`) and logging
+    in again on 401, for at most ``timeout`` seconds; other errors are raised at once."""
+    deadline = time.time() + timeout
+    while True:
+        try:
+            return call(session.client)
+        except ProxmoxError as exc:
+            if not restarting(exc):
+                raise
+            last = exc
+        login = last.status == 401
+        while True:
+            if time.time() > deadline:
+                raise ProxmoxError("Timed out after %ss waiting for %s: the Proxmox VE API did not come back after "
+                                   "its restart (last error: %s)" % (timeout, what, last.msg), status=last.status)
+            sleep(RESTART_POLL)
+            if not login:
+                break
+            try:
+                session.login_again()
+                break
+            except ProxmoxError as exc:  # still restarting: log in again later
+                last = exc
 
 
 def read_status(client):
@@ -263,7 +331,7 @@ def wait_for(check, timeout, what):
 class ClusterMembership(object):
     def __init__(self, module, client):
         self.module = module
-        self.client = client
+        self.session = Session(module, client)
         self.params = module.params
         self.name = module.params["cluster_name"]
         self.created = False
@@ -271,6 +339,14 @@ class ClusterMembership(object):
         self.members = {}
         self.before = []
         self.first = None
+
+    @property
+    def client(self):
+        """The first node's client (a new one after a login again)."""
+        return self.session.client
+
+    def waiting(self, session, call, what):
+        return ride_through(session, call, what, self.params["timeout"])
 
     # ---------------------------------------------------------------- plan
     def plan(self):
@@ -312,13 +388,14 @@ class ClusterMembership(object):
         """Log in to each node that must join and check that it is in no other cluster."""
         clients = {}
         for node in missing:
-            client = ProxmoxClient.from_module(NodeConnection(self.module, node))
+            connection = NodeConnection(self.module, node)
+            client = ProxmoxClient.from_module(connection)
             other, quorate, members, local = read_status(client)
             if other and other != self.name:
                 raise Fail("%s is already in cluster '%s' and cannot join '%s'. Remove it from that cluster first "
                            "(pvecm delnode on a member of '%s', then reinstall or separate the node), or leave it out of "
                            "nodes." % (node["name"], other, self.name, other))
-            clients[node["name"]] = client
+            clients[node["name"]] = Session(connection, client)
         return clients
 
     # ---------------------------------------------------------------- act
@@ -326,11 +403,13 @@ class ClusterMembership(object):
         params = dict((k, self.params[k]) for k in CORO_KEYS)
         what = "creating cluster %s on %s" % (self.name, self.first)
         upid = self.client.post("cluster/config", what=what, clustername=self.name, **params)
-        self.client.wait_task(task_node(upid, self.first), upid, what, timeout=self.params["timeout"])
+        # pvecm create restarts corosync and pmxcfs on the node: wait through it
+        self.waiting(self.session, lambda c: c.wait_task(task_node(upid, self.first), upid, what,
+                                                         timeout=self.params["timeout"]), what)
         self.created = True
 
         def up():
-            name, quorate, self.members, local = read_status(self.client)
+            name, quorate, self.members, local = self.waiting(self.session, read_status, "the status of cluster %s" % self.name)
             self.first = self.first or local
             return name == self.name and quorate
         wait_for(up, self.params["timeout"], "cluster %s to be quorate on %s" % (self.name, self.first))
@@ -343,29 +422,34 @@ class ClusterMembership(object):
             raise ProxmoxError("The join information of cluster %s has no address and fingerprint of %s." % (self.name, self.first))
         return peer["pve_addr"], peer["pve_fp"]
 
-    def join(self, node, client, hostname, fingerprint):
+    def join(self, node, session, hostname, fingerprint):
         what = "joining %s to cluster %s" % (node["name"], self.name)
         params = dict((k, node[k]) for k in CORO_KEYS)
-        upid = client.post("cluster/config/join", what=what, hostname=hostname, fingerprint=fingerprint,
-                           password=self.join_password(), **params)
+        upid = session.client.post("cluster/config/join", what=what, hostname=hostname, fingerprint=fingerprint,
+                                   password=self.join_password(), **params)
         tasknode = task_node(upid, node["name"])
+
+        def task_done(client):
+            return client.wait_task(tasknode, upid, what, timeout=self.params["timeout"])
         try:
-            client.wait_task(tasknode, upid, what, timeout=self.params["timeout"])
+            # The join restarts pmxcfs, pveproxy and pvedaemon on the node, with the cluster's auth key
+            # (old tickets get 401): ride through it.
+            self.waiting(session, task_done, what)
             waited = True
         except ProxmoxError as exc:
-            # The join restarts the node's API with a certificate of the cluster CA: when the node
-            # cannot be reached any more, wait through the first node, which sees the task once the
-            # node is a member.
+            # ... and with a certificate of the cluster CA: when the node's certificate is not trusted
+            # any more (or it stays unreachable), wait through the first node, which sees the task once
+            # the node is a member.
             if requests is None or not isinstance(exc.__cause__, requests.exceptions.RequestException):
                 raise
             waited = False
 
         def online():
-            self.members = read_status(self.client)[2]
+            self.members = self.waiting(self.session, read_status, "the status of cluster %s" % self.name)[2]
             return self.members.get(node["name"], False)
         wait_for(online, self.params["timeout"], "%s to show online in cluster %s" % (node["name"], self.name))
         if not waited:
-            self.client.wait_task(tasknode, upid, what, timeout=self.params["timeout"])
+            self.waiting(self.session, task_done, what)
         self.joined.append(node["name"])
 
     def result(self, current, create, missing, done):

@@ -11,11 +11,26 @@ Faults are armed through the control API (``POST /_sim/faults``) and are consume
   omitted) answer ``status`` (default 500) with ``message`` as the reason phrase.
 
 Node failures (``node_down``/``node_up``) change the cluster state instead; see ``state.py``.
+
+A cluster join arms a :class:`NodeRestart` itself (``POST /cluster/config/join``, see
+``api/clusterconfig.py``): the joining node's API restarts, and the simulator, which has one API
+endpoint for every node, answers every API request as that node would (stricter than PVE for
+the other nodes, whose API keeps running).
 """
 
+import math
 import re
 import threading
+import time
 from dataclasses import dataclass
+from urllib.parse import unquote
+
+# pve-common PVE/IPCC: a request that needs pmxcfs while it restarts.
+PMXCFS_DOWN = "ipcc_send_rec[1] failed: Connection refused"
+# pve-http-server PVE/APIServer/AnyEvent.pm proxy_request: pveproxy cannot reach the restarting pvedaemon.
+PROXY_DOWN = "Errors during connection establishment, proxy handler: Connection refused"
+# pve-access-control PVE/AccessControl.pm verify_ticket: a ticket signed with the node's old auth key.
+OLD_TICKET = "permission denied - invalid PVE ticket"
 
 
 @dataclass
@@ -36,6 +51,54 @@ class Fault:
         return {k: v for k, v in self.__dict__.items() if v is not None}
 
 
+@dataclass
+class NodeRestart:
+    """The API of a node that just joined a cluster, restarting.
+
+    pve-cluster PVE/Cluster/Setup.pm finish_join: the joining node stops pve-cluster (pmxcfs),
+    takes the cluster's files (among them the auth key that signs tickets, /etc/pve/authkey.key),
+    starts pmxcfs again, generates a node certificate signed by the cluster CA and restarts
+    pveproxy and pvedaemon. So, from ``started``: requests fail with 500 (pmxcfs down) until
+    ``pmxcfs_until``, then with 595 (pvedaemon down) until ``ends``; afterwards tickets issued up to
+    the join (second ``old_stamp``) are refused with 401, API tokens and new tickets work.
+    """
+
+    node: str
+    started: float
+    pmxcfs_until: float
+    ends: float
+    old_stamp: int
+
+    @classmethod
+    def after_join(cls, node, duration):
+        now, wall = time.monotonic(), time.time()
+        # A ticket names the second it was issued: the window lasts at least into the next second,
+        # so that a ticket issued after it never equals one issued before the join.
+        duration = max(float(duration), math.floor(wall) + 1.05 - wall)
+        return cls(node=node, started=now, pmxcfs_until=now + duration / 2, ends=now + duration,
+                   old_stamp=int(wall))
+
+    def error(self, ticket):
+        """``(status, message)`` for a request now with this ticket cookie, or None."""
+        now = time.monotonic()
+        if now < self.pmxcfs_until:
+            return 500, PMXCFS_DOWN
+        if now < self.ends:
+            return 595, PROXY_DOWN
+        if ticket:
+            parts = unquote(ticket).partition("::")[0].split(":")
+            try:
+                stamp = int(parts[2], 16)
+            except (IndexError, ValueError):
+                return None
+            if stamp <= self.old_stamp:
+                return 401, OLD_TICKET
+        return None
+
+    def as_dict(self):
+        return {"kind": "join_restart", "node": self.node, "restarting": time.monotonic() < self.ends}
+
+
 class FaultInjector:
     """Holds armed faults; thread-safe, consulted by the task runner and the request handler."""
 
@@ -44,6 +107,7 @@ class FaultInjector:
     def __init__(self):
         self._faults = []
         self._patterns = {}
+        self._restarts = []
         self._lock = threading.Lock()
 
     def add(self, kind, count=1, **options):
@@ -74,11 +138,31 @@ class FaultInjector:
         """Disarm all faults."""
         with self._lock:
             self._faults.clear()
+            self._restarts.clear()
 
     def active(self):
-        """Armed faults as dicts."""
+        """Armed faults as dicts (and the node restarts after cluster joins)."""
         with self._lock:
-            return [fault.as_dict() for fault in self._faults]
+            return [fault.as_dict() for fault in self._faults] + [r.as_dict() for r in self._restarts]
+
+    def node_restart(self, node, duration):
+        """A node joined a cluster: its API restarts now for ``duration`` seconds (see NodeRestart)."""
+        restart = NodeRestart.after_join(node, duration)
+        with self._lock:
+            self._restarts.append(restart)
+        return restart
+
+    def restart_error(self, ticket):
+        """``(status, message)`` when a node restart answers this request (ticket cookie or None), else None."""
+        if not self._restarts:
+            return None
+        with self._lock:
+            restarts = list(self._restarts)
+        for restart in restarts:
+            answer = restart.error(ticket)
+            if answer is not None:
+                return answer
+        return None
 
     def _take(self, predicate):
         with self._lock:

@@ -14,7 +14,14 @@ Modelled after pve-cluster's ``PVE::API2::ClusterConfig`` and ``PVE::Cluster::Se
   checks (not in a cluster yet, no guests), then logs in to ``hostname`` (a cluster member's
   address or name) with the fingerprint and root password like ``PVE::APIClient::LWP``, and adds
   the node; when it ends the node is in ``/cluster/status``, ``/nodes`` and ``/cluster/config/nodes``.
+* Finishing the join (pve-cluster ``PVE::Cluster::Setup::finish_join``) restarts pmxcfs with the
+  cluster's auth key and gives the node a new certificate from the cluster CA before restarting
+  pveproxy and pvedaemon: the node's ``pve_fp`` in the join information changes, and the API
+  answers 500/595 for ``join_restart`` seconds (a setting), then 401 for tickets issued before
+  (``faults.NodeRestart``).
 """
+
+import secrets
 
 from ..errors import ApiError, TaskFailure
 from ..state import digest_of, parse_property_string
@@ -72,7 +79,7 @@ def join_info(call):
     name = call.get("node") or state.local_node().name
     if name not in state.nodes:
         raise ApiError(f"unknown node '{name}'")
-    nodelist = [dict(_corosync_node(node), pve_addr=node.ip, pve_fp=call.app.fingerprint)
+    nodelist = [dict(_corosync_node(node), pve_addr=node.ip, pve_fp=node.fingerprint or call.app.fingerprint)
                 for node in state.nodes.values()]
     return {"nodelist": nodelist, "preferred_node": name, "totem": _totem(state),
             "config_digest": digest_of([_totem(state), nodelist])}
@@ -168,7 +175,9 @@ def join_cluster(call):
         if problem:
             task.log(f"An error occurred on the cluster node: {problem}")
             raise TaskFailure("Cluster join aborted!")
-        state.join(joining.name, nodeid, votes, link0)
+        joined = state.join(joining.name, nodeid, votes, link0)
+        # Setup.pm finish_join -> updatecerts_and_ssh(1, ...): a new node certificate from the cluster CA.
+        joined.fingerprint = ":".join(f"{b:02X}" for b in secrets.token_bytes(32))
         for line in ("Join request OK, finishing setup locally", "stopping pve-cluster service",
                      f"backup old database to '/var/lib/pve-cluster/backup/config-{task.starttime}.sql.gz'",
                      "waiting for quorum...OK", "(re)generate node files", "generate new node certificate",
@@ -176,5 +185,7 @@ def join_cluster(call):
                      "generated new node certificate, restart pveproxy and pvedaemon services",
                      f"successfully added node '{joining.name}' to cluster."):
             task.log(line)
+        # Setup.pm finish_join: pmxcfs restarted with the cluster's authkey, then pveproxy/pvedaemon restarted.
+        app.faults.node_restart(joining.name, app.settings.join_restart)
 
     return call.task(joining.name, "clusterjoin", "", work)

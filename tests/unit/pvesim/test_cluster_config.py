@@ -1,5 +1,7 @@
 """Creating a cluster on a standalone node and joining nodes to it (``/cluster/config*``)."""
 
+import time
+
 import pytest
 import requests
 from proxmoxer.core import ResourceException
@@ -18,7 +20,24 @@ def standalone(tmp_path_factory):
 @pytest.fixture
 def sim(standalone):
     standalone.reset()
+    standalone.settings(join_restart=0.2)  # the API restart after a join: short here, see the restart test
     return standalone
+
+
+def _through_the_restart(sim, timeout=10.0):
+    """Wait for the join task and the joining node's API restart; the (status, message) answers seen meanwhile."""
+    assert sim.wait_tasks()
+    seen = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        answer = requests.get(f"{sim.api_url}/version", headers={"Authorization": f"PVEAPIToken={sim.token_id}={sim.token_secret}"},
+                              verify=sim.ca_file, timeout=5)
+        if answer.status_code == 200:
+            return seen
+        if not seen or seen[-1] != (answer.status_code, answer.reason):
+            seen.append((answer.status_code, answer.reason))
+        time.sleep(0.05)
+    raise AssertionError(f"the API still restarts after {timeout}s: {seen}")
 
 
 def _create(api, wait):
@@ -78,6 +97,8 @@ def test_create_then_join_builds_the_two_node_cluster(sim, wait):
         ("pve-1", "192.168.10.11", sim.fingerprint)]
     upid = _join(sim, api)
     assert upid.startswith("UPID:pve-2:") and upid.split(":")[5] == "clusterjoin"
+    _through_the_restart(sim)
+    api = sim.api(auth="password")  # the old ticket is refused now (see the restart test)
     status = wait(api, upid)  # the joining node answers for its own task
     assert status["exitstatus"] == "OK"
     log = [line["t"] for line in api.nodes("pve-2").tasks(upid).log.get()]
@@ -90,6 +111,29 @@ def test_create_then_join_builds_the_two_node_cluster(sim, wait):
     assert api.nodes("pve-2").status.get()["cpuinfo"]["cpus"] == 32
     assert len(api.nodes("pve-2").storage("local").content.get(content="vztmpl")) == 2  # its own local content
     wait(api, api.nodes("pve-2").qemu.post(vmid=100, scsi0="local-lvm:1"))
+
+
+def test_a_join_restarts_the_api_of_the_joining_node(sim, wait):
+    """pve-cluster PVE/Cluster/Setup.pm finish_join: pmxcfs restarts with the cluster's auth key, the node gets
+    a certificate from the cluster CA, pveproxy and pvedaemon restart; PVE/AccessControl.pm verify_ticket then
+    refuses tickets signed with the old key."""
+    sim.settings(join_restart=2.0)
+    api = sim.api(auth="password")
+    _create(api, wait)
+    before = api.cluster.config.join.get()["nodelist"]
+    _join(sim, api)
+    seen = _through_the_restart(sim)
+    assert seen == [(500, "ipcc_send_rec[1] failed: Connection refused"),
+                    (595, "Errors during connection establishment, proxy handler: Connection refused")], seen
+    with pytest.raises(ResourceException) as raised:
+        api.cluster.status.get()  # the ticket of the login before the join
+    assert (raised.value.status_code, raised.value.content) == (401, "permission denied - invalid PVE ticket")
+    fresh = sim.api(auth="password")  # a new login works
+    assert [n["name"] for n in fresh.cluster.status.get()[1:]] == ["pve-1", "pve-2"]
+    nodelist = {n["name"]: n["pve_fp"] for n in fresh.cluster.config.join.get()["nodelist"]}
+    assert nodelist["pve-1"] == before[0]["pve_fp"] == sim.fingerprint
+    assert nodelist["pve-2"] != sim.fingerprint and len(nodelist["pve-2"].split(":")) == 32
+    assert sim.api().version.get()  # API tokens are not signed with the auth key
 
 
 @pytest.mark.parametrize(("overrides", "error", "line"), [

@@ -7,6 +7,7 @@ join request is pve-2's because its ``link0`` is pve-2's address.
 """
 
 import pytest
+import requests
 
 from ansible_collections.ailab.cluster.plugins.module_utils import _proxmox
 from ansible_collections.ailab.cluster.plugins.modules import proxmox_cluster
@@ -19,6 +20,9 @@ PVE2_LINK = "192.168.10.12"
 @pytest.fixture
 def standalone(pve_sim):
     pve_sim.reseed(standalone_seed())
+    # The joining node's API restarts after the join (faults.NodeRestart): short here; the realistic
+    # default in test_join_rides_through_the_api_restart.
+    pve_sim.settings(join_restart=0.2)
     yield pve_sim
     pve_sim.reseed(empty_seed())
 
@@ -111,6 +115,15 @@ def test_check_mode_reports_create_and_join_and_writes_nothing(standalone, run_m
     # the first node's status, and pve-2's own status (logged in with its password)
     assert [r["path"] for r in sim.reads()] == ["/cluster/status", "/cluster/status"]
     assert members(sim) == (None, ["pve-1"])
+
+
+def test_a_node_without_certificate_checks_is_connected_with_a_warning(standalone, run_module):
+    sim = standalone
+    node = pve2(sim, validate_certs=False)
+    node.pop("ca_path")
+    result = run(run_module, root_login(sim), check_mode=True, cluster_name="ailab", nodes=[node])
+    assert not result.get("failed"), result  # the node's connection has the module's warn()
+    assert result["joined"] == ["pve-2"]
 
 
 def test_check_mode_on_an_existing_cluster_reports_the_join(pve_sim, run_module):
@@ -234,3 +247,95 @@ def test_join_waits_through_the_first_node_when_the_joining_node_is_unreachable(
     assert not result.get("failed"), result
     assert result["joined"] == ["pve-2"] and joiner_reads
     assert members(sim) == ("ailab", ["pve-1", "pve-2"])
+
+
+# ------------------------------------------------------------------------------ the API restart after a join
+def test_join_rides_through_the_api_restart(standalone, run_module):
+    """pmxcfs, pveproxy and pvedaemon restart on the joining node (500, then 595), then tickets of the old
+    auth key get 401: the module waits it out and logs in again (pve-cluster PVE/Cluster/Setup.pm finish_join)."""
+    sim = standalone
+    sim.settings(join_restart=1.0)  # long enough for every phase (the simulator default is 2 s)
+    sim.clear_log()
+    result = run(run_module, root_login(sim), cluster_name="ailab", link0=PVE1_LINK, nodes=[pve2(sim)])
+    assert not result.get("failed"), result
+    assert result["joined"] == ["pve-2"] and members(sim) == ("ailab", ["pve-1", "pve-2"])
+    log = sim.requests_log()
+    join_at = next(i for i, r in enumerate(log) if r["path"] == "/cluster/config/join" and r["method"] == "POST")
+    after = [(r["method"], r["path"], r["status"]) for r in log[join_at + 1:]]
+    statuses = [status for _method, _path, status in after]
+    assert 500 in statuses and 595 in statuses and 401 in statuses, after
+    relogin = statuses.index(401)
+    assert ("POST", "/access/ticket", 200) in after[relogin:], after
+    assert after[-1][2] == 200
+    assert [w["path"] for w in sim.writes()] == ["/cluster/config", "/cluster/config/join"]  # no write repeated
+
+
+class FakeSession(object):
+    def __init__(self, logins_fail=0):
+        self.client = "old"
+        self.logins = 0
+        self.logins_fail = logins_fail
+
+    def login_again(self):
+        self.logins += 1
+        if self.logins <= self.logins_fail:
+            raise _proxmox.ProxmoxError("Proxmox VE login as root@pam at pve-2:8006 failed")
+        self.client = "new"
+
+
+def answers(*outcomes):
+    """A call that raises or returns the outcomes in turn, recording the client it got."""
+    seen = []
+
+    def call(client):
+        seen.append(client)
+        outcome = outcomes[len(seen) - 1]
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome
+    return call, seen
+
+
+def connection_error():
+    try:
+        raise requests.exceptions.ConnectionError("Connection refused")
+    except requests.exceptions.ConnectionError as cause:
+        try:
+            raise _proxmox.ProxmoxError("Cannot connect to the Proxmox VE API at pve-2:8006") from cause
+        except _proxmox.ProxmoxError as exc:
+            return exc
+
+
+def test_ride_through_waits_out_5xx_and_connection_errors_and_logs_in_again_on_401(monkeypatch):
+    monkeypatch.setattr(proxmox_cluster, "RESTART_POLL", 0)
+    session = FakeSession(logins_fail=1)
+    call, seen = answers(_proxmox.ProxmoxError("ipcc_send_rec failed", status=500), connection_error(),
+                         _proxmox.ProxmoxError("Errors during connection establishment", status=595),
+                         _proxmox.ProxmoxError("invalid PVE ticket", status=401), "done")
+    assert proxmox_cluster.ride_through(session, call, "the join", 5, sleep=lambda s: None) == "done"
+    # the first login again failed (the API still restarting) and was tried again
+    assert seen == ["old", "old", "old", "old", "new"] and session.logins == 2
+
+
+@pytest.mark.parametrize("error", [
+    _proxmox.ProxmoxError("invalid parameters", status=400),
+    _proxmox.ProxmoxError("permission denied", status=403),
+    _proxmox.ProxmoxError("not implemented", status=501),
+    _proxmox.ProxmoxError("joining pve-2 failed: Cluster join aborted!"),  # a failed task: no HTTP status, no cause
+])
+def test_ride_through_raises_other_errors_at_once(error):
+    call, seen = answers(error)
+    with pytest.raises(_proxmox.ProxmoxError) as raised:
+        proxmox_cluster.ride_through(FakeSession(), call, "the join", 5, sleep=lambda s: None)
+    assert raised.value is error and len(seen) == 1
+
+
+def test_ride_through_gives_up_after_the_timeout_with_the_last_error():
+    error = _proxmox.ProxmoxError("Proxmox VE API error on task UPID:x (HTTP 595): Errors during connection "
+                                  "establishment", status=595)
+    call, seen = answers(*[error] * 1000)
+    with pytest.raises(_proxmox.ProxmoxError) as raised:
+        proxmox_cluster.ride_through(FakeSession(), call, "joining pve-2 to cluster ailab", 0, sleep=lambda s: None)
+    assert raised.value.msg == ("Timed out after 0s waiting for joining pve-2 to cluster ailab: the Proxmox VE API did "
+                                "not come back after its restart (last error: %s)" % error.msg)
+    assert raised.value.status == 595
