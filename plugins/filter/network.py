@@ -9,7 +9,10 @@
   and of pools against reserved networks (pod network, service network, node addresses), one sentence each;
 * ``network_node_addresses``: each inventory host's cluster address (node_prep_address, else an IP ansible_host);
 * ``kubelet_serving_csrs``: the pending kubelet serving certificate requests whose node name and
-  addresses match the inventory (what ``metrics_server_kubelet_tls: approved`` may approve).
+  addresses match the inventory (what ``metrics_server_kubelet_tls: approved`` may approve);
+* ``network_kubernetes_subnets``: every problem of a cluster's pod and service subnets - malformed, overlapping
+  each other, a node address or the API VIP, a pod subnet too small for one per-node range per node, a
+  service subnet larger than the API server accepts.
 
 Their documentation is in the ``<filter name>.yml`` files next to this one.
 """
@@ -226,6 +229,74 @@ def kubelet_serving_csrs(csrs, nodes):
     return sorted(approve)
 
 
+def _subnet(text, variable, problems):
+    if "/" not in str(text):
+        problems.append("%s '%s' is not a CIDR such as 10.244.0.0/16." % (variable, text))
+        return None
+    try:
+        network = ipaddress.ip_network(str(text).strip(), strict=True)
+    except ValueError:
+        try:
+            network = ipaddress.ip_network(str(text).strip(), strict=False)
+        except ValueError:
+            problems.append("%s '%s' is not a CIDR such as 10.244.0.0/16." % (variable, text))
+            return None
+        problems.append("%s '%s' has host bits set: the network is %s." % (variable, text, network))
+        return None
+    if network.version != 4:
+        problems.append("%s '%s': the collection builds IPv4 clusters; give an IPv4 CIDR." % (variable, text))
+        return None
+    return network
+
+
+def network_kubernetes_subnets(pod_subnet, service_subnet, nodes=None, node_cidr_mask_size=24,
+                               pod_variable="kubeadm_control_plane_pod_subnet",
+                               service_variable="kubeadm_control_plane_service_subnet"):
+    """Problems of a cluster's pod and service subnets (one sentence each; empty: usable). ``nodes`` are
+    {name, address, host} items (network_node_addresses; items without host, such as the API VIP, are only
+    checked for overlap); the pod subnet must hold one
+    /``node_cidr_mask_size`` per node (kube-controller-manager --node-cidr-mask-size, 24 for IPv4), the service
+    subnet at most 2^20 addresses (kube-apiserver refuses a larger --service-cluster-ip-range)."""
+    problems = []
+    pod = _subnet(pod_subnet, pod_variable, problems)
+    service = _subnet(service_subnet, service_variable, problems)
+    try:
+        mask = int(node_cidr_mask_size)
+    except (TypeError, ValueError):
+        raise AnsibleFilterError("network_kubernetes_subnets: node_cidr_mask_size must be a number, got %r"
+                                 % (node_cidr_mask_size,)) from None
+    nodes = [n for n in _as_list(nodes, "nodes", "network_kubernetes_subnets") if isinstance(n, Mapping)]
+    # Items with a host are nodes (each needs a pod range); others (the API VIP) only must not overlap.
+    hosts = [n for n in nodes if n.get("host")]
+    if pod is not None and service is not None and pod.overlaps(service):
+        problems.append("The pod network %s (%s) overlaps the service network %s (%s): pick two separate ranges, "
+                        "e.g. 10.244.0.0/16 and 10.96.0.0/12." % (pod, pod_variable, service, service_variable))
+    for network, variable, what in ((pod, pod_variable, "pod"), (service, service_variable, "service")):
+        if network is None:
+            continue
+        for node in nodes:
+            address = to_text(node.get("address") or "").strip()
+            if not _is_address_or_network(address) or "/" in address:
+                continue
+            if ipaddress.ip_address(address) in network:
+                problems.append("%s (%s) lies in the %s network %s (%s): nodes and %ss would share addresses; "
+                                "change %s." % (node.get("name", address), address, what, network, variable, what,
+                                                variable))
+    if pod is not None:
+        if pod.prefixlen > mask:
+            problems.append("The pod network %s (%s) is smaller than one node's range /%d "
+                            "(kube-controller-manager --node-cidr-mask-size): use /%d or larger, e.g. /16."
+                            % (pod, pod_variable, mask, mask))
+        elif 2 ** (mask - pod.prefixlen) < len(hosts):
+            problems.append("The pod network %s (%s) holds %d node ranges of /%d but the cluster has %d nodes: "
+                            "use a larger pod network." % (pod, pod_variable, 2 ** (mask - pod.prefixlen), mask,
+                                                           len(hosts)))
+    if service is not None and service.prefixlen < 12:
+        problems.append("The service network %s (%s) is larger than kube-apiserver accepts (at most /12 for IPv4): "
+                        "use e.g. 10.96.0.0/12." % (service, service_variable))
+    return problems
+
+
 class FilterModule(object):
     def filters(self):
         return {
@@ -233,4 +304,5 @@ class FilterModule(object):
             "network_overlaps": network_overlaps,
             "network_node_addresses": network_node_addresses,
             "kubelet_serving_csrs": kubelet_serving_csrs,
+            "network_kubernetes_subnets": network_kubernetes_subnets,
         }

@@ -33,6 +33,9 @@ BAD_INPUT = {
     "b5": ({"kubeadm_control_plane_node_name": "GPU_Node"}, "node_name"),
     "b6": ({"kubeadm_control_plane_kubelet_config": {"cpuManagerPolicy": "static"}},
            "cpuManagerPolicy static needs CPUs kept for the system"),
+    "b7": ({"kubeadm_control_plane_pod_subnet": "10.96.0.0/16"}, "overlaps the service network 10.96.0.0/12"),
+    "b8": ({"kubeadm_control_plane_pod_subnet": "10.10.0.0/16"}, "(10.10.0.11) lies in the pod network 10.10.0.0/16"),
+    "b9": ({"kubeadm_control_plane_pod_subnet": "10.244.0.0/28"}, "smaller than one node's range /24"),
 }
 # The valid first control plane of the bad_cp cluster, also in kube_node (a one-node lab running workloads).
 SCHEDULABLE = "b0"

@@ -15,6 +15,7 @@ from cryptography.x509.oid import NameOID
 from ansible_collections.ailab.cluster.plugins.filter.network import (
     FilterModule,
     kubelet_serving_csrs,
+    network_kubernetes_subnets,
     network_node_addresses,
     network_overlaps,
     network_ranges,
@@ -26,7 +27,7 @@ SERVICE = {"name": "the service network", "addresses": ["10.96.0.0/12"], "variab
 
 def test_the_filters_are_registered():
     assert set(FilterModule().filters()) == {"network_ranges", "network_overlaps", "network_node_addresses",
-                                             "kubelet_serving_csrs"}
+                                             "kubelet_serving_csrs", "network_kubernetes_subnets"}
 
 
 # ------------------------------------------------------------------------------------- ranges
@@ -200,3 +201,52 @@ def test_a_csr_with_an_unreadable_request_is_left_alone():
 def test_csr_nodes_must_be_a_mapping():
     with pytest.raises(AnsibleFilterError, match="nodes must map node names"):
         kubelet_serving_csrs([], ["cp1"])
+
+
+# ------------------------------------------------------------------------ kubernetes subnets
+def _nodes(*addresses):
+    return [{"name": "the address of node n%d" % i, "host": "n%d" % i, "address": a} for i, a in enumerate(addresses)]
+
+
+def test_kubernetes_subnets_of_the_default_lab_are_usable():
+    assert network_kubernetes_subnets("10.244.0.0/16", "10.96.0.0/12", _nodes("10.10.0.11", "10.10.0.21")) == []
+
+
+def test_kubernetes_subnets_overlapping_each_other():
+    found = network_kubernetes_subnets("10.96.0.0/16", "10.96.0.0/12")
+    assert found == ["The pod network 10.96.0.0/16 (kubeadm_control_plane_pod_subnet) overlaps the service network "
+                     "10.96.0.0/12 (kubeadm_control_plane_service_subnet): pick two separate ranges, e.g. 10.244.0.0/16 "
+                     "and 10.96.0.0/12."]
+
+
+def test_kubernetes_subnets_containing_a_node_or_the_vip():
+    vip = {"name": "the API VIP (kubeadm_control_plane_vip)", "address": "10.96.5.5"}
+    found = network_kubernetes_subnets("10.10.0.0/16", "10.96.0.0/12", _nodes("10.10.0.11", "192.168.1.5") + [vip])
+    assert len(found) == 2
+    assert found[0].startswith("the address of node n0 (10.10.0.11) lies in the pod network 10.10.0.0/16")
+    assert found[1].startswith("the API VIP (kubeadm_control_plane_vip) (10.96.5.5) lies in the service network")
+    # Host names in ansible_host (no address) are skipped.
+    assert network_kubernetes_subnets("10.244.0.0/16", "10.96.0.0/12", _nodes("cp-1.lab.example")) == []
+
+
+def test_kubernetes_pod_subnet_size():
+    assert "smaller than one node's range /24" in network_kubernetes_subnets("10.244.0.0/25", "10.96.0.0/12")[0]
+    # A /23 holds two /24 node ranges: three nodes do not fit; the VIP is not a node.
+    vip = {"name": "the API VIP", "address": "10.10.0.10"}
+    found = network_kubernetes_subnets("10.244.0.0/23", "10.96.0.0/12", _nodes("10.10.0.11", "10.10.0.12", "10.10.0.13"))
+    assert found == ["The pod network 10.244.0.0/23 (kubeadm_control_plane_pod_subnet) holds 2 node ranges of /24 but "
+                     "the cluster has 3 nodes: use a larger pod network."]
+    assert network_kubernetes_subnets("10.244.0.0/23", "10.96.0.0/12", _nodes("10.10.0.11", "10.10.0.12") + [vip]) == []
+    assert network_kubernetes_subnets("10.244.0.0/25", "10.96.0.0/12", node_cidr_mask_size=26) == []
+
+
+def test_kubernetes_service_subnet_size_and_syntax():
+    assert "larger than kube-apiserver accepts" in network_kubernetes_subnets("10.244.0.0/16", "10.0.0.0/11")[0]
+    assert network_kubernetes_subnets("10.244.0.1/16", "10.96.0.0/12") == [
+        "kubeadm_control_plane_pod_subnet '10.244.0.1/16' has host bits set: the network is 10.244.0.0/16."]
+    assert network_kubernetes_subnets("10.244.0.0", "10.96.0.0/12") == [
+        "kubeadm_control_plane_pod_subnet '10.244.0.0' is not a CIDR such as 10.244.0.0/16."]
+    assert "is not a CIDR" in network_kubernetes_subnets("pods", "10.96.0.0/12")[0]
+    assert "IPv4" in network_kubernetes_subnets("fd00::/64", "10.96.0.0/12")[0]
+    with pytest.raises(AnsibleFilterError, match="node_cidr_mask_size must be a number"):
+        network_kubernetes_subnets("10.244.0.0/16", "10.96.0.0/12", [], "big")
