@@ -107,6 +107,8 @@ changes:
   sample: ["create role AilabAutomation", "add ACL /storage for ailab@pve!ansible"]
 """
 
+import re
+
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.ailab.cluster.plugins.module_utils._proxmox import (
     ProxmoxClient,
@@ -162,6 +164,9 @@ def main():
     p = module.params
     if "@" not in p["userid"] or "!" in p["userid"]:
         module.fail_json(msg="userid %s is not a user id: write it as name@realm, for example ailab@pve" % p["userid"])
+    if not re.match(r"^[A-Za-z][A-Za-z0-9._-]+$", p["token"]):
+        module.fail_json(msg="token %s is not a token name: at least two letters, digits, '.', '_' or '-', "
+                             "starting with a letter, for example ansible" % p["token"])
     if p["role"] in PREDEFINED:
         module.fail_json(msg="role %s is predefined by Proxmox VE and cannot hold chosen privileges: name a role "
                              "of your own, for example AilabAutomation" % p["role"])
@@ -218,7 +223,9 @@ def main():
                 else:
                     getattr(client, method)(path, what=path, **params)
             except ProxmoxError as exc:
-                module.fail_json(msg=exc.msg, status=exc.status, changes=changes)
+                # a token made before the failure keeps its secret in this (no_log) result: its only copy
+                module.fail_json(msg=exc.msg, status=exc.status, changes=changes,
+                                 **dict((k, v) for k, v in result.items() if k == "token_secret"))
     module.exit_json(**result)
 
 
