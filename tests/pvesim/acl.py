@@ -204,6 +204,12 @@ def can(call, path, privileges, any_of=False):
     return any(p in held for p in privileges) if any_of else all(p in held for p in privileges)
 
 
+def version_privilege(privilege, major):
+    """The schema is PVE 9's: PVE 8 checks VM.Monitor where PVE 9 names a VM.GuestAgent.* privilege
+    (pve-access-control 9.0 split VM.Monitor; qemu-server's agent endpoints changed with it)."""
+    return "VM.Monitor" if major < 9 and privilege.startswith("VM.GuestAgent.") else privilege
+
+
 def _substitute(path, params):
     for key, value in params.items():
         path = path.replace("{" + key + "}", str(value))
@@ -218,7 +224,8 @@ def evaluate(check, principal, params):
     kind = check[0]
     if kind == "perm":
         path = _substitute(check[1], params)
-        privileges = list(check[2])
+        major = principal.access.major if principal.access is not None else 9
+        privileges = list(dict.fromkeys(version_privilege(p, major) for p in check[2]))
         options = dict(zip(check[3::2], check[4::2]))
         held = principal.privileges(path)
         if options.get("any"):

@@ -181,3 +181,19 @@ def test_access_config_survives_dump_and_restore():
     assert principal.privileges("/vms/100") == {"VM.Audit", "VM.GuestAgent.Audit"}
     assert principal.privileges("/storage") == set()
     assert split_path("/vms/100") == ["/", "/vms", "/vms/100"]
+
+
+def test_pve8_checks_vm_monitor_where_the_schema_names_guest_agent_privileges(pve8_sim):
+    root = pve8_sim.api()
+    root.nodes("pve-1").qemu.post(vmid=100, agent=1)
+    pve8_sim.wait_tasks()
+    token = make_token(root, privsep=0)
+    root.access.roles.post(roleid="Agent", privs="VM.Audit")
+    root.access.acl.put(path="/vms", roles="Agent", users="ailab@pve")
+    api = token_api(pve8_sim, token["full-tokenid"], token["value"])
+    agent = api.nodes("pve-1").qemu(100).agent("network-get-interfaces")
+    assert denied(agent.get) == "Permission check failed (/vms/100, VM.Monitor)"
+    root.access.roles("Agent").put(privs="VM.Monitor", append=1)
+    with pytest.raises(ResourceException) as raised:
+        agent.get()
+    assert raised.value.status_code != 403
