@@ -296,6 +296,10 @@ class ClusterState:
                 bridges=list(entry.get("bridges", ["vmbr0"])), pci_devices=list(entry.get("pci_devices", [])),
                 votes=int(entry.get("votes", 1)),
             )
+            if entry.get("iommu") is False:
+                # IOMMU not enabled on the host yet: pve-common PVE/SysFSTools.pm lspci reports
+                # iommugroup -1 for a device without /sys/bus/pci/devices/<id>/iommu_group.
+                node.pci_devices = [dict(device, iommugroup=-1) for device in node.pci_devices]
             node.link0 = entry.get("link0", node.ip)
             member = index == 1 or (self.cluster_name is not None and entry.get("member", True))
             (self.nodes if member else self.outside)[node.name] = node
