@@ -250,6 +250,8 @@ options:
   restart_on_change:
     description:
       - Reboot a running guest when a change takes effect only after a restart (RV(pending_reboot)).
+      - The module then also reads the pending changes of a running guest it did not change, so that
+        changes an earlier run left pending are applied (one more read per running guest).
     type: bool
     default: false
   wait_for_ip:
@@ -629,6 +631,7 @@ class GuestError(Exception):
     """Bad input for one guest, found before any write."""
 
 
+HA_SETTLED = {"running": "started", "stopped": "stopped"}
 # What holds a guest's lock, for messages (PVE::AbstractConfig lock names).
 LOCK_WORDS = {"backup": "backup", "migrate": "migration", "clone": "clone", "create": "create task",
               "snapshot": "snapshot", "snapshot-delete": "snapshot removal", "rollback": "snapshot rollback",
@@ -1325,8 +1328,11 @@ class Guest(object):
         delay = 0.1
         while True:
             live = live_status(self.client, self.node, self.kind, self.vmid)
-            if live.get("status") == wanted:
-                self.ha = live.get("ha") or self.ha
+            ha = live.get("ha") or {}
+            # An HA service has settled when the guest is in the state asked for and so is the service
+            # (not request_stop, queued, starting... while the CRM and LRM still act on a request).
+            if live.get("status") == wanted and (not ha.get("managed") or ha.get("state") == HA_SETTLED[wanted]):
+                self.ha = ha or self.ha
                 return
             if time.time() >= deadline:
                 ha = live.get("ha") or {}
@@ -1502,6 +1508,10 @@ class Guest(object):
     def apply_power(self):
         state = self.p["state"]
         running = self.status == "running"
+        if running and self.p["restart_on_change"] and not self.pending_reboot and self.checked == "config" \
+                and not self.changed:
+            # Nothing written in this run, but an earlier run (or a hand edit) may have left changes pending.
+            self.read_pending()
         if running and self.pending_reboot and self.p["restart_on_change"]:
             self.changes["power"] = "reboot"
             self.changed = True

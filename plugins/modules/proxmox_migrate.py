@@ -199,6 +199,8 @@ from ansible_collections.ailab.cluster.plugins.module_utils._proxmox import (
 )
 from ansible_collections.ailab.cluster.plugins.module_utils._proxmox_guest import (
     find_guest,
+    live_status,
+    name_unnamed,
     guest_word,
     ha_sid,
     is_upid,
@@ -238,6 +240,8 @@ class Migration(object):
     def locate(self):
         p = self.p
         nodes, guests = split_resources(self.client.get("cluster/resources", what="the cluster resources"))
+        if p["vmid"] is None:
+            name_unnamed(self.client, guests)  # guests pvestatd has not reported yet have no name there
         entry = find_guest(guests, p["vmid"], p["name"] if p["vmid"] is None else None, p["type"])
         if entry is None:
             self.fail("%s does not exist in the cluster: check vmid or name" % (
@@ -248,7 +252,7 @@ class Migration(object):
         self.name = entry.get("name")
         self.source = entry["node"]
         self.what = guest_word(self.kind, self.vmid, self.name)
-        self.running = entry.get("status") == "running"
+        self.running = None  # from status/current once the node is known to be online (validate)
         self.ha = bool(entry.get("hastate")) and entry.get("hastate") != "ignored"
         return nodes
 
@@ -260,12 +264,18 @@ class Migration(object):
         if problem:
             self.fail("Cannot migrate %s to %s: %s; bring it back online or choose another target"
                       % (self.what, target, problem))
-        if nodes.get(self.source, {}).get("status") != "online" or self.entry.get("status") == "unknown":
+        # Only the node entry says whether the node is offline: a guest's status there is pvestatd's, up
+        # to ~10 s old, and 'unknown' for a guest it has not reported yet.
+        if nodes.get(self.source, {}).get("status") != "online":
             self.fail("Cannot migrate %s: its node %s is offline (HA recovers HA-managed guests by itself)"
                       % (self.what, self.source))
-        if self.entry.get("lock"):
+        # Online or offline migration follows the power state now, not pvestatd's last report.
+        live = live_status(self.client, self.source, self.kind, self.vmid)
+        self.running = live.get("status") == "running"
+        lock = live.get("lock") or self.entry.get("lock")
+        if lock:
             self.fail("%s is locked (%s): wait for the running operation to finish, then retry"
-                      % (self.what, self.entry["lock"]))
+                      % (self.what, lock))
         if self.running and self.kind == "qemu" and not p["online"]:
             self.fail("%s is running and online is false: set online: true for a live migration or stop it first"
                       % self.what)
@@ -373,8 +383,8 @@ class Migration(object):
         delay = 0.1
         while True:
             entry = self.current_entry()
-            if entry and entry.get("node") == target and (not self.running or entry.get("status") == "running") \
-                    and not entry.get("lock"):
+            if entry and entry.get("node") == target and not entry.get("lock") and \
+                    (not self.running or self.live_on(target).get("status") == "running"):
                 return
             if time.time() > deadline:
                 self.fail("The HA manager did not move %s to %s within %ss (now on %s): check 'ha-manager status' "
@@ -401,14 +411,19 @@ class Migration(object):
         guests = split_resources(self.client.get("cluster/resources", what="the cluster resources", type="vm"))[1]
         return find_guest(guests, self.vmid)
 
+    def live_on(self, node):
+        return live_status(self.client, node, self.kind, self.vmid)
+
     def verify(self, target, started):
         entry = self.current_entry()
         if entry is None or entry.get("node") != target:
             self.fail("Migration of %s reported success but the cluster shows it on %s, not %s: check the task log"
                       % (self.what, (entry or {}).get("node"), target))
-        if self.running and entry.get("status") != "running":
-            self.fail("%s is on %s after the migration but %s, not running: check the guest and start it"
-                      % (self.what, target, entry.get("status")))
+        if self.running:
+            status = self.live_on(target).get("status")
+            if status != "running":
+                self.fail("%s is on %s after the migration but %s, not running: check the guest and start it"
+                          % (self.what, target, status))
 
 
 def main():

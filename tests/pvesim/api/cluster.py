@@ -80,9 +80,11 @@ def guest_stats(state, guest, interval, now=None):
     the state at the first read after a round, not at the round itself: a change made between the
     round and that read shows one round early.
     """
-    if not interval or interval <= 0:
-        return _live_stats(state, guest)
     now = time.time() if now is None else now
+    if not interval or interval <= 0:
+        stats = _live_stats(state, guest)
+        guest.pvestatd = (now, stats)  # what a longer interval set later starts from
+        return stats
     round_start = math.floor(now / interval) * interval
     seen = getattr(guest, "pvestatd", None)
     if seen is not None and seen[0] >= round_start:

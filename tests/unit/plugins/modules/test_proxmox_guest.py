@@ -1,6 +1,7 @@
 """ailab.cluster.proxmox_guest against the PVE API simulator (PVE 8 and 9), real proxmoxer."""
 
 import re
+import threading
 from urllib.parse import unquote
 
 import pytest
@@ -952,3 +953,167 @@ def test_fingerprint_tags_are_refused_as_user_tags(pve9_sim, run_module):
     result = run_module(proxmox_guest, vm_args(pve9_sim, tags=["k8s", "ailab-fp-0123456789ab"]))
     assert result["failed"] and "tags ailab-fp-0123456789ab start with ailab-fp-" in result["msg"]
     assert writes(pve9_sim) == []
+
+
+# ---------------------------------------------------------------------------------- real PVE semantics
+def as_root(args, sim):
+    """``args`` with the connection of root@pam itself (password login), the only caller PVE lets set
+    root-only keys."""
+    args = dict(args, api_user="root@pam", api_password=sim.password)
+    args.pop("api_token_id")
+    args.pop("api_token_secret")
+    return args
+
+
+@pytest.mark.parametrize("state", ["present", "started"])
+def test_two_runs_in_a_row_find_the_guest_pvestatd_has_not_reported(pve9_sim, run_module, tune, state):
+    # /cluster/resources shows a new guest as status unknown without a name until pvestatd reports it
+    # (tests/unit/pvesim/test_guest_semantics.py); an hour-long round keeps it that way for this test.
+    tune(pve9_sim, stats_interval=3600)
+    args = dict(vm_args(pve9_sim, state=state), disks={"scsi0": "local-lvm:8"})
+    first = run_module(proxmox_guest, args)
+    assert first["changed"] and first["vmid"] == 100
+    entry = pve9_sim.api().cluster.resources.get(type="vm")[0]
+    assert entry["status"] == "unknown" and "name" not in entry
+    pve9_sim.clear_log()
+    second = run_module(proxmox_guest, args)
+    assert not second.get("failed"), second
+    assert second["changed"] is False and second["vmid"] == 100 and second["status"] == ("running" if state ==
+                                                                                         "started" else "unknown")
+    assert writes(pve9_sim) == []
+    assert [g["vmid"] for g in pve9_sim.api().cluster.resources.get(type="vm")] == [100]
+
+
+def test_a_clone_source_pvestatd_has_not_reported_is_found_by_name(pve9_sim, run_module, tune):
+    tune(pve9_sim, stats_interval=3600)
+    make_template(pve9_sim)
+    result = run_module(proxmox_guest, dict(pve9_sim.module_params(), name="worker-1", node="pve-1",
+                                            clone="ubuntu-2404-cloud", full=False, storage="nas"))
+    assert not result.get("failed"), result
+    assert result["changed"] and result["vmid"] == 100
+    assert pve9_sim.api().nodes("pve-1").qemu(100).config.get()["name"] == "worker-1"
+
+
+@pytest.mark.parametrize(("extra", "named"), [
+    (dict(hostpci={"hostpci0": "0000:01:00,pcie=1"}, config={"machine": "q35"}), "hostpci0 (raw device 0000:01:00)"),
+    (dict(config={"args": "-cpu host,kvm=off"}), "args"),
+    (dict(config={"usb0": "host=1234:5678"}), "usb0 (raw device 1234:5678)"),
+])
+def test_root_only_settings_are_refused_for_a_token_before_any_write(pve9_sim, run_module, extra, named):
+    result = run_module(proxmox_guest, vm_args(pve9_sim, **extra))
+    assert result["failed"]
+    assert result["msg"].startswith("VM k8s-cp-1 sets %s, which Proxmox VE lets only root@pam itself set" % named)
+    assert "API token root@pam!" not in result["msg"] or "logs in as API token" in result["msg"]
+    assert "mapping" in result["msg"]
+    assert writes(pve9_sim) == []
+
+
+def test_root_only_settings_work_for_root_pam_with_a_password(pve9_sim, run_module):
+    args = as_root(vm_args(pve9_sim), pve9_sim)
+    args.update(hostpci={"hostpci0": "0000:01:00,pcie=1"}, config={"machine": "q35", "args": "-cpu host"})
+    result = run_module(proxmox_guest, args)
+    assert not result.get("failed"), result
+    config = pve9_sim.api().nodes("pve-1").qemu(100).config.get()
+    assert (config["hostpci0"], config["args"]) == ("0000:01:00,pcie=1", "-cpu host")
+
+
+def test_a_mapped_device_is_fine_for_a_token(pve9_sim, run_module):
+    pve9_sim.api(auth="password").cluster.mapping.pci.post(id="rtx3090",
+                                                           map=["node=pve-1,path=0000:01:00.0,id=10de:2204"])
+    result = run_module(proxmox_guest, vm_args(pve9_sim, hostpci={"hostpci0": {"mapping": "rtx3090", "pcie": True}},
+                                               config={"machine": "q35"}))
+    assert not result.get("failed"), result
+
+
+STALE = "detected modified configuration - file changed by other user? Try again."
+
+
+def test_update_sends_the_digest_and_retries_once_when_it_is_stale(pve9_sim, run_module):
+    run_module(proxmox_guest, vm_args(pve9_sim))
+    digest = pve9_sim.api().nodes("pve-1").qemu(100).config.get()["digest"]
+    pve9_sim.clear_log()
+    pve9_sim.fault("http_error", method="POST", path=r"^/nodes/pve-1/qemu/100/config$", status=500, message=STALE)
+    result = run_module(proxmox_guest, vm_args(pve9_sim, cores=4))
+    assert not result.get("failed"), result
+    sent = [w for w in pve9_sim.writes() if w["path"] == "/nodes/pve-1/qemu/100/config"]
+    assert [w["status"] for w in sent] == [500, 200]
+    assert [w["params"] for w in sent] == [{"cores": "4", "digest": digest}] * 2
+    reads = [r["path"] for r in pve9_sim.requests_log() if r["method"] == "GET"]
+    assert reads.count("/nodes/pve-1/qemu/100/config") == 3  # plan, re-read after the refusal, read back
+    assert pve9_sim.api().nodes("pve-1").qemu(100).config.get()["cores"] == 4
+
+
+def test_a_digest_stale_twice_fails_with_the_pve_message(pve9_sim, run_module):
+    run_module(proxmox_guest, vm_args(pve9_sim))
+    pve9_sim.fault("http_error", method="POST", path=r"^/nodes/pve-1/qemu/100/config$", status=500, message=STALE,
+                   count=2)
+    result = run_module(proxmox_guest, vm_args(pve9_sim, cores=4))
+    assert result["failed"] and "configuring VM 100 (k8s-cp-1)" in result["msg"] and STALE in result["msg"]
+
+
+def test_a_locked_guest_gets_a_clear_message_or_a_wait(pve9_sim, run_module):
+    run_module(proxmox_guest, vm_args(pve9_sim))
+    root = pve9_sim.api(auth="password").nodes("pve-1").qemu(100)
+    root.config.put(lock="backup")
+    pve9_sim.clear_log()
+    result = run_module(proxmox_guest, vm_args(pve9_sim, cores=4))
+    assert result["failed"]
+    assert result["msg"] == ("VM 100 (k8s-cp-1) is locked (backup), so Proxmox VE refuses configuring VM 100 "
+                             "(k8s-cp-1): a backup is running on it. Wait for it to finish and run again, or set "
+                             "lock_timeout to wait for the lock to go away")
+    assert writes(pve9_sim) == []
+    assert run_module(proxmox_guest, vm_args(pve9_sim))["changed"] is False  # no change needed: the lock is no matter
+    timer = threading.Timer(0.5, lambda: root.config.put(delete="lock", skiplock=1))
+    timer.start()
+    try:
+        waited = run_module(proxmox_guest, vm_args(pve9_sim, cores=4, lock_timeout=30))
+    finally:
+        timer.join()
+    assert not waited.get("failed"), waited
+    assert pve9_sim.api().nodes("pve-1").qemu(100).config.get()["cores"] == 4
+    root.config.put(lock="migrate")
+    timed_out = run_module(proxmox_guest, vm_args(pve9_sim, cores=2, lock_timeout=1))
+    assert timed_out["failed"] and "is locked (migrate) (waited 1s)" in timed_out["msg"]
+    assert "a migration is running on it" in timed_out["msg"]
+
+
+def test_a_lock_taken_between_read_and_write_is_reported_clearly(pve9_sim, run_module):
+    run_module(proxmox_guest, vm_args(pve9_sim))
+    pve9_sim.fault("http_error", method="POST", path=r"^/nodes/pve-1/qemu/100/config$", status=500,
+                   message="VM 100 is locked (snapshot)")
+    result = run_module(proxmox_guest, vm_args(pve9_sim, cores=4))
+    assert result["failed"] and result["msg"].startswith("VM 100 (k8s-cp-1) is locked (snapshot), so Proxmox VE "
+                                                         "refuses configuring")
+
+
+@pytest.mark.parametrize("option", [{"discard": False}, {"cache": "writeback"}, {"iothread": True}])
+def test_disk_option_changes_of_a_running_vm_wait_for_a_restart(pve9_sim, run_module, option):
+    run_module(proxmox_guest, vm_args(pve9_sim, state="started"))
+    disks = {"scsi0": dict({"storage": "local-lvm", "size": "8G", "discard": True, "ssd": True}, **option),
+             "ide2": "local-lvm:cloudinit"}
+    changed = run_module(proxmox_guest, vm_args(pve9_sim, state="started", disks=disks))
+    assert changed["changed"] and changed["pending_reboot"] is True
+    pending = pve9_sim.api().nodes("pve-1").qemu(100).pending.get()
+    assert [p["key"] for p in pending if "pending" in p] == ["scsi0"]
+    pve9_sim.clear_log()
+    # A later run with restart_on_change finds what the earlier run left pending and reboots.
+    applied = run_module(proxmox_guest, vm_args(pve9_sim, state="started", disks=disks, restart_on_change=True))
+    assert applied["changed"] and applied["changes"] == {"power": "reboot"} and applied["pending_reboot"] is False
+    assert paths(pve9_sim) == [("POST", "/nodes/pve-1/qemu/100/status/reboot")]
+    assert not [p for p in pve9_sim.api().nodes("pve-1").qemu(100).pending.get() if "pending" in p]
+
+
+def test_disk_throttle_changes_apply_at_once(pve9_sim, run_module):
+    run_module(proxmox_guest, vm_args(pve9_sim, state="started"))
+    disks = {"scsi0": {"storage": "local-lvm", "size": "8G", "discard": True, "ssd": True, "mbps_rd": 200},
+             "ide2": "local-lvm:cloudinit"}
+    changed = run_module(proxmox_guest, vm_args(pve9_sim, state="started", disks=disks))
+    assert changed["changed"] and changed["pending_reboot"] is False
+
+
+def test_tags_compare_as_pve_stores_them(pve9_sim, run_module):
+    run_module(proxmox_guest, vm_args(pve9_sim, tags=["k8s", "gpu", "control-plane", "k8s"]))
+    assert pve9_sim.api().nodes("pve-1").qemu(100).config.get()["tags"] == "control-plane;gpu;k8s"
+    pve9_sim.clear_log()
+    again = run_module(proxmox_guest, vm_args(pve9_sim, tags=["gpu", "control-plane", "k8s"]))
+    assert again["changed"] is False and writes(pve9_sim) == []

@@ -253,3 +253,43 @@ def test_log_figures_parse_the_seed_task_log():
              {"n": 3, "t": "TASK OK"}]
     assert proxmox_migrate.log_figures(lines) == (49, 21.0)
     assert proxmox_migrate.log_figures([{"t": "TASK OK"}]) == (None, None)
+
+
+def test_online_or_offline_follows_status_current_not_the_lagging_resources(pve9_sim, run_module):
+    # pvestatd has not reported the new VM (an hour-long round): /cluster/resources says status unknown
+    # and has no name; the module must neither call the node offline nor pick the mode from that entry.
+    original = pve9_sim.settings()
+    pve9_sim.settings(stats_interval=3600)
+    try:
+        make_vm(pve9_sim)
+        entry = pve9_sim.api().cluster.resources.get(type="vm")[0]
+        assert entry["status"] == "unknown" and "name" not in entry
+        pve9_sim.clear_log()
+        result = run_module(proxmox_migrate, dict(pve9_sim.module_params(), name="maria-gpu", target="pve-2"))
+    finally:
+        pve9_sim.settings(**original)
+    assert not result.get("failed"), result
+    assert result["changed"] and result["mode"] == "online"
+    assert writes(pve9_sim) == [("POST", "/nodes/pve-1/qemu/103/migrate", {"target": "pve-2", "online": "1"})]
+    reads = [r["path"] for r in pve9_sim.requests_log() if r["method"] == "GET"]
+    assert "/nodes/pve-1/qemu/103/status/current" in reads and "/nodes/pve-1/qemu/103/config" in reads
+    assert pve9_sim.api().nodes("pve-2").qemu(103).status.current.get()["status"] == "running"
+
+
+def test_a_stale_running_entry_does_not_make_a_stopped_vm_migrate_online(pve9_sim, run_module):
+    make_vm(pve9_sim, disk="local-lvm:8")
+    assert where(pve9_sim, 103)[1] == "running"  # read fresh (interval 0): what the next round starts from
+    original = pve9_sim.settings()
+    pve9_sim.settings(stats_interval=3600)
+    try:
+        assert where(pve9_sim, 103)[1] == "running"  # pvestatd's round saw it running
+        pve9_sim.api().nodes("pve-1").qemu(103).status.stop.post()
+        pve9_sim.wait_tasks()
+        assert where(pve9_sim, 103)[1] == "running"  # and still says so
+        pve9_sim.clear_log()
+        result = run_module(proxmox_migrate, dict(pve9_sim.module_params(), vmid=103, target="pve-2"))
+    finally:
+        pve9_sim.settings(**original)
+    assert not result.get("failed"), result
+    assert result["mode"] == "offline"
+    assert writes(pve9_sim) == [("POST", "/nodes/pve-1/qemu/103/migrate", {"target": "pve-2"})]
