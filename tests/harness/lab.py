@@ -1,6 +1,8 @@
 """`make lab`: every layer of the lab on the sandbox inventory, each against what can stand for it.
 
-    proxmox     the Proxmox VE API simulator (tests/pvesim, PVE 9; AILAB_PVE=8 for PVE 8): the inventory
+    proxmox     the Proxmox VE API simulator (tests/pvesim, PVE 9; AILAB_PVE=8 for PVE 8): as root@pam
+                playbooks/proxmox_api_user.yml (the collection's role, user and privilege-separated
+                token, secret kept in .cache/sandbox/pve-token.json), then WITH THAT TOKEN the inventory
                 check, playbooks/proxmox.yml (cluster, storage, PCI mapping, guests, HA, backup job) and
                 a live migration drill (sandbox.migration_drill_play)
     nodes       one local systemd container per Kubernetes node VM (docker connection): playbooks/nodes.yml
@@ -43,6 +45,7 @@ BIN = Path(sys.executable).parent
 SANDBOX = Path(os.environ.get("AILAB_SANDBOX_STATE") or ROOT / ".cache" / "sandbox").resolve()
 BUILD = Path(os.environ.get("AILAB_SANDBOX_BUILD") or ROOT / "build" / "sandbox").resolve()
 STATE_FILE = SANDBOX / "state.json"
+TOKEN_FILE = SANDBOX / "pve-token.json"  # the least-privilege token (playbooks/proxmox_api_user.yml), mode 0600
 TTY = sys.stdout.isatty()
 
 
@@ -130,14 +133,21 @@ class Lab:
             guest = (sim.state().get("guests") or {}).get(str(drill.get("vmid")))
             args = ["-e", f"sandbox_migration_drill_node={guest['node']}"] if guest else []
             env = dict(os.environ, **sandbox.plain_env(TTY), **simulator_env(sim))
-            drill_file = sandbox.write_playbook(BUILD / "live_migration.yml", sandbox.migration_drill_play())
-            rc, output, _seconds = self.playbook("proxmox", ["playbooks/check.yml", "playbooks/proxmox.yml", str(drill_file)],
-                                                 env=env, args=args)
+            # Bootstrap as root@pam: the collection's own role, user and privilege-separated token
+            # (a re-run changes nothing); every other play of the layer runs with that token.
+            rc, output, _seconds = self.playbook("proxmox_api_user", ["playbooks/proxmox_api_user.yml"], env=env,
+                                                 args=["-e", f"proxmox_api_user_secret_file={TOKEN_FILE}"])
+            if rc == 0:
+                env.update(sandbox.token_env(TOKEN_FILE))
+                drill_file = sandbox.write_playbook(BUILD / "live_migration.yml", sandbox.migration_drill_play())
+                rc, more, _seconds = self.playbook("proxmox", ["playbooks/check.yml", "playbooks/proxmox.yml",
+                                                              str(drill_file)], env=env, args=args)
+                output += more
             log = sim.requests_log()
         writes = sum(1 for r in log if r.get("write"))
         layer = sandbox.playbook_layer("proxmox", "simulator", rc, output, time.monotonic() - started,
-                                       "inventory check, cluster, storage, PCI mapping, guests, HA, backup job, "
-                                       "live migration")
+                                       "least-privilege API token (bootstrap as root@pam), inventory check, cluster, "
+                                       "storage, PCI mapping, guests, HA, backup job, live migration")
         layer["detail"] += f"; the PVE {self.pve} API saw {len(log)} requests ({writes} writes)"
         return self.add(layer)
 

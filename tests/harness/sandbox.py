@@ -6,6 +6,7 @@ function alone.
 """
 
 import hashlib
+import json
 import re
 from pathlib import Path
 
@@ -217,6 +218,15 @@ def pve_switch(recorded, wanted):
 def plain_env(tty=False):
     """Colours for ansible-playbook, whose output lab.py pipes: kept on a terminal, off in logs and CI."""
     return {"ANSIBLE_FORCE_COLOR": "1"} if tty else {"ANSIBLE_NOCOLOR": "1", "ANSIBLE_FORCE_COLOR": "0"}
+
+
+def token_env(token_file):
+    """The AILAB_PVE_* variables that point inventories/sandbox at the least-privilege token that
+    playbooks/proxmox_api_user.yml wrote to ``token_file`` (JSON: token_id, token_secret)."""
+    kept = json.loads(Path(token_file).read_text())
+    token_id = kept["token_id"]
+    return {"AILAB_PVE_USER": token_id.rpartition("!")[0], "AILAB_PVE_TOKEN_ID": token_id,
+            "AILAB_PVE_TOKEN_SECRET": kept["token_secret"]}
 
 
 def migration_drill_play():

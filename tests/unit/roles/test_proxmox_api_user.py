@@ -176,3 +176,15 @@ def test_every_privilege_in_the_data_exists_in_its_pve_version():
         for major in [row["pve"]] if "pve" in row else [8, 9]:
             unknown = set(row["privileges"]) - PRIVILEGES[major]
             assert not unknown, f"{row['module']} {row['path']}: {unknown} not a PVE {major} privilege"
+
+
+def test_the_sandbox_points_its_inventory_at_the_kept_token(lab):
+    import sys  # noqa: PLC0415
+
+    sys.path.insert(0, str(ROOT / "tests" / "harness"))
+    import sandbox  # noqa: PLC0415
+
+    kept = json.loads(lab["secret_file"].read_text())
+    assert sandbox.token_env(lab["secret_file"]) == {
+        "AILAB_PVE_USER": "ailab@pve", "AILAB_PVE_TOKEN_ID": "ailab@pve!ansible",
+        "AILAB_PVE_TOKEN_SECRET": kept["token_secret"]}
