@@ -29,7 +29,7 @@ description:
   - Every Proxmox VE task the module starts is waited for, and a failed task fails the module with the
     end of the task log.
   - C(/cluster/resources) shows a guest's name, status and template flag as pvestatd last reported them
-    (about every 10 seconds): a guest created seconds ago has status C(unknown) and no name there. The
+    (about every 10 seconds), so a guest created seconds ago has status C(unknown) and no name there. The
     module reads the configuration of such entries to find a guest by name, so two runs in a row never
     create it twice, and takes the power state of a guest it changes from C(status/current).
   - Updates of an existing guest send the configuration digest the module read. When someone else
@@ -188,9 +188,9 @@ options:
         C(hostpci0: mapping=rtx3090,pcie=1) or C({mapping: rtx3090, pcie: true}). C(pcie) needs
         C(machine: q35) in O(config).'
       - The mapping must exist, with an entry for the VM's node. This is checked before any change.
-      - A raw device (C(host=0000:01:00)) can be set only by C(root@pam) itself with a password: Proxmox VE
+      - A raw device (C(host=0000:01:00)) can be set only by C(root@pam) itself with a password. Proxmox VE
         refuses it to every other user and to every API token, C(root@pam)'s own included ("only root can set
-        'hostpci0' config for non-mapped devices"). With a token the module refuses it before any change:
+        'hostpci0' config for non-mapped devices"). With a token the module refuses it before any change;
         create a PCI resource mapping (M(ailab.cluster.proxmox_pci_mapping)) and use C(mapping=<id>).
         The same holds for O(config) keys C(args), C(lock), C(vmstate), C(runningmachine), C(runningcpu),
         C(usbN) with a raw host device, and container bind mounts and C(devN) passthrough.
@@ -427,7 +427,10 @@ type:
   type: str
   sample: qemu
 status:
-  description: Power state after the run (V(running), V(stopped), or V(absent) once removed).
+  description:
+    - Power state after the run (V(running), V(stopped), or V(absent) once removed).
+    - For a guest the module did not need to change it is the status C(/cluster/resources) shows, which can be
+      up to 10 seconds old, and V(unknown) for a guest Proxmox VE's pvestatd has not reported yet.
   returned: when one guest is managed
   type: str
   sample: running

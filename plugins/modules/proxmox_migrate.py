@@ -85,6 +85,9 @@ notes:
   - Works on Proxmox VE 8 and 9. On Proxmox VE 9, an HA migration that resource-affinity rules block
     fails with the blocking resources. Resources moved along by positive affinity are returned in
     RV(comigrated).
+  - Whether the guest runs (online or offline migration) and its lock are read from C(status/current), because
+    C(/cluster/resources) shows the status pvestatd reported up to 10 seconds ago, and V(unknown) without
+    a name for a guest created seconds before, which the module finds by name through its configuration.
 seealso:
   - module: ailab.cluster.proxmox_guest
 """
