@@ -20,6 +20,8 @@ POST     /_sim/nodes/<node>/down    take a node offline (same as fault ``node_do
 POST     /_sim/nodes/<node>/up      bring a node back online
 GET      /_sim/settings             run-time settings
 PUT      /_sim/settings             change settings: ``task_duration``, ``migrate_duration``, ``agent_delay``
+POST     /_sim/personality          switch to another personality of the same major version
+                                    (``{"name": "9-upgraded"}`` or ``{"name": "9"}``); reset() keeps it
 GET      /_sim/tasks                all tasks (newest first)
 POST     /_sim/tasks/wait           wait until no task runs (``{"timeout": 10}``)
 =======  =========================  ==================================================================
@@ -99,6 +101,14 @@ class ControlApi:
                 app.apply_settings(**payload)
             if method in ("GET", "PUT"):
                 return asdict(app.settings)
+        if (method, parts) == ("POST", ["personality"]):
+            from .personality import personality  # same major only: the served schema stays valid
+            chosen = personality(payload.get("name"))
+            if chosen.major != app.personality.major:
+                raise ValueError(f"personality {payload.get('name')!r} is not PVE {app.personality.major}")
+            with app.state.lock:
+                app.personality = app.state.personality = chosen
+            return {"pve": chosen.major, "name": chosen.name or str(chosen.major)}
         if (method, parts) == ("GET", ["tasks"]):
             return [dict(task.status_dict(), log=list(task.lines)) for task in app.tasks.recent()]
         if (method, parts) == ("POST", ["tasks", "wait"]):
