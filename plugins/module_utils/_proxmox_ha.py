@@ -94,6 +94,137 @@ def check_configid(value, what):
     return None
 
 
+# ------------------------------------------------------------- feasibility
+def _enabled(rule):
+    return not int(with_defaults(rule, RULE_DEFAULTS)["disable"])
+
+
+def _rule_sids(rule):
+    return set(split_list(rule.get("resources")))
+
+
+def _positive_groups(positive):
+    """Positive rules that share resources, merged: ``[(rule names, resources)]``."""
+    merged = []
+    for name in sorted(positive):
+        names, sids = [name], set(positive[name])
+        for other in [m for m in merged if m[1] & sids]:
+            merged.remove(other)
+            names, sids = other[0] + names, other[1] | sids
+        merged.append((sorted(names), sids))
+    return merged
+
+
+def _sids_text(sids):
+    return ", ".join(sorted(sids))
+
+
+def rule_conflicts(rules, nodes):
+    """Why a set of HA rules cannot hold together on Proxmox VE 9: ``[(rule names, message)]``.
+
+    The inter-rule checks that pve-ha-manager runs on every rule write (``check_feasibility`` of
+    src/PVE/HA/Rules.pm, Rules/NodeAffinity.pm and Rules/ResourceAffinity.pm; PVE answers 400
+    "Rule '<name>' is invalid."), over the enabled rules; ``nodes`` are the cluster's nodes.
+    """
+    located = dict((n, r) for n, r in rules.items() if r.get("type") == "node-affinity" and _enabled(r))
+    affinity = dict((n, r) for n, r in rules.items() if r.get("type") == "resource-affinity" and _enabled(r))
+    positive = dict((n, _rule_sids(r)) for n, r in affinity.items() if r.get("affinity") == "positive")
+    negative = dict((n, _rule_sids(r)) for n, r in affinity.items() if r.get("affinity") == "negative")
+    conflicts = []
+    owner = {}
+    for name in sorted(located):
+        for sid in sorted(_rule_sids(located[name])):
+            if sid in owner:
+                conflicts.append(([owner[sid], name], "HA resource %s would be in two enabled node-affinity rules, %s "
+                                  "and %s: Proxmox VE 9 allows one; remove it from one of them or disable one"
+                                  % (sid, owner[sid], name)))
+            else:
+                owner[sid] = name
+    for name in sorted(affinity):
+        if len(_rule_sids(affinity[name])) < 2:
+            conflicts.append(([name], "resource-affinity rule %s names fewer than two resources, so Proxmox VE 9 "
+                              "finds it ineffective; name two or more" % name))
+    for name in sorted(negative):
+        if len(negative[name]) > len(nodes):
+            conflicts.append(([name], "negative resource-affinity rule %s keeps %d resources apart (%s) but the "
+                              "cluster has %d nodes; name at most %d" % (
+                                  name, len(negative[name]), _sids_text(negative[name]), len(nodes), len(nodes))))
+    for pos in sorted(positive):
+        for neg in sorted(negative):
+            shared = positive[pos] & negative[neg]
+            if len(shared) >= 2:
+                conflicts.append(([pos, neg], "resource-affinity rules %s (positive) and %s (negative) both name %s: "
+                                  "they cannot be kept together and apart; remove them from one rule"
+                                  % (pos, neg, _sids_text(shared))))
+    for name in sorted(affinity):
+        for other in sorted(located):
+            shared = _rule_sids(affinity[name]) & _rule_sids(located[other])
+            priorities = set(node_priorities(located[other].get("nodes")).values())
+            if shared and len(priorities) > 1:
+                conflicts.append(([name, other], "resource-affinity rule %s names %s, which node-affinity rule %s "
+                                  "gives nodes of several priorities (%s): Proxmox VE 9 refuses a resource-affinity "
+                                  "rule over resources of a node-affinity rule with more than one priority; give %s "
+                                  "one priority for all its nodes or take those resources out of %s"
+                                  % (name, _sids_text(shared), other, located[other].get("nodes"), other, name)))
+    for names, sids in _positive_groups(positive):
+        paired = [o for o in sorted(located) if _rule_sids(located[o]) & sids]
+        if len(paired) > 1:
+            conflicts.append((names + paired, "positive resource-affinity rule%s %s keep%s %s together, but they are "
+                              "in several node-affinity rules (%s); Proxmox VE 9 allows one: put them in one rule"
+                              % ("s" if len(names) > 1 else "", " and ".join(names), "" if len(names) > 1 else "s",
+                                 _sids_text(sids), ", ".join(paired))))
+    for name in sorted(negative):
+        allowed, placed, paired = set(), set(), []
+        for other in sorted(located):
+            common = negative[name] & _rule_sids(located[other])
+            if common:
+                placed |= common
+                allowed |= set(node_priorities(located[other].get("nodes")))
+                paired.append(other)
+        if len(allowed) < len(placed):
+            conflicts.append(([name] + paired, "negative resource-affinity rule %s keeps %s apart, but node-affinity "
+                              "rule%s %s allow%s only %d node%s (%s) for them; allow more nodes or keep fewer apart"
+                              % (name, _sids_text(placed), "s" if len(paired) > 1 else "", ", ".join(paired),
+                                 "" if len(paired) > 1 else "s", len(allowed), "" if len(allowed) == 1 else "s",
+                                 ", ".join(sorted(allowed)))))
+    return conflicts
+
+
+def check_feasible(rules, nodes, touched):
+    """Raise ProxmoxError for the first conflict that involves a rule of ``touched``."""
+    for names, message in rule_conflicts(rules, nodes):
+        if set(names) & set(touched):
+            raise ProxmoxError("HA rules %s cannot hold together: %s" % (", ".join(sorted(set(names))), message))
+
+
+GROUPS_NOT_MIGRATED = (
+    "this Proxmox VE %s cluster was upgraded from 8 and its HA manager has not migrated the HA groups (%s) to HA "
+    "rules yet; until it has, Proxmox VE refuses every HA rule write (\"ha groups have not been migrated yet\"). "
+    "The HA manager migrates them by itself once every node is online, runs Proxmox VE 9 and has an active LRM, "
+    "and the cluster is quorate (journalctl -u pve-ha-crm shows \"ha groups migration\"): finish the upgrade of "
+    "all nodes, check ha-manager status, and run again when GET /cluster/ha/groups no longer lists groups")
+
+
+def unmigrated_groups(client):
+    """PVE 9: the HA groups the CRM has not migrated to rules yet (empty once migrated)."""
+    try:
+        groups = client.get("cluster/ha/groups", what="the HA groups") or []
+    except ProxmoxError as exc:
+        if exc.status == 500 and "migrated" in exc.msg:  # PVE 9 refuses group calls once migrated
+            return []
+        raise
+    return sorted(g.get("group") for g in groups)
+
+
+def check_groups_migrated(client):
+    """Refuse, with what to do, to write HA rules on a PVE 9 cluster whose groups are not migrated."""
+    if client.major < 9:
+        return
+    groups = unmigrated_groups(client)
+    if groups:
+        raise ProxmoxError(GROUPS_NOT_MIGRATED % (client.version.get("version", client.major), ", ".join(groups)))
+
+
 # ------------------------------------------------------------------ engine
 class Write(object):
     """One planned API write; ``then`` (optional) runs after it, given the client and the answer."""
@@ -188,6 +319,12 @@ class Planner(object):
                 self.after[key] = after
         return result
 
+    # True: check (one read) that PVE 9 has migrated the HA groups even when no rule is written
+    check_migration = False
+
+    def settle(self, client):
+        """After the writes: wait for what the HA manager does in its own rounds (resources)."""
+
     # planners implement these
     def check_version(self, items):
         """Refuse options the PVE version lacks (raise ProxmoxError) and add mapping warnings."""
@@ -226,10 +363,19 @@ def run_ha_module(planner_class, **module_options):
         planner.plan(items)
         writes = sorted(planner.writes, key=lambda w: w.phase)  # stable: planned order within a phase
         changed = bool(writes)
+        writes_rules = any(w.path.startswith("cluster/ha/rules") for w in writes)
+        if planner.check_migration or (module.check_mode and writes_rules):
+            check_groups_migrated(client)  # PVE 9 upgraded from 8: say what to do instead of a 500
         if changed and not module.check_mode:
             for write in writes:
-                write.run(client)
+                try:
+                    write.run(client)
+                except ProxmoxError as exc:
+                    if "have not been migrated yet" in exc.msg:  # an apply run reads nothing more to find out
+                        check_groups_migrated(client)
+                    raise
                 done.append(write.what)
+            planner.settle(client)
     except ProxmoxError as exc:
         for warning in planner.warnings:
             module.warn(warning)
@@ -254,6 +400,15 @@ def update_params(desired, current, defaults):
     params, delete, _before, _after = diff_config(desired, current, NORMALIZERS, defaults)
     if delete:
         params["delete"] = ",".join(delete)
+    return params
+
+
+def enable_with_delete(params):
+    """Enable a rule with ``delete=disable``: Proxmox VE drops a false ``disable`` (pve-ha-manager
+    src/PVE/HA/Rules.pm), so ``disable=0`` would leave a disabled rule disabled."""
+    if "disable" in params and not int(params["disable"]):
+        del params["disable"]
+        params["delete"] = ",".join(sorted(set(split_list(params.get("delete")) + ["disable"])))
     return params
 
 
@@ -398,10 +553,7 @@ class GroupPlanner(Planner):
                 continue
             desired = dict(nodes=",".join(item["nodes"]), strict=item["restricted"], comment=item["comment"],
                            disable=False)
-            params = update_params(desired, current, RULE_DEFAULTS)
-            if params.get("disable") == 0:  # enabled is the default: drop the option instead of writing 0
-                del params["disable"]
-                params["delete"] = ",".join(sorted(split_list(params.get("delete")) + ["disable"]))
+            params = enable_with_delete(update_params(desired, current, RULE_DEFAULTS))
             after_rule = applied(current, params)
             if params:
                 params["type"] = "node-affinity"
@@ -538,8 +690,41 @@ class RulePlanner(Planner):
                 future.pop(name, None)
                 self.write(RULES_DELETE, "delete", "cluster/ha/rules/%s" % name, "HA rule %s" % name)
                 self.record(name, "deleted", self._view(name, rules[name]), None)
+        touched += self._plan_groups(future)
         if touched:
             self._check_future(future, touched)
+
+    def _plan_groups(self, future):
+        """The ``ha-group-<name>`` rules that the groups and resources of this run will make
+        (``planned_groups``/``planned_members``, the proxmox_ha role's preflight): into ``future``."""
+        groups = self.module.params.get("planned_groups") or []
+        if not groups:
+            return []
+        self.check_migration = True
+        touched = []
+        members = {}
+        for member in self.module.params.get("planned_members") or []:
+            if member.get("group") is not None and member.get("state") != "absent":
+                item = dict(member, type=member.get("type") or "vm")
+                members[_resource_sid(item)] = member["group"]
+        for name, rule in list(future.items()):  # resources leave the group rules they no longer belong to
+            if name.startswith(GROUP_RULE_PREFIX):
+                kept = [s for s in split_list(rule.get("resources")) if members.get(s, name[len(GROUP_RULE_PREFIX):])
+                        == name[len(GROUP_RULE_PREFIX):]]
+                future[name] = dict(rule, resources=",".join(kept))
+        for group in groups:
+            rule_id = group_rule_id(group["name"])
+            if group.get("state", "present") == "absent":
+                future.pop(rule_id, None)
+                continue
+            sids = set(split_list(future.get(rule_id, {}).get("resources")))
+            sids |= set(s for s, g in members.items() if g == group["name"])
+            if not sids:
+                continue  # a rule needs a resource: the group module defers it
+            future[rule_id] = dict(type="node-affinity", nodes=",".join(group.get("nodes") or []),
+                                   strict=int(bool(group.get("restricted"))), resources=",".join(sorted(sids)))
+            touched.append(rule_id)
+        return touched
 
     @staticmethod
     def _send(item):
@@ -558,7 +743,7 @@ class RulePlanner(Planner):
             desired.update(nodes=send["nodes"], strict=item["strict"])
         else:
             desired.update(affinity=item["affinity"])
-        return update_params(desired, current, RULE_DEFAULTS)
+        return enable_with_delete(update_params(desired, current, RULE_DEFAULTS))
 
     def _check_future(self, future, touched):
         """Refuse, before any write, what PVE would refuse half-way: unmanaged resources, a resource in
@@ -585,6 +770,8 @@ class RulePlanner(Planner):
                                        "Proxmox VE 9 allows one; remove it from one of them or disable one"
                                        % (sid, owner[sid], name))
                 owner[sid] = name
+        _guests, nodes = self.state.cluster()
+        check_feasible(future, sorted(nodes), touched)
 
     @staticmethod
     def _view(name, rule):
@@ -674,6 +861,7 @@ class ResourcePlanner(Planner):
                 % (self.major, ", ".join(grouped[:5]), more, GROUP_RULE_PREFIX))
 
     def plan(self, items):
+        self.waits = {}
         resources = self.state.resources()
         map_groups = self.major >= 9 and any(i["group"] is not None for i in items)
         self.rules_before = self.state.rules() if map_groups else {}
@@ -749,6 +937,7 @@ class ResourcePlanner(Planner):
             if create.get("group"):
                 self._check_group_exists(sid, create["group"])
             self.write(RESOURCES, "post", "cluster/ha/resources", "HA resource %s" % sid, dict(sid=sid, **create))
+            self._wait_for(sid, create.get("state", "started"))
             return "created", self._view(sid, create)
         now = dict(current, state="started") if current.get("state") == "enabled" else current
         params = update_params(desired, now, RESOURCE_DEFAULTS)
@@ -756,7 +945,20 @@ class ResourcePlanner(Planner):
             self._check_group_exists(sid, params["group"])
         if params:
             self.write(RESOURCES, "put", "cluster/ha/resources/%s" % sid, "HA resource %s" % sid, params)
+        if "state" in params or "delete" in params and "state" in split_list(params["delete"]):
+            self._wait_for(sid, applied(now, params).get("state") or "started")
         return ("updated" if params else "unchanged"), self._view(sid, applied(current, params))
+
+    def _wait_for(self, sid, requested):
+        """Remember to wait for the service state that ``requested`` leads to (none for ignored)."""
+        target = SERVICE_STATE.get(requested)
+        if target is not None:
+            self.waits[sid] = target
+
+    def settle(self, client):
+        timeout = self.module.params["wait_timeout"]
+        if self.waits and timeout:
+            wait_for_services(client, self.waits, timeout)
 
     def _check_guest(self, sid):
         guests, _nodes = self.state.cluster()
@@ -864,6 +1066,43 @@ class ResourcePlanner(Planner):
         else:
             view["group"] = resource["group"]
         return view
+
+
+# The service state the HA manager reports once it has done what a requested state asks for.
+SERVICE_STATE = {"started": "started", "enabled": "started", "stopped": "stopped", "disabled": "stopped"}
+
+
+def wait_for_services(client, targets, timeout, poll=0.5):
+    """Wait until ``ha-manager status`` shows each service of ``targets`` (``{sid: state}``) in its state.
+
+    HA state changes are requests: the CRM and LRM act on them one or two rounds (about 10 s
+    each) after the API answered (pve-ha-manager src/PVE/HA/Manager.pm, LRM.pm).
+    """
+    deadline = time.time() + timeout
+    delay = 0.05
+    pending = dict(targets)
+    while True:
+        services = dict((e.get("sid"), e) for e in client.get("cluster/ha/status/current", what="the HA status") or []
+                        if e.get("type") == "service")
+        for sid in sorted(pending):
+            entry = services.get(sid, {})
+            if entry.get("state") == pending[sid]:
+                del pending[sid]
+            elif entry.get("state") == "error":
+                raise ProxmoxError("HA resource %s is in state error on %s instead of %s: see ha-manager status and "
+                                   "the task log of the guest, fix the cause, then set the state to disabled and back"
+                                   % (sid, entry.get("node") or "no node", pending[sid]))
+        if not pending:
+            return
+        if time.time() > deadline:
+            sid = sorted(pending)[0]
+            entry = services.get(sid, {})
+            raise ProxmoxError("Timed out after %ss waiting for HA resource %s to be %s: the HA manager reports it as "
+                               "%s on %s (ha-manager status shows why; raise wait_timeout if the cluster is just slow)"
+                               % (timeout, sid, pending[sid], entry.get("state", "not listed"),
+                                  entry.get("node") or "no node"))
+        time.sleep(delay)
+        delay = min(delay * 2, poll)
 
 
 def wait_for_node(client, sid, node, timeout, what, poll=0.5):

@@ -118,7 +118,30 @@ options:
     type: list
     elements: str
     default: []
+  planned_groups:
+    description:
+      - HA groups (dicts with the keys of M(ailab.cluster.proxmox_ha_group)) that the same run creates or
+        changes. On Proxmox VE 9 each is the node-affinity rule C(ha-group-<name>); with O(planned_members)
+        they join the rules checked for feasibility, so that a set of groups and rules that PVE would refuse
+        half-way is refused before any write. Setting it also checks that PVE 9 has migrated the HA groups.
+    type: list
+    elements: dict
+    default: []
+  planned_members:
+    description:
+      - HA resources (dicts with the keys of M(ailab.cluster.proxmox_ha_resource); C(sid) or C(vmid) and
+        C(type), and C(group)) that the same run puts in the groups of O(planned_groups).
+    type: list
+    elements: dict
+    default: []
 notes:
+  - Before any write the module checks the rules it writes together with the other enabled rules, as
+    Proxmox VE 9 does (a resource in two node-affinity rules, a resource-affinity rule over resources of a
+    node-affinity rule with several priorities, a negative rule naming more resources than the cluster has
+    nodes, positive and negative rules sharing resources, ...), and names the conflicting rules.
+  - On a Proxmox VE 9 cluster upgraded from 8 whose HA manager has not migrated the HA groups yet, PVE
+    refuses every rule write; the module then fails before any write and says what to do.
+  - A rule is enabled with C(delete=disable): Proxmox VE ignores C(disable=0).
   - See C(docs/proxmox_ha.md) in the collection for the PVE 8 to 9 behaviour of all HA modules.
 seealso:
   - module: ailab.cluster.proxmox_ha_resource
@@ -181,7 +204,9 @@ from ansible_collections.ailab.cluster.plugins.module_utils._proxmox_ha import R
 
 
 def main():
-    run_ha_module(RulePlanner, planned_resources=dict(type="list", elements="str", default=[]))
+    run_ha_module(RulePlanner, planned_resources=dict(type="list", elements="str", default=[]),
+                  planned_groups=dict(type="list", elements="dict", default=[]),
+                  planned_members=dict(type="list", elements="dict", default=[]))
 
 
 if __name__ == "__main__":

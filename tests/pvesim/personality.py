@@ -9,9 +9,15 @@ ailab.cluster modules are listed; the rest of the 9.1 schema is served as-is for
 * PVE 9.1: HA groups have been migrated to HA rules: every ``/cluster/ha/groups*`` call fails
   with HTTP 500; node-affinity and resource-affinity rules live under ``/cluster/ha/rules``;
   resources have ``failback`` and setting ``group`` fails.
+* PVE 9.1 upgraded from 8, groups not migrated yet (``9-upgraded``): the CRM migrates the groups
+  only once every node is online, runs PVE 9 and has an active LRM, and quorum holds
+  (pve-ha-manager src/PVE/HA/Manager.pm ``try_persistent_group_migration``). Until then group
+  calls and the resources' ``group`` work, ``GET /cluster/ha/rules`` shows the computed
+  ``ha-group-<group>`` rules, and rule writes fail with 500 "ha groups have not been migrated
+  yet" (src/PVE/API2/HA/Rules.pm). Selected at run time with ``POST /_sim/personality``.
 """
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 
 @dataclass(frozen=True)
@@ -25,6 +31,8 @@ class Personality:
     kernel: str
     drop_paths: tuple = ()
     drop_params: dict = field(default_factory=dict)
+    groups_migrated: bool = True
+    name: str = ""
 
     @property
     def ha_rules(self):
@@ -37,7 +45,7 @@ class Personality:
         On PVE 9 every ``/cluster/ha/groups*`` call fails (before parameter checks), because
         the groups have been migrated to HA rules.
         """
-        if self.ha_rules and template.startswith("/cluster/ha/groups"):
+        if self.ha_rules and self.groups_migrated and template.startswith("/cluster/ha/groups"):
             if method == "GET":
                 verb = "index groups" if template == "/cluster/ha/groups" else "read group"
             else:
@@ -84,12 +92,17 @@ PVE9 = Personality(
     kernel="6.17.2-1-pve",
 )
 
-PERSONALITIES = {8: PVE8, 9: PVE9}
+# A PVE 9 cluster upgraded from 8 whose HA groups the CRM has not migrated to rules yet.
+PVE9_UPGRADED = replace(PVE9, groups_migrated=False, name="9-upgraded")
+
+PERSONALITIES = {8: PVE8, 9: PVE9, "9-upgraded": PVE9_UPGRADED}
 
 
 def personality(major):
-    """Return the Personality for major version 8 or 9."""
+    """Return the Personality for major version 8 or 9, or ``"9-upgraded"``."""
+    if major in PERSONALITIES:
+        return PERSONALITIES[major]
     try:
         return PERSONALITIES[int(major)]
     except (KeyError, ValueError):
-        raise ValueError(f"unsupported PVE personality {major!r}; choose 8 or 9") from None
+        raise ValueError(f"unsupported PVE personality {major!r}; choose 8, 9 or 9-upgraded") from None

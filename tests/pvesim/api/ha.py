@@ -1,14 +1,34 @@
 """High availability: status, resources, groups (PVE 8) and rules (PVE 9).
 
-The HA manager is modelled as acting at once: setting a resource's requested state starts or
-stops the guest, and services follow their group (PVE 8) or node-affinity rule (PVE 9) to the
-highest-priority online node. ``migrate``/``relocate`` requests start at once what the HA stack
-runs for them (``guests.start_ha_move``: a ``qmigrate``/``vzmigrate`` task on the source node, a
-relocate stops and starts the guest); the guest moves when that task ends, and until then the
-service shows ``migrate``/``relocate``. On PVE 9 all group calls are refused by
-``Personality.refusal`` before they reach this module.
+HA state changes are requests, as in pve-ha-manager: creating or updating a resource only writes
+its configuration; the CRM (src/PVE/HA/Manager.pm, ``manage``) picks the request up in its next
+round and the LRM (src/PVE/HA/LRM.pm) starts or stops the guest a round later. A round lasts
+``Settings.ha_round`` seconds when the simulator has that setting, else ``HA_ROUND`` (short, so
+tests stay fast; real clusters run a round about every 10 s). A service passes through
+``queued`` (configured, not yet seen by the CRM), ``request_start`` -> ``starting`` (the CRM has
+set it started, the LRM has not started the guest yet) -> ``started``, and ``request_stop`` ->
+``stopped``; ``GET /cluster/ha/status/current`` shows these states. Services follow their group
+(PVE 8) or node-affinity rule (PVE 9) to the highest-priority online node at once.
+
+``migrate``/``relocate`` requests start at once what the HA stack runs for them
+(``guests.start_ha_move``: a ``qmigrate``/``vzmigrate`` task on the source node, a relocate stops
+and starts the guest); the guest moves when that task ends, and until then the service shows
+``migrate``/``relocate``.
+
+Rules are checked for feasibility together with the existing rules on every write, as
+src/PVE/API2/HA/Rules.pm (``$assert_feasibility``) does with the checks of src/PVE/HA/Rules.pm,
+Rules/NodeAffinity.pm and Rules/ResourceAffinity.pm (see ``feasibility_errors``).
+
+On PVE 9 group calls are refused by ``Personality.refusal`` before they reach this module, unless
+the personality is ``9-upgraded`` (a cluster upgraded from 8 whose groups the CRM has not migrated
+yet): then group calls work, ``GET /cluster/ha/rules`` shows the computed ``ha-group-*`` rules and
+rule writes fail with 500 "ha groups have not been migrated yet".
+
+Not modelled: the CRM's own group migration (it needs every node on 9 with an active LRM), fencing
+delays, and ``max_restart``/``max_relocate`` accounting.
 """
 
+import threading
 import time
 
 from ..errors import ApiError, ParamError
@@ -48,6 +68,22 @@ def parse_sid(state, sid):
     return normalize_sid(sid)
 
 
+HA_ROUND = 0.05  # seconds per CRM/LRM round unless Settings.ha_round says otherwise (PVE: about 10)
+
+
+def _crm(state):
+    """The CRM's service status (``{sid: {"state": ...}}``) of this state; a reset starts afresh."""
+    crm = state.__dict__.get("_ha_crm")
+    if crm is None or crm["resources"] is not state.ha_resources:  # load()/restore() made new dicts
+        crm = {"resources": state.ha_resources, "services": {}, "timer": None}
+        for sid, resource in state.ha_resources.items():  # a seeded cluster has settled long ago
+            guest = _guest_of(state, sid)
+            if resource.get("state") != "ignored" and guest is not None:
+                crm["services"][sid] = {"state": "started" if guest.status == "running" else "stopped"}
+        state.__dict__["_ha_crm"] = crm
+    return crm
+
+
 def _service_state(state, sid, resource):
     guest = _guest_of(state, sid)
     requested = resource.get("state", "started")
@@ -59,13 +95,96 @@ def _service_state(state, sid, resource):
         return "fence", guest.node
     if sid in state.ha_moves:
         return state.ha_moves[sid]["state"], guest.node
-    if requested in ("stopped", "disabled"):
-        return "stopped", guest.node
-    return ("started" if guest.status == "running" else "starting"), guest.node
+    service = _crm(state)["services"].get(sid)
+    if service is None:  # pve-ha-manager src/PVE/API2/HA/Status.pm: configured, not in the manager status yet
+        return "queued", guest.node
+    if service["state"] == "started" and guest.status != "running":
+        return "starting", guest.node  # the CRM said started, the LRM has not started it yet
+    return service["state"], guest.node
 
 
-def apply_resource(state, sid):
-    """Make the guest follow its HA resource: requested state and preferred node."""
+def crm_round(state):
+    """One CRM round and the LRM work it triggers; True when every service has settled.
+
+    pve-ha-manager src/PVE/HA/Manager.pm ``manage``: a new service enters as ``request_start`` or
+    ``request_stop`` (``next_state_stopped`` turns a stopped service whose requested state is
+    started into ``request_start``; ``next_state_started`` turns one that should stop into
+    ``request_stop``); the LRM (src/PVE/HA/LRM.pm) then starts or stops the guest and the CRM
+    records ``started``/``stopped`` in a later round.
+    """
+    services = _crm(state)["services"]
+    for sid in [s for s in services if s not in state.ha_resources]:
+        del services[sid]
+    settled = True
+    for sid, resource in sorted(state.ha_resources.items()):
+        guest = _guest_of(state, sid)
+        requested = "started" if resource.get("state", "started") in ("started", "enabled") else resource.get("state")
+        if requested == "ignored" or guest is None:
+            services.pop(sid, None)
+            continue
+        if sid in state.ha_moves or not state.nodes[guest.node].online:
+            settled = False
+            continue
+        service = services.get(sid)
+        if service is None:
+            services[sid] = {"state": "request_start" if requested == "started" else "request_stop"}
+            settled = False
+            continue
+        current = service["state"]
+        if current == "request_start":
+            service["state"] = "started"
+            settled = False
+        elif current == "started" and requested != "started":
+            service["state"] = "request_stop"
+            settled = False
+        elif current == "started" and guest.status != "running":
+            guest.status, guest.started = "running", time.time()  # LRM: start the guest
+        elif current == "request_stop":
+            if guest.status == "running":
+                guest.status, guest.started = "stopped", None  # LRM: stop the guest
+            service["state"] = "stopped"
+            settled = False
+        elif current == "stopped" and requested == "started":
+            service["state"] = "request_start"
+            settled = False
+        elif current == "stopped" and guest.status == "running":
+            guest.status, guest.started = "stopped", None
+    return settled
+
+
+def _round_seconds(app):
+    value = getattr(app.settings, "ha_round", None)
+    return HA_ROUND if value is None else float(value)
+
+
+def queue_request(app):
+    """Let the CRM pick up a configuration change: run rounds every ``ha_round`` seconds until settled."""
+    crm = _crm(app.state)
+    if crm["timer"] is not None:
+        return
+
+    def tick():
+        with app.state.lock:
+            current = _crm(app.state)
+            if current is not crm:  # the state was reset: the new one schedules its own rounds
+                return
+            crm["timer"] = None
+            settled = crm_round(app.state)
+            if not settled:
+                _schedule()
+        app.state_changed()
+
+    def _schedule():
+        timer = threading.Timer(_round_seconds(app), tick)
+        timer.daemon = True
+        crm["timer"] = timer
+        timer.start()
+
+    _schedule()
+
+
+def apply_resource(state, sid, app=None):
+    """Place the service on its group's/rule's preferred node; the CRM handles start and stop."""
     resource = state.ha_resources.get(sid)
     guest = _guest_of(state, sid)
     if resource is None or guest is None or resource.get("state") == "ignored":
@@ -76,11 +195,8 @@ def apply_resource(state, sid):
     explicit = _explicit_nodes(state, sid, resource)
     if explicit and preferred and guest.node not in explicit:
         _move(state, guest, preferred[0])
-    if resource.get("state") in ("started", "enabled"):
-        if guest.status != "running":
-            guest.status, guest.started = "running", time.time()
-    elif guest.status == "running":
-        guest.status, guest.started = "stopped", None
+    if app is not None:
+        queue_request(app)
 
 
 def _explicit_nodes(state, sid, resource):
@@ -191,7 +307,7 @@ def _check_group_param(call):
     group = call.get("group")
     if group is None:
         return
-    if call.personality.ha_rules:
+    if call.personality.ha_rules and call.personality.groups_migrated:
         raise ApiError("invalid parameter 'group': ha groups have been migrated to rules")
     if group not in call.state.ha_groups:
         raise ApiError(f"HA group '{group}' does not exist")
@@ -227,11 +343,12 @@ def create_resource(call):
     _check_group_param(call)
     if sid in state.ha_resources:
         raise ApiError(f"create resource failed: resource ID '{sid}' already defined")
+    _crm(state)  # the services configured so far; the new one is queued until the next round
     resource = {"type": kind}
     resource.update({k: call.get(k) for k in RESOURCE_OPTIONS if call.get(k) is not None})
     resource["state"] = "started" if resource.get("state", "started") == "enabled" else resource.get("state", "started")
     state.ha_resources[sid] = resource
-    apply_resource(state, sid)
+    apply_resource(state, sid, call.app)
 
 
 @route("PUT", "/cluster/ha/resources/{sid}")
@@ -255,7 +372,7 @@ def update_resource(call):
         if key not in RESOURCE_OPTIONS:
             raise ApiError(f"update resource failed: no such option '{key}'")
         resource.pop(key, None)
-    apply_resource(state, sid)
+    apply_resource(state, sid, call.app)
 
 
 @route("DELETE", "/cluster/ha/resources/{sid}")
@@ -375,7 +492,7 @@ def create_group(call):
     state.ha_groups[name] = {k: call.get(k) for k in GROUP_OPTIONS if call.get(k) is not None}
     for sid, resource in state.ha_resources.items():
         if resource.get("group") == name:
-            apply_resource(state, sid)
+            apply_resource(state, sid, call.app)
 
 
 @route("PUT", "/cluster/ha/groups/{group}")
@@ -400,7 +517,7 @@ def update_group(call):
         group.pop(key, None)
     for sid, resource in state.ha_resources.items():
         if resource.get("group") == name:
-            apply_resource(state, sid)
+            apply_resource(state, sid, call.app)
 
 
 @route("DELETE", "/cluster/ha/groups/{group}")
@@ -422,8 +539,137 @@ def _rule_entry(state, name, rule, digest=None):
     return entry
 
 
-def _check_rule(state, name, rule, errors_prefix):
-    """Semantic checks of a rule (managed resources, known nodes, feasibility)."""
+def _enabled(rule):
+    # pve-ha-manager src/PVE/HA/Rules.pm foreach_rule: exclude_disabled_rules skips a rule when
+    # ``disable`` exists; a false ``disable`` is never stored (see _drop_false_disable)
+    return not int(rule.get("disable", 0))
+
+
+def _members(rule):
+    return set(split_list(rule.get("resources", "")))
+
+
+def _node_priorities(rule):
+    nodes = {}
+    for entry in split_list(rule.get("nodes", "")):
+        name, _ignored, priority = entry.partition(":")
+        nodes[name] = int(priority or 0)
+    return nodes
+
+
+def _positive_components(positive):
+    """Connected positive rules: ``[(rule ids, resources)]`` (Rules/Helpers.pm find_disjoint_rules_resource_sets)."""
+    components = []
+    for name in sorted(positive):
+        resources, ids = set(positive[name]), [name]
+        for other in [c for c in components if c[1] & resources]:
+            components.remove(other)
+            ids, resources = other[0] + ids, other[1] | resources
+        components.append((sorted(ids), resources))
+    return components
+
+
+def feasibility_errors(rules, nodes):
+    """``{rule id: {option: [message, ...]}}`` for the enabled rules that cannot hold together.
+
+    The checks of pve-ha-manager's ``check_feasibility`` (src/PVE/HA/Rules.pm), each named after
+    its upstream function; ``nodes`` are the configured cluster nodes.
+    """
+    errors = {}
+
+    def add(rule_id, message):
+        errors.setdefault(rule_id, {}).setdefault("resources", []).append(message)
+
+    node_affinity = {n: r for n, r in rules.items() if r.get("type") == "node-affinity" and _enabled(r)}
+    affinity = {n: r for n, r in rules.items() if r.get("type") == "resource-affinity" and _enabled(r)}
+    positive = {n: _members(r) for n, r in affinity.items() if r.get("affinity") == "positive"}
+    negative = {n: _members(r) for n, r in affinity.items() if r.get("affinity") == "negative"}
+    # Rules/NodeAffinity.pm check_single_resource_reference
+    users = {}
+    for name in sorted(node_affinity):
+        for sid in sorted(_members(node_affinity[name])):
+            users.setdefault(sid, []).append(name)
+    for sid, names in sorted(users.items()):
+        if len(names) > 1:
+            for name in names:
+                add(name, f"resource '{sid}' is already used in another node affinity rule")
+    # Rules/ResourceAffinity.pm check_resource_affinity_resources_count
+    for name in sorted(affinity):
+        if len(_members(affinity[name])) < 2:
+            add(name, "rule is ineffective as there are less than two resources")
+    # Rules/ResourceAffinity.pm check_negative_resource_affinity_resources_count
+    for name in sorted(negative):
+        if len(negative[name]) > len(nodes):
+            add(name, "rule defines more resources than available nodes")
+    # Rules/ResourceAffinity.pm check_inter_resource_affinity_rules_consistency
+    for pos in sorted(positive):
+        for neg in sorted(negative):
+            if len(positive[pos] & negative[neg]) >= 2:
+                add(pos, "rule shares two or more resources with a negative resource affinity rule")
+                add(neg, "rule shares two or more resources with a positive resource affinity rule")
+    # Rules.pm check_single_priority_node_affinity_in_resource_affinity_rules
+    for name in sorted(affinity):
+        paired = [n for n in sorted(node_affinity) if _members(node_affinity[n]) & _members(affinity[name])]
+        if any(len(set(_node_priorities(node_affinity[n]).values())) > 1 for n in paired):
+            add(name, "resources are in node affinity rules with multiple priorities")
+            for other in paired:
+                add(other, "resources are in a resource affinity rule and cannot be in a node affinity rule "
+                           "with multiple priorities")
+    # Rules.pm check_single_node_affinity_per_positive_resource_affinity_rule
+    for ids, resources in _positive_components(positive):
+        paired = [n for n in sorted(node_affinity) if _members(node_affinity[n]) & resources]
+        if len(paired) > 1:
+            for name in ids:
+                add(name, "resources are in multiple node affinity rules")
+            for other in paired:
+                add(other, "at least one resource is in a positive resource affinity rule and there are other "
+                           "resources in at least one other node affinity rule already")
+    # Rules.pm check_negative_resource_affinity_node_affinity_consistency
+    for name in sorted(negative):
+        allowed, located, paired = set(), set(), []
+        for other in sorted(node_affinity):
+            common = negative[name] & _members(node_affinity[other])
+            if common:
+                located |= common
+                allowed |= set(_node_priorities(node_affinity[other]))
+                paired.append(other)
+        if len(allowed) < len(located):
+            add(name, "two or more resources are restricted to less nodes than available to the resources")
+            for other in paired:
+                add(other, "at least one resource is in a negative resource affinity rule and this rule would "
+                           "restrict these to less nodes than available to the resources")
+    return errors
+
+
+def computed_group_rules(state):
+    """PVE 9 before the group migration: the ``ha-group-<name>`` rules computed from the groups.
+
+    pve-ha-manager src/PVE/HA/Groups.pm ``migrate_groups_to_rules`` (called by
+    src/PVE/API2/HA/Rules.pm ``$get_full_rules_config``): a node-affinity rule per group that
+    resources use, ``strict`` from ``restricted``.
+    """
+    rules = {}
+    for group, config in sorted(state.ha_groups.items()):
+        members = sorted(sid for sid, r in state.ha_resources.items() if r.get("group") == group)
+        if not members:
+            continue
+        rules[f"ha-group-{group}"] = {
+            "type": "node-affinity", "resources": ",".join(members), "nodes": config.get("nodes", ""),
+            "strict": int(config.get("restricted", 0)), "comment": f"Generated from HA group '{group}'.",
+            "order": 0,
+        }
+    return rules
+
+
+def _full_rules(state, personality):
+    rules = dict(state.ha_rules)
+    if not personality.groups_migrated:
+        rules.update(computed_group_rules(state))
+    return rules
+
+
+def _check_rule(state, name, rule, errors_prefix, personality):
+    """Semantic checks of a rule: managed resources, known nodes, then feasibility with the others."""
     resources = split_list(rule.get("resources", ""))
     unmanaged = sorted(r for r in resources if r not in state.ha_resources)
     if unmanaged:
@@ -431,20 +677,22 @@ def _check_rule(state, name, rule, errors_prefix):
     nodes = sorted({entry.partition(":")[0] for entry in split_list(rule.get("nodes", ""))} - set(state.nodes))
     if nodes:
         raise ApiError(f"{errors_prefix}cannot use non-existant node(s) {', '.join(nodes)}.")
-    errors = {}
-    if rule.get("type") == "resource-affinity" and len(resources) < 2:
-        errors["resources"] = "rule must specify at least two resources"
-    # PVE checks the feasibility of enabled rules only: a disabled node-affinity rule may name a
-    # resource that an enabled one has too (enabling it then fails)
-    if rule.get("type") == "node-affinity" and not int(rule.get("disable", 0)):
-        for other_name, other in state.ha_rules.items():
-            if other_name == name or other.get("type") != "node-affinity" or int(other.get("disable", 0)):
-                continue
-            shared = sorted(set(resources) & set(split_list(other.get("resources", ""))))
-            if shared:
-                errors["resources"] = f"resource '{shared[0]}' is already used in another node affinity rule"
-    if errors:
-        raise ParamError(errors, f"Rule '{name}' is invalid.")
+    # src/PVE/API2/HA/Rules.pm $assert_feasibility: only the written rule's errors refuse the write
+    # (400 "Rule '<id>' is invalid." with the messages per option, joined by ", ")
+    errors = feasibility_errors(dict(_full_rules(state, personality), **{name: rule}), list(state.nodes))
+    if name in errors:
+        raise ParamError({k: ", ".join(v) for k, v in errors[name].items()}, f"Rule '{name}' is invalid.")
+
+
+def _drop_false_disable(options):
+    """PVE stores ``disable`` only when true: a false one is dropped, so it never enables a rule.
+
+    pve-ha-manager src/PVE/HA/Rules.pm (``check_config``/``decode_value``: "disable" is a flag
+    that is deleted when false); enabling a rule takes ``delete=disable``.
+    """
+    if "disable" in options and not int(options["disable"]):
+        del options["disable"]
+    return options
 
 
 @route("GET", "/cluster/ha/rules")
@@ -452,13 +700,18 @@ def list_rules(call):
     """All HA rules in order (``type`` and ``resource`` filters)."""
     state = call.state
     digest = digest_of(state.ha_rules)
+    rules = _full_rules(state, call.personality)
+    errors = feasibility_errors(rules, list(state.nodes))
     result = []
-    for name, rule in sorted(state.ha_rules.items(), key=lambda item: item[1].get("order", 0)):
+    for name, rule in sorted(rules.items(), key=lambda item: (item[1].get("order", 0), item[0])):
         if call.get("type") and rule.get("type") != call.get("type"):
             continue
         if call.get("resource") and normalize_sid(call.get("resource")) not in split_list(rule.get("resources", "")):
             continue
-        result.append(_rule_entry(state, name, rule, digest))
+        entry = _rule_entry(state, name, rule, digest)
+        if name in errors:  # src/PVE/API2/HA/Rules.pm index: each rule with its feasibility errors
+            entry["errors"] = {k: ", ".join(v) for k, v in errors[name].items()}
+        result.append(entry)
     return result
 
 
@@ -466,18 +719,25 @@ def list_rules(call):
 def read_rule(call):
     """One HA rule."""
     state = call.state
-    rule = state.ha_rules.get(call.get("rule"))
+    rules = _full_rules(state, call.personality)
+    rule = rules.get(call.get("rule"))
     if rule is None:
         raise ApiError(f"no such ha rule '{call.get('rule')}'")
-    return _rule_entry(state, call.get("rule"), rule)
+    entry = _rule_entry(state, call.get("rule"), rule)
+    errors = feasibility_errors(rules, list(state.nodes)).get(call.get("rule"))
+    if errors:
+        entry["errors"] = {k: ", ".join(v) for k, v in errors.items()}
+    return entry
 
 
 @route("POST", "/cluster/ha/rules")
 def create_rule(call):
     """Create a node-affinity or resource-affinity rule."""
     state = call.state
+    if not call.personality.groups_migrated:  # src/PVE/API2/HA/Rules.pm create_rule
+        raise ApiError("cannot create ha rule: ha groups have not been migrated yet")
     name, rule_type = call.get("rule"), call.get("type")
-    options = {k: v for k, v in call.params.items() if k not in ("rule", "type")}
+    options = _drop_false_disable({k: v for k, v in call.params.items() if k not in ("rule", "type")})
     for key in options:
         if key not in RULE_OPTIONS[rule_type]:
             raise ApiError(f"unexpected property '{key}'")
@@ -487,17 +747,19 @@ def create_rule(call):
     if name in state.ha_rules:
         raise ApiError(f"create ha rule failed: HA rule '{name}' already defined")
     rule = {"type": rule_type, **options}
-    _check_rule(state, name, rule, "create ha rule failed: ")
+    _check_rule(state, name, rule, "create ha rule failed: ", call.personality)
     rule["order"] = max([r.get("order", 0) for r in state.ha_rules.values()] + [0]) + 1
     state.ha_rules[name] = rule
     for sid in split_list(rule.get("resources", "")):
-        apply_resource(state, sid)
+        apply_resource(state, sid, call.app)
 
 
 @route("PUT", "/cluster/ha/rules/{rule}")
 def update_rule(call):
     """Update a rule (its type cannot change); ``delete`` removes optional settings."""
     state = call.state
+    if not call.personality.groups_migrated:  # src/PVE/API2/HA/Rules.pm update_rule
+        raise ApiError("cannot update ha rule: ha groups have not been migrated yet")
     name = call.get("rule")
     rule = state.ha_rules.get(name)
     if rule is None:
@@ -507,7 +769,8 @@ def update_rule(call):
                        "Try again.")
     if call.get("type") != rule["type"]:
         raise ApiError("update HA rules failed: types does not match")
-    options = {k: v for k, v in call.params.items() if k not in ("rule", "type", "digest", "delete")}
+    options = _drop_false_disable({k: v for k, v in call.params.items()
+                                   if k not in ("rule", "type", "digest", "delete")})
     for key in options:
         if key not in RULE_OPTIONS[rule["type"]]:
             raise ApiError(f"update HA rules failed: unexpected property '{key}'")
@@ -516,13 +779,15 @@ def update_rule(call):
         if key in RULE_REQUIRED[rule["type"]]:
             raise ApiError(f"update HA rules failed: unable to delete required option '{key}'")
         updated.pop(key, None)
-    _check_rule(state, name, updated, "update HA rules failed: ")
+    _check_rule(state, name, updated, "update HA rules failed: ", call.personality)
     state.ha_rules[name] = updated
     for sid in split_list(updated.get("resources", "")):
-        apply_resource(state, sid)
+        apply_resource(state, sid, call.app)
 
 
 @route("DELETE", "/cluster/ha/rules/{rule}")
 def delete_rule(call):
     """Delete a rule (no error when it does not exist, as in PVE)."""
+    if not call.personality.groups_migrated:  # src/PVE/API2/HA/Rules.pm delete_rule
+        raise ApiError("cannot delete ha rule: ha groups have not been migrated yet")
     call.state.ha_rules.pop(call.get("rule"), None)

@@ -1,5 +1,7 @@
 """HA: groups on PVE 8, rules on PVE 9 (groups migrated), resources, migrate/relocate, status."""
 
+import time
+
 import pytest
 import requests
 from proxmoxer.core import ResourceException
@@ -9,6 +11,24 @@ def _vm(api, wait, vmid=100, node="pve-1", **options):
     options.setdefault("scsi0", "nas:8")
     upid = api.nodes(node).qemu.post(vmid=vmid, net0="virtio,bridge=vmbr0", **options)
     assert wait(api, upid)["exitstatus"] == "OK"
+
+
+def _service(api, sid="vm:100"):
+    return [e for e in api.cluster.ha.status.current.get() if e.get("sid") == sid][0]
+
+
+def _settle(api, sid="vm:100", want="started", timeout=5.0):
+    """The service states seen until ``sid`` reaches ``want`` (the CRM acts in rounds)."""
+    seen = []
+    deadline = time.monotonic() + timeout
+    while True:
+        current = _service(api, sid)["state"]
+        if not seen or seen[-1] != current:
+            seen.append(current)
+        if current == want:
+            return seen
+        assert time.monotonic() < deadline, f"{sid} stuck in {seen}"
+        time.sleep(0.005)
 
 
 def test_pve8_ha_groups_crud(pve8_sim, wait):
@@ -26,7 +46,8 @@ def test_pve8_ha_groups_crud(pve8_sim, wait):
     resource = api.cluster.ha.resources("vm:100").get()
     assert (resource["group"], resource["state"], resource["max_restart"]) == ("gpu", "started", 2)
     assert "failback" not in resource
-    # The CRM moves the service to the group's highest-priority node and starts it.
+    # The CRM moves the service to the group's highest-priority node and starts it a round later.
+    _settle(api)
     vm = list(api.cluster.resources.get(type="vm"))[0]
     assert (vm["node"], vm["status"], vm["hastate"]) == ("pve-2", "running", "started")
     service = [e for e in api.cluster.ha.status.current.get() if e["type"] == "service"][0]
@@ -93,10 +114,18 @@ def test_pve9_rules_crud_and_feasibility(pve9_sim, wait):
         api.cluster.ha.rules.post(rule="spread", type="resource-affinity", resources="vm:100,vm:101",
                                   affinity="negative", nodes="pve-1")
     assert raised.value.content == "unexpected property 'nodes'"
+    # pve-ha-manager src/PVE/HA/Rules.pm check_single_priority_node_affinity_in_resource_affinity_rules:
+    # vm:100 is in a node-affinity rule with two priorities, so no resource-affinity rule may name it.
+    with pytest.raises(ResourceException) as raised:
+        api.cluster.ha.rules.post(rule="spread", type="resource-affinity", resources="vm:100,vm:101",
+                                  affinity="negative")
+    assert (raised.value.status_code, raised.value.content) == (400, "Rule 'spread' is invalid.")
+    assert raised.value.errors == {"resources": "resources are in node affinity rules with multiple priorities"}
+    api.cluster.ha.rules("gpu").put(type="node-affinity", nodes="pve-2")
     api.cluster.ha.rules.post(rule="spread", type="resource-affinity", resources="vm:100,vm:101",
                               affinity="negative")
     rules = {r["rule"]: r for r in api.cluster.ha.rules.get()}
-    assert rules["gpu"]["nodes"] == "pve-2:2,pve-1:1" and rules["gpu"]["strict"] == 1
+    assert rules["gpu"]["nodes"] == "pve-2" and rules["gpu"]["strict"] == 1
     assert rules["spread"]["affinity"] == "negative"
     assert [r["rule"] for r in api.cluster.ha.rules.get(type="resource-affinity")] == ["spread"]
     placement = {r["vmid"]: r["node"] for r in api.cluster.resources.get(type="vm")}
@@ -122,7 +151,7 @@ def test_ha_migrate_runs_a_qmigrate_task_on_the_source_node(pve_sim, wait):
     api = pve_sim.api()
     _vm(api, wait, scsi0="local-lvm:8")
     api.cluster.ha.resources.post(sid="vm:100", state="started")
-    pve_sim.wait_tasks()
+    _settle(api)
     pve_sim.settings(migrate_duration=0.3)
     result = api.cluster.ha.resources("vm:100").migrate.post(node="pve-2")
     if pve_sim.pve == 9:
@@ -151,7 +180,7 @@ def test_ha_relocate_stops_migrates_offline_and_starts_again(pve_sim, wait):
     api = pve_sim.api()
     _vm(api, wait)
     api.cluster.ha.resources.post(sid="vm:100", state="started")
-    pve_sim.wait_tasks()
+    _settle(api)
     pve_sim.clear_log()
     api.cluster.ha.resources("vm:100").relocate.post(node="pve-2")
     assert pve_sim.wait_tasks()
@@ -169,7 +198,7 @@ def test_ha_migration_of_a_container_is_a_restart_migration(pve9_sim, wait):
                                        rootfs="nas:4")
     wait(api, upid)
     api.cluster.ha.resources.post(sid="ct:200")
-    pve9_sim.wait_tasks()
+    _settle(api, "ct:200")
     api.cluster.ha.resources("ct:200").migrate.post(node="pve-2")
     assert pve9_sim.wait_tasks()
     expected = [("pve-1", "vzshutdown"), ("pve-1", "vzmigrate"), ("pve-2", "vzstart")]
@@ -181,7 +210,7 @@ def test_failed_ha_migration_leaves_the_guest_running_on_the_source(pve9_sim, wa
     api = pve9_sim.api()
     _vm(api, wait)
     api.cluster.ha.resources.post(sid="vm:100")
-    pve9_sim.wait_tasks()
+    _settle(api)
     pve9_sim.fault("task_fail", task_type="qmigrate", message="migration aborted")
     api.cluster.ha.resources("vm:100").relocate.post(node="pve-2")
     assert pve9_sim.wait_tasks()
@@ -246,7 +275,13 @@ def test_pve9_a_disabled_node_affinity_rule_may_share_resources(pve9_sim, wait):
     assert raised.value.status_code == 400
     assert raised.value.errors == {"resources": "resource 'vm:100' is already used in another node affinity rule"}
     api.cluster.ha.rules("pin").put(type="node-affinity", disable=1)
+    # PVE drops a false ``disable`` (src/PVE/HA/Rules.pm): disable=0 leaves the rule disabled ...
     api.cluster.ha.rules("spare").put(type="node-affinity", disable=0)
+    assert api.cluster.ha.rules("spare").get()["disable"] == 1
+    assert api.cluster.resources.get(type="vm")[0]["node"] == "pve-1"
+    # ... and delete=disable enables it.
+    api.cluster.ha.rules("spare").put(type="node-affinity", delete="disable")
+    assert "disable" not in api.cluster.ha.rules("spare").get()
     assert api.cluster.resources.get(type="vm")[0]["node"] == "pve-2"
 
 

@@ -281,12 +281,16 @@ def test_list_mode_reads_once_and_writes_only_differences(pve_sim, run_module):
     pve_sim.clear_log()
     result = run(pve_sim, run_module, resources=items)
     assert [r["action"] for r in result["resources"]] == ["created"] * 10
-    assert paths(pve_sim.reads()) == ["/cluster/ha/resources", "/cluster/resources", "/version"]
+    # then it polls the HA status until all ten services are started (one status read per poll)
+    assert set(paths(pve_sim.reads())) == {"/cluster/ha/resources", "/cluster/ha/status/current",
+                                           "/cluster/resources", "/version"}
+    assert {e["state"] for e in pve_sim.api().cluster.ha.status.current.get() if e["type"] == "service"} == {
+        "started"}
     items[4] = dict(items[4], state="stopped")
     pve_sim.clear_log()
     result = run(pve_sim, run_module, resources=items)
     assert result["changed"] is True
-    assert paths(pve_sim.reads()) == ["/cluster/ha/resources", "/version"]
+    assert set(paths(pve_sim.reads())) == {"/cluster/ha/resources", "/cluster/ha/status/current", "/version"}
     assert [(w["method"], w["path"]) for w in pve_sim.writes()] == [("PUT", "/cluster/ha/resources/vm:104")]
     pve_sim.clear_log()
     assert run(pve_sim, run_module, resources=items)["changed"] is False
@@ -374,3 +378,35 @@ def test_pve9_group_rule_of_another_type_fails_before_any_write(pve9_sim, run_mo
     assert result["failed"]
     assert "group gpu maps to rule ha-group-gpu, which is a resource-affinity rule" in result["msg"]
     assert pve9_sim.writes() == []
+
+
+# ------------------------------------------------------------------ HA requests take CRM rounds
+def test_waits_until_the_guest_has_stopped(pve_sim, run_module):
+    make_vm(pve_sim, 100)
+    assert not run(pve_sim, run_module, sid="vm:100").get("failed")
+    assert pve_sim.state()["guests"]["100"]["status"] == "running"
+    result = run(pve_sim, run_module, sid="vm:100", state="stopped")
+    assert result["changed"] is True
+    assert pve_sim.state()["guests"]["100"]["status"] == "stopped"  # not only requested: done
+    service = [e for e in pve_sim.api().cluster.ha.status.current.get() if e.get("sid") == "vm:100"][0]
+    assert service["state"] == "stopped"
+
+
+def test_no_wait_when_the_state_does_not_change(pve_sim, run_module):
+    make_vm(pve_sim, 100)
+    run(pve_sim, run_module, sid="vm:100")
+    pve_sim.clear_log()
+    assert run(pve_sim, run_module, sid="vm:100", comment="x")["changed"] is True
+    assert "/cluster/ha/status/current" not in paths(pve_sim.reads())
+
+
+def test_wait_timeout_names_the_service_and_its_state(pve9_sim, run_module):
+    pve9_sim.reseed({"cluster": {"name": "ailab"}, "nodes": [{"name": n} for n in ("pve-1", "pve-2", "pve-3")],
+                     "storages": [{"storage": "nas", "type": "nfs", "server": "10.0.0.5", "export": "/x",
+                                   "path": "/mnt/pve/nas", "content": "images"}]})
+    make_vm(pve9_sim, 100, node="pve-3")
+    pve9_sim.node_down("pve-3")  # quorum holds; the service of a guest on the dead node is fenced, never started
+    result = run(pve9_sim, run_module, sid="vm:100", wait_timeout=1)
+    assert result["failed"]
+    assert result["msg"].startswith("Timed out after 1s waiting for HA resource vm:100 to be started: the HA "
+                                    "manager reports it as fence on pve-3")

@@ -153,6 +153,11 @@ def test_list_mode_reads_once_and_purge_keeps_group_rules(guests, run_module, wa
     api.cluster.ha.rules.post(rule="stale", type="resource-affinity", affinity="positive", resources="vm:102,vm:103")
     wanted = [PIN, APART]
     guests.clear_log()
+    # PIN gives vm:100 two node priorities, and APART names vm:100: Proxmox VE 9 refuses that pair
+    result = run(guests, run_module, rules=wanted, purge=True)
+    assert result["failed"] and "HA rules apart, pin cannot hold together" in result["msg"]
+    assert guests.writes() == []
+    wanted = [dict(PIN, nodes=["pve-2"]), APART]
     result = run(guests, run_module, rules=wanted, purge=True)
     assert [(r["name"], r["action"]) for r in result["rules"]] == [
         ("pin", "created"), ("apart", "created"), ("stale", "deleted")]
@@ -197,3 +202,76 @@ def test_bad_input_is_rejected_before_any_request(pve_sim, run_module, args, mes
     assert result["failed"]
     assert message in result["msg"]
     assert pve_sim.requests_log() == []
+
+
+# ------------------------------------------------------------------ feasibility (PVE 9 refuses these)
+SANDBOX_GROUP = dict(name="lab", nodes=["pve-1:2", "pve-2:1"], restricted=False, nofailback=False)
+CP_APART = dict(name="k8s-control-plane-apart", type="resource-affinity", affinity="negative",
+                resources=["vm:100", "vm:101"])
+
+
+@pytest.mark.parametrize("existing, wanted, message", [
+    (dict(rule="ha-group-lab", type="node-affinity", nodes="pve-1:2,pve-2:1", resources="vm:100,vm:101"), CP_APART,
+     "HA rules ha-group-lab, k8s-control-plane-apart cannot hold together: resource-affinity rule "
+     "k8s-control-plane-apart names vm:100, vm:101, which node-affinity rule ha-group-lab gives nodes of several "
+     "priorities (pve-1:2,pve-2:1)"),
+    (None, dict(CP_APART, name="three", resources=["vm:100", "vm:101", "vm:102"]),
+     "negative resource-affinity rule three keeps 3 resources apart (vm:100, vm:101, vm:102) but the cluster has 2 "
+     "nodes"),
+    (dict(rule="together", type="resource-affinity", affinity="positive", resources="vm:100,vm:101"), CP_APART,
+     "resource-affinity rules together (positive) and k8s-control-plane-apart (negative) both name vm:100, vm:101"),
+    (dict(rule="one", type="node-affinity", nodes="pve-1", resources="vm:100,vm:101", strict=1), CP_APART,
+     "node-affinity rule one allows only 1 node (pve-1) for them"),
+])
+def test_an_infeasible_rule_is_refused_before_any_write(guests, run_module, existing, wanted, message):
+    if existing:
+        guests.api().cluster.ha.rules.post(**existing)
+    guests.clear_log()
+    result = run(guests, run_module, **wanted)
+    assert result["failed"] and message in result["msg"], result["msg"]
+    assert guests.writes() == []
+
+
+def test_planned_groups_make_the_sandbox_example_fail_in_the_plan(guests, run_module):
+    """The role's preflight: group lab (two priorities) with its members and the control-plane rule."""
+    guests.clear_log()
+    result = run(guests, run_module, check_mode=True, rules=[CP_APART], planned_groups=[SANDBOX_GROUP],
+                 planned_members=[dict(sid="vm:100", group="lab"), dict(vmid=101, group="lab")])
+    assert result["failed"]
+    assert result["msg"].startswith("HA rules ha-group-lab, k8s-control-plane-apart cannot hold together")
+    assert guests.writes() == []
+    # one priority for the group's nodes makes the set feasible
+    result = run(guests, run_module, check_mode=True, rules=[CP_APART], planned_members=[dict(sid="vm:100",
+                 group="lab"), dict(vmid=101, group="lab")], planned_groups=[dict(SANDBOX_GROUP, nodes=["pve-1", "pve-2"])])
+    assert not result.get("failed"), result
+    assert "/cluster/ha/groups" in [r["path"] for r in guests.reads()]  # and it checked the group migration
+
+
+def test_enables_a_rule_with_delete_disable(guests, run_module):
+    guests.api().cluster.ha.rules.post(rule="pin", type="node-affinity", nodes="pve-2", resources="vm:100", disable=1)
+    guests.clear_log()
+    result = run(guests, run_module, **dict(PIN, nodes=["pve-2"], disable=False, strict=False))
+    assert result["changed"] is True and result["rule"]["disable"] is False
+    assert [w["params"] for w in guests.writes()] == [{"type": "node-affinity", "delete": "disable"}]
+    assert "disable" not in rules(guests)["pin"]
+    guests.clear_log()
+    assert run(guests, run_module, **dict(PIN, nodes=["pve-2"], disable=False, strict=False))["changed"] is False
+
+
+@pytest.fixture
+def upgraded(guests):
+    """PVE 9 upgraded from 8: the HA groups are not migrated to rules yet."""
+    guests.control("POST", "personality", {"name": "9-upgraded"})
+    guests.api().cluster.ha.groups.post(group="lab", nodes="pve-1:2,pve-2:1")
+    yield guests
+    guests.control("POST", "personality", {"name": "9"})
+
+
+@pytest.mark.parametrize("check_mode", [True, False])
+def test_unmigrated_groups_are_named_with_what_to_do(upgraded, run_module, check_mode):
+    upgraded.clear_log()
+    result = run(upgraded, run_module, check_mode=check_mode, **CP_APART)
+    assert result["failed"]
+    assert "upgraded from 8 and its HA manager has not migrated the HA groups (lab) to HA rules yet" in result["msg"]
+    assert "finish the upgrade of all nodes" in result["msg"]
+    assert [w["status"] for w in upgraded.writes()] == ([] if check_mode else [500])  # PVE refused the one try
