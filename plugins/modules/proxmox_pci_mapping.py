@@ -120,8 +120,20 @@ options:
         IDs or IOMMU group differ.
       - Nodes that are offline are skipped with a warning. Set to V(false) to map hardware that is
         not installed yet.
+      - A node where IOMMU is not enabled yet reports IOMMU group -1 for every device (a fresh host):
+        there, O(map[].iommugroup) is not checked and the module warns; Proxmox VE refuses to start a VM
+        with the mapping on that node until IOMMU is on (the C(ailab.cluster.proxmox_gpu_passthrough) role
+        enables it).
     type: bool
     default: true
+  planned_nodes:
+    description:
+      - Check mode only. Names of nodes that join the cluster earlier in the same run (the
+        C(ailab.cluster.proxmox_cluster) role's nodes), so that a plan in check mode on a fresh cluster
+        accepts them in O(map[].node) (their devices are checked when they are members) instead of refusing them as unknown. Ignored outside check mode.
+    type: list
+    elements: str
+    default: []
 """
 
 EXAMPLES = r"""
@@ -331,7 +343,12 @@ class PciMappingManager(CollectionManager):
         if not wanted:
             return
         nodes = dict((n["node"], n) for n in self.client.get("nodes", what="the cluster nodes") or [])
+        planned = set(self.module.params["planned_nodes"]) if self.module.check_mode else set()
         for node in sorted(wanted):
+            if node not in nodes and node in planned:
+                self.module.warn("PCI mapping: node %s joins the cluster in this run, its devices are checked once it "
+                                 "is a member" % node)
+                continue
             if node not in nodes:
                 raise ProxmoxError("PCI mapping %s: node %s is not a cluster node (nodes: %s); fix the node name" %
                                    (wanted[node][0][0], node, ", ".join(sorted(nodes))))
@@ -340,12 +357,20 @@ class PciMappingManager(CollectionManager):
                 continue
             devices = self.client.get("nodes/%s/hardware/pci" % node, what="the PCI devices of %s" % node) or []
             by_address = dict((str(d.get("id", "")).lower(), d) for d in devices)
+            unchecked = []
             for mapping_id, entry in wanted[node]:
                 for path in entry["path"].split(";"):
-                    self._check_device(mapping_id, node, path, entry, by_address)
+                    if not self._check_device(mapping_id, node, path, entry, by_address):
+                        unchecked.append(mapping_id)
+            if unchecked:
+                self.module.warn("PCI mapping %s: IOMMU is not enabled on %s yet (its devices report IOMMU group -1), "
+                                 "so iommugroup was not checked there; a VM cannot use the mapping on %s until IOMMU is "
+                                 "on (the proxmox_gpu_passthrough role enables it and reboots the node)"
+                                 % (", ".join(sorted(set(unchecked))), node, node))
 
     @staticmethod
     def _check_device(mapping_id, node, path, entry, by_address):
+        """Fail when the device does not match the entry; False when its IOMMU group could not be checked."""
         device = by_address.get(path if "." in path else path + ".0")
         if device is None:
             raise ProxmoxError("PCI mapping %s: %s has no PCI device %s; check the address with lspci -D on %s, or set "
@@ -364,13 +389,20 @@ class PciMappingManager(CollectionManager):
             raise ProxmoxError("PCI mapping %s: device %s on %s has subsystem ID %s, not %s; fix subsystem_id" %
                                (mapping_id, path, node, found_sub, entry["subsystem-id"]))
         group = device.get("iommugroup")
-        if entry.get("iommugroup") not in (None, "") and group is not None and str(group) != entry["iommugroup"]:
+        if entry.get("iommugroup") in (None, "") or group is None:
+            return True
+        if str(group) == "-1":
+            # IOMMU is off on the node (pve-common PVE/SysFSTools.pm lspci): the group exists only once it is on.
+            return False
+        if str(group) != entry["iommugroup"]:
             raise ProxmoxError("PCI mapping %s: device %s on %s is in IOMMU group %s, not %s; fix iommugroup" %
                                (mapping_id, path, node, group, entry["iommugroup"]))
+        return True
 
 
 def main():
-    run_collection_module(PciMappingManager, check_devices=dict(type="bool", default=True))
+    run_collection_module(PciMappingManager, check_devices=dict(type="bool", default=True),
+                          planned_nodes=dict(type="list", elements="str", default=[]))
 
 
 if __name__ == "__main__":

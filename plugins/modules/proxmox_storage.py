@@ -202,6 +202,14 @@ options:
         are listed. Their data is not removed.
     type: bool
     default: false
+  planned_nodes:
+    description:
+      - Check mode only. Names of nodes that join the cluster earlier in the same run (the
+        C(ailab.cluster.proxmox_cluster) role's nodes), so that a plan in check mode on a fresh cluster
+        accepts them in O(nodes) instead of refusing them as unknown. Ignored outside check mode.
+    type: list
+    elements: str
+    default: []
 notes:
   - Changing a fixed option means removing the storage definition and adding it again; guests
     whose disks live on it keep working once it is back with the same ID.
@@ -376,8 +384,12 @@ class StorageManager(CollectionManager):
         self.node_names = None
 
     def cluster_node_names(self):
+        """The cluster's nodes, and in check mode the nodes that join it earlier in the run (planned_nodes)."""
         if self.node_names is None:
-            self.node_names = sorted(n["node"] for n in self.client.get("nodes", what="the cluster's nodes") or [])
+            names = set(n["node"] for n in self.client.get("nodes", what="the cluster's nodes") or [])
+            if self.module.check_mode:
+                names.update(self.module.params["planned_nodes"])
+            self.node_names = sorted(names)
         return self.node_names
 
     def set_options(self, item):
@@ -481,7 +493,7 @@ class StorageManager(CollectionManager):
 
 
 def main():
-    run_collection_module(StorageManager)
+    run_collection_module(StorageManager, planned_nodes=dict(type="list", elements="str", default=[]))
 
 
 if __name__ == "__main__":

@@ -21,7 +21,9 @@ A seed is a mapping (YAML or JSON file, or a dict over the control API)::
 Every key is optional except ``nodes``. ``cluster: {name: null}`` makes a standalone seed: the
 first node is a node without a cluster (it answers the API) and the other nodes are hosts that are
 not in a cluster yet; ``POST /cluster/config`` creates the cluster and ``POST /cluster/config/join``
-adds them. A node with ``member: false`` in a named cluster is such a host too.
+adds them. A node with ``member: false`` in a named cluster is such a host too. A node with
+``iommu: false`` has not enabled IOMMU yet (a fresh host before GPU passthrough is set up): its
+PCI devices report ``iommugroup`` -1.
 
 Built-in seeds, by name (``--seed NAME``, ``load_seed(NAME)``):
 
@@ -33,6 +35,7 @@ Built-in seeds, by name (``--seed NAME``, ``load_seed(NAME)``):
 * ``empty`` - the same cluster without guests and PCI mappings (what the pytest fixtures start
   from, so that every test creates the guests it uses).
 * ``standalone`` - ``empty`` before ``pvecm create``: pve-1 alone, pve-2 a host that may join.
+* ``fresh`` - ``standalone`` on freshly installed hosts: IOMMU is not enabled on either node yet.
 """
 
 import copy
@@ -126,11 +129,24 @@ def standalone_seed():
     return seed
 
 
-SEEDS = {"default": default_seed, "empty": empty_seed, "standalone": standalone_seed}
+def without_iommu(seed, *nodes):
+    """``seed`` with IOMMU not enabled yet on ``nodes`` (all when none are named)."""
+    for entry in seed["nodes"]:
+        if not nodes or entry["name"] in nodes:
+            entry["iommu"] = False
+    return seed
+
+
+def fresh_seed():
+    """Freshly installed hosts: ``standalone``, and IOMMU not enabled on any node yet."""
+    return without_iommu(standalone_seed())
+
+
+SEEDS = {"default": default_seed, "empty": empty_seed, "standalone": standalone_seed, "fresh": fresh_seed}
 
 
 def load_seed(path):
-    """A built-in seed by name (``default``, ``empty``, ``standalone``), or a YAML or JSON file.
+    """A built-in seed by name (``default``, ``empty``, ``standalone``, ``fresh``), or a YAML or JSON file.
 
     For a file, JSON is tried first, then YAML. A file of the same name as a built-in seed wins.
     """

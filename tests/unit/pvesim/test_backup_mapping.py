@@ -3,6 +3,9 @@
 import pytest
 from proxmoxer.core import ResourceException
 
+from pvesim.seed import empty_seed, load_seed, without_iommu
+from pvesim.testing import SimulatorProcess
+
 GPU_MAP = ["node=pve-1,path=0000:01:00,id=10de:2204,iommugroup=14",
            "node=pve-2,path=0000:01:00,id=10de:2204,iommugroup=14"]
 
@@ -96,3 +99,19 @@ def test_mapped_gpu_follows_the_vm(pve9_sim, wait):
     api.cluster.mapping.pci("rtx3090").put(map=GPU_MAP)
     assert wait(api, api.nodes("pve-1").qemu(100).migrate.post(target="pve-2"))["exitstatus"] == "OK"
     assert [d["id"] for d in api.nodes("pve-2").hardware.pci.get()] == ["0000:01:00.0", "0000:01:00.1"]
+
+
+def test_a_host_without_iommu_reports_group_minus_one(tmp_path):
+    """pve-common PVE/SysFSTools.pm lspci: iommugroup -1 without /sys/bus/pci/devices/<id>/iommu_group (IOMMU off);
+    pve-manager PVE/Mapping/PCI.pm assert_valid then refuses a mapping with the real group."""
+    with SimulatorProcess(pve=9, seed=without_iommu(empty_seed(), "pve-2"), state_dir=tmp_path) as sim:
+        api = sim.api()
+        groups = {node: [d["iommugroup"] for d in api.nodes(node).hardware.pci.get() if d["id"].startswith("0000:01:00")]
+                  for node in ("pve-1", "pve-2")}
+        assert groups == {"pve-1": [14, 14], "pve-2": [-1, -1]}
+        api.cluster.mapping.pci.post(id="rtx3090", map=GPU_MAP)  # PVE does not check devices on write
+        assert api.cluster.mapping.pci.get(**{"check-node": "pve-1"})[0]["checks"] == []
+        assert api.cluster.mapping.pci.get(**{"check-node": "pve-2"})[0]["checks"] == [
+            {"severity": "error", "message": "Invalid configuration: 'iommugroup' does not match for 'rtx3090' (-1 != 14)"}]
+    assert load_seed("fresh")["cluster"]["name"] is None
+    assert [n.get("iommu") for n in load_seed("fresh")["nodes"]] == [False, False]

@@ -6,16 +6,24 @@ the bad-input suite, against a fresh simulator with one fault armed:
 * a task that fails: the error carries the task's own message (its log tail) and names the guest;
 * a burst of 5xx answers on reads: retried with backoff, the run succeeds;
 * a 5xx answer to a write: not retried blindly, the run stops naming the status;
-* a clone/create slower than the task timeout: a timeout message naming the task (UPID).
+* a clone/create slower than the task timeout: a timeout message naming the task (UPID);
+* the API restart of a node joining the cluster (a fresh lab): ridden through, the run succeeds.
 Figures: faults injected / handled (printed by conftest.py).
 """
 
 import copy
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
+import yaml
 
+from pvesim.seed import default_seed, standalone_seed
+from unit.roles.playbook_runner import ROOT, PlaybookRun
 from unit.security.conftest import record_fault
-from unit.security.test_bad_inputs import PVE_BASE, run_proxmox_layer
+from unit.security.test_bad_inputs import PVE_BASE, pve_inventory, run_proxmox_layer
 
 
 def lab(**changes):
@@ -85,3 +93,46 @@ def test_a_slow_create_times_out_naming_the_task(tmp_path, sim):
     record_fault("slow create past the timeout", handled)
     assert run.rc != 0
     assert "UPID:" in message and "qmcreate" in message, message
+
+
+def test_the_api_restart_during_a_cluster_join_is_ridden_through(tmp_path, sim):
+    """A fresh lab: pve-1 standalone, pve-2 joins. The join restarts pve-2's API (500, then 595, then 401 for
+    old tickets, faults.NodeRestart with the simulator's realistic default): the layer rides through it."""
+    sim.reseed(standalone_seed())
+    try:
+        root = dict(api_host=sim.host, api_port=sim.port, api_user="root@pam", api_password=sim.password,
+                    ca_path=sim.ca_file)
+        nodes = [{"name": "pve-1", "link0": "192.168.10.11"}, dict(name="pve-2", link0="192.168.10.12", **root)]
+        # the lab's storages and PCI mappings name pve-2, which joins in this run; its guests and HA (whose
+        # plan does not count the nodes that join yet) stay on pve-1
+        guests = [dict(g, node="pve-1") for g in PVE_BASE["proxmox_guests_list"]]
+        run = run_layer_as_root(tmp_path, sim, lab(proxmox_cluster_nodes=nodes, proxmox_guests_list=guests,
+                                                   proxmox_ha_groups=[]), root)
+        statuses = [r["status"] for r in sim.requests_log()]
+        joined = [w for w in sim.writes() if w["path"] == "/cluster/config/join"]
+        handled = run.rc == 0 and len(joined) == 1 and {500, 595, 401} <= set(statuses)
+        record_fault("API restart during a cluster join", handled)
+        assert run.rc == 0, run.failure("localhost") or run.stdout[-3000:]
+        assert len(joined) == 1
+        assert {500, 595, 401} <= set(statuses), sorted(set(statuses))
+        cluster, *members = sim.api().cluster.status.get()
+        assert (cluster["name"], [m["name"] for m in members]) == ("ailab", ["pve-1", "pve-2"])
+    finally:
+        sim.reseed(default_seed())
+
+
+def run_layer_as_root(tmp_path, sim, lab_vars, connection):
+    """run_proxmox_layer with a root@pam password connection (creating and joining a cluster need it)."""
+    sim.clear_log()
+    inventory = pve_inventory(tmp_path, sim, lab_vars)
+    (inventory / "group_vars" / "proxmox_api" / "lab.yml").write_text(
+        yaml.safe_dump(dict(lab_vars, proxmox_api_connection=connection)))
+    playbook = tmp_path / "site.yml"
+    playbook.write_text(yaml.safe_dump([
+        {"ansible.builtin.import_playbook": str(ROOT / "playbooks" / "check.yml")},
+        {"ansible.builtin.import_playbook": str(ROOT / "playbooks" / "proxmox.yml")}]))
+    env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_STDOUT_CALLBACK="ansible.builtin.json",
+               ANSIBLE_LOCAL_TEMP=str(tmp_path / ".ansible-tmp"))
+    proc = subprocess.run([str(Path(sys.executable).parent / "ansible-playbook"), "-i", str(inventory), str(playbook)],
+                          cwd=ROOT, env=env, capture_output=True, text=True, check=False)
+    return PlaybookRun(proc.returncode, proc.stdout, proc.stderr)

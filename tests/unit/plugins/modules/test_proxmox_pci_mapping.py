@@ -8,6 +8,7 @@ import pytest
 from ansible.module_utils import basic
 
 from ansible_collections.ailab.cluster.plugins.modules import proxmox_pci_mapping
+from pvesim.seed import empty_seed, standalone_seed, without_iommu
 
 GPU_MAP = [dict(node="pve-1", path=["0000:01:00"], id="10de:2204", subsystem_id="10de:1454", iommugroup=14),
            dict(node="pve-2", path=["0000:01:00"], id="10de:2204", subsystem_id="10de:1454", iommugroup=14)]
@@ -159,6 +160,45 @@ def test_offline_node_is_skipped_with_a_warning(pve_sim, run_module, monkeypatch
     assert not result.get("failed"), result
     assert result["changed"]
     assert warnings == ["PCI mapping: node pve-2 is offline, its devices were not checked"]
+
+
+def test_a_host_without_iommu_yet_gets_the_mapping_with_a_warning(pve_sim, run_module, monkeypatch):
+    """A fresh host reports IOMMU group -1 until IOMMU is on (pve-common SysFSTools.pm lspci): the mapping with
+    the group it will have is written, and the group checked once IOMMU is on."""
+    warnings = []
+    monkeypatch.setattr(basic.AnsibleModule, "warn", lambda self, text: warnings.append(text))
+    pve_sim.reseed(without_iommu(empty_seed(), "pve-2"))
+    try:
+        result = run(run_module, pve_sim, **RTX)
+        assert not result.get("failed"), result
+        assert result["changed"] and mapping(pve_sim, "rtx3090")
+        assert warnings == ["PCI mapping rtx3090: IOMMU is not enabled on pve-2 yet (its devices report IOMMU group "
+                            "-1), so iommugroup was not checked there; a VM cannot use the mapping on pve-2 until "
+                            "IOMMU is on (the proxmox_gpu_passthrough role enables it and reboots the node)"]
+        # the node with IOMMU on is still checked
+        wrong = [dict(GPU_MAP[0], iommugroup=15), GPU_MAP[1]]
+        refused = run(run_module, pve_sim, id="rtx3090", map=wrong)
+        assert refused["failed"] and "device 0000:01:00 on pve-1 is in IOMMU group 14, not 15" in refused["msg"]
+    finally:
+        pve_sim.reseed(empty_seed())
+
+
+def test_plan_on_a_fresh_cluster_accepts_the_nodes_that_join_first(pve_sim, run_module, monkeypatch):
+    warnings = []
+    monkeypatch.setattr(basic.AnsibleModule, "warn", lambda self, text: warnings.append(text))
+    pve_sim.reseed(standalone_seed())
+    try:
+        planned = run(run_module, pve_sim, check_mode=True, planned_nodes=["pve-2"], **RTX)
+        assert not planned.get("failed"), planned
+        assert planned["changed"] and pve_sim.writes() == []
+        assert warnings == ["PCI mapping: node pve-2 joins the cluster in this run, its devices are checked once it "
+                            "is a member"]
+        unknown = run(run_module, pve_sim, check_mode=True, **RTX)
+        assert unknown["failed"] and "node pve-2 is not a cluster node (nodes: pve-1)" in unknown["msg"]
+        real = run(run_module, pve_sim, planned_nodes=["pve-2"], **RTX)
+        assert real["failed"] and "node pve-2 is not a cluster node" in real["msg"] and pve_sim.writes() == []
+    finally:
+        pve_sim.reseed(empty_seed())
 
 
 def test_api_error_names_the_mapping(pve_sim, run_module):

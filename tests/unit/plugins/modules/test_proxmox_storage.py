@@ -3,6 +3,7 @@
 import pytest
 
 from ansible_collections.ailab.cluster.plugins.modules import proxmox_storage
+from pvesim.seed import empty_seed, standalone_seed
 
 BACKUPS = dict(storage="backups", type="dir", path="/srv/backups", content=["backup"])
 
@@ -221,6 +222,23 @@ def test_node_names_are_read_once_for_all_storages(pve_sim, run_module):
                                                      nodes=["pve-2"])])
     assert result["changed"], result
     assert [r["path"] for r in pve_sim.reads()].count("/nodes") == 1
+
+
+def test_plan_on_a_fresh_cluster_accepts_the_nodes_that_join_first(pve_sim, run_module):
+    """The plan (check mode) runs before proxmox_cluster joins pve-2: planned_nodes counts it as a node."""
+    pve_sim.reseed(standalone_seed())
+    try:
+        args = dict(BACKUPS, nodes=["pve-1", "pve-2"])
+        planned = run(run_module, pve_sim, check_mode=True, planned_nodes=["pve-2"], **args)
+        assert not planned.get("failed"), planned
+        assert planned["changed"] and pve_sim.writes() == []
+        unknown = run(run_module, pve_sim, check_mode=True, **args)
+        assert unknown["failed"] and "nodes names pve-2, which is not a node of this cluster (nodes: pve-1)" in unknown["msg"]
+        # outside check mode the join has happened (or failed): planned_nodes is ignored
+        real = run(run_module, pve_sim, planned_nodes=["pve-2"], **args)
+        assert real["failed"] and "nodes names pve-2" in real["msg"] and pve_sim.writes() == []
+    finally:
+        pve_sim.reseed(empty_seed())
 
 
 def test_single_and_list_options_do_not_mix(pve_sim, run_module):
