@@ -298,3 +298,42 @@ def test_fingerprint_tags_and_user_tags():
     assert g.fingerprint_tags(tags) == ["ailab-fp-0123456789ab"]
     assert g.user_tags(tags) == ["k8s", "gpu"]
     assert g.fingerprint_tags(None) == [] and g.user_tags(None) == []
+
+
+# ------------------------------------------------------------------ task log tail (_proxmox.py)
+class PagedLogApi(object):
+    """``api(path).get(start=, limit=)`` over a task log of ``count`` lines, as PVE pages it."""
+
+    def __init__(self, count):
+        self.lines = [{"n": i, "t": "line %d" % i} for i in range(1, count + 1)]
+        self.calls = []
+
+    def __call__(self, path):
+        api = self
+
+        class Resource(object):
+            def get(self, **params):
+                api.calls.append((path, params))
+                start, limit = params.get("start", 0), params["limit"]
+                return api.lines[start:start + limit]
+
+        return Resource()
+
+
+@pytest.mark.parametrize(("count", "pages"), [(3, 1), (499, 1), (500, 2), (1234, 3), (1500, 4)])
+def test_task_log_tail_is_the_end_of_a_long_log(count, pages):
+    from ansible_collections.ailab.cluster.plugins.module_utils._proxmox import ProxmoxClient
+
+    api = PagedLogApi(count)
+    tail = ProxmoxClient(api).task_log_tail("pve-1", UPID)
+    assert tail == ["line %d" % i for i in range(max(1, count - 9), count + 1)]
+    path = "nodes/pve-1/tasks/%s/log" % UPID
+    assert api.calls == [(path, {"limit": 500})] + [(path, {"start": 500 * i, "limit": 500}) for i in range(1, pages)]
+
+
+def test_task_log_tail_reads_at_most_max_pages():
+    from ansible_collections.ailab.cluster.plugins.module_utils._proxmox import ProxmoxClient
+
+    api = PagedLogApi(5000)
+    tail = ProxmoxClient(api).task_log_tail("pve-1", UPID, lines=3, page=100, max_pages=4)
+    assert tail == ["line 398", "line 399", "line 400"] and len(api.calls) == 4
