@@ -115,3 +115,17 @@ def test_a_host_without_iommu_reports_group_minus_one(tmp_path):
             {"severity": "error", "message": "Invalid configuration: 'iommugroup' does not match for 'rtx3090' (-1 != 14)"}]
     assert load_seed("fresh")["cluster"]["name"] is None
     assert [n.get("iommu") for n in load_seed("fresh")["nodes"]] == [False, False]
+
+
+@pytest.mark.parametrize("schedule", ["every sunday", "sun 25:00", "mon..fri 22:30:00:00"])
+def test_backup_job_schedule_must_be_a_calendar_event(pve_sim, schedule):
+    """pve-common PVE/JSONSchema.pm format pve-calendar-event (proxmox-time's parser) on POST and PUT."""
+    api = pve_sim.api()
+    with pytest.raises(ResourceException) as raised:
+        api.cluster.backup.post(id="bad-schedule", schedule=schedule, storage="nas", all=1)
+    assert raised.value.status_code == 400
+    assert raised.value.errors["schedule"].startswith(f"invalid format - invalid calendar event '{schedule}'")
+    api.cluster.backup.post(id="good-schedule", schedule="sun 01:00", storage="nas", all=1)
+    with pytest.raises(ResourceException) as raised:
+        api.cluster.backup("good-schedule").put(schedule=schedule)
+    assert raised.value.status_code == 400 and "schedule" in raised.value.errors
