@@ -36,6 +36,9 @@ BAD_INPUT = {
     "b7": ({"kubeadm_control_plane_pod_subnet": "10.96.0.0/16"}, "overlaps the service network 10.96.0.0/12"),
     "b8": ({"kubeadm_control_plane_pod_subnet": "10.10.0.0/16"}, "(10.10.0.11) lies in the pod network 10.10.0.0/16"),
     "b9": ({"kubeadm_control_plane_pod_subnet": "10.244.0.0/28"}, "smaller than one node's range /24"),
+    # The documented example that logged nothing: an audit log path without a policy or volumes.
+    "b10": ({"kubeadm_control_plane_apiserver_extra_args": [{"name": "audit-log-path", "value": "/var/log/kubernetes/audit.log"}]},
+            "Set kubeadm_control_plane_audit_log: true instead"),
 }
 # The valid first control plane of the bad_cp cluster, also in kube_node (a one-node lab running workloads).
 SCHEDULABLE = "b0"
@@ -54,6 +57,8 @@ def node_vars(tmp_path, host, address):
         "node_prep_address": address,
         "kubeadm_control_plane_config_path": str(tmp_path / host / "kubeadm-config.yaml"),
         "kubeadm_control_plane_manifests_dir": str(tmp_path / host / "manifests"),
+        "kubeadm_control_plane_audit_policy_path": str(tmp_path / host / "audit" / "policy.yaml"),
+        "kubeadm_control_plane_audit_log_dir": str(tmp_path / host / "audit-log"),
     }
 
 
@@ -76,10 +81,9 @@ def scenarios_inventory(tmp):
                 "kubeadm_control_plane_group": "ha_cp",
                 "kubeadm_control_plane_cert_sans": ["k8s-api.lab.example"],
                 "kubeadm_control_plane_cri_socket": CRI_DOCKERD,
-                "kubeadm_control_plane_apiserver_extra_args": [
-                    {"name": "audit-log-maxage", "value": "30"},
-                    {"name": "audit-log-path", "value": "/var/log/kubernetes/audit.log"},
-                ],
+                "kubeadm_control_plane_apiserver_extra_args": [{"name": "profiling", "value": "false"}],
+                "kubeadm_control_plane_audit_log": True,
+                "kubeadm_control_plane_audit_log_maxage": 14,
                 "kubeadm_control_plane_kubelet_config": {"maxPods": 150},
                 "kubeadm_control_plane_kube_proxy_config": {"mode": "ipvs"},
                 "kubeadm_control_plane_ignore_preflight_errors": ["NumCPU"],
@@ -237,13 +241,49 @@ def test_ha_first_control_plane(ha):
     assert cluster["controlPlaneEndpoint"] == "10.10.0.10:6443"
     assert {"10.10.0.10", "k8s-api.lab.example"} <= set(cluster["apiServer"]["certSANs"])
     assert init["nodeRegistration"]["criSocket"] == CRI_DOCKERD
+    policy_path = str(tmp / "h1" / "audit" / "policy.yaml")
+    log_dir = str(tmp / "h1" / "audit-log")
     assert cluster["apiServer"]["extraArgs"] == [
-        {"name": "audit-log-maxage", "value": "30"},
-        {"name": "audit-log-path", "value": "/var/log/kubernetes/audit.log"},
+        {"name": "audit-policy-file", "value": policy_path},
+        {"name": "audit-log-path", "value": log_dir + "/audit.log"},
+        {"name": "audit-log-maxage", "value": "14"},
+        {"name": "audit-log-maxbackup", "value": "10"},
+        {"name": "audit-log-maxsize", "value": "100"},
+        {"name": "profiling", "value": "false"},
+    ]
+    # The policy and the log directory reach the kube-apiserver static pod (v1beta4 HostPathMount).
+    assert cluster["apiServer"]["extraVolumes"] == [
+        {"name": "audit-policy", "hostPath": policy_path, "mountPath": policy_path, "readOnly": True, "pathType": "File"},
+        {"name": "audit-log", "hostPath": log_dir, "mountPath": log_dir, "readOnly": False, "pathType": "DirectoryOrCreate"},
     ]
     assert cfg["KubeletConfiguration"]["maxPods"] == 150
     assert cfg["KubeProxyConfiguration"]["mode"] == "ipvs"
     assert init["nodeRegistration"]["ignorePreflightErrors"] == ["NumCPU"]
+
+
+@pytest.mark.parametrize("host", ["h1", "h2", "h3"])
+def test_ha_audit_policy_on_every_control_plane(ha, host):
+    tmp, _run = ha
+    policy_file = tmp / host / "audit" / "policy.yaml"
+    policy = load_all(policy_file)
+    assert len(policy) == 1 and policy[0]["apiVersion"] == "audit.k8s.io/v1" and policy[0]["kind"] == "Policy"
+    assert policy[0]["omitStages"] == ["RequestReceived"]
+    levels = [r["level"] for r in policy[0]["rules"]]
+    assert levels[-1] == "Request" and set(levels) <= {"None", "Metadata", "Request", "RequestResponse"}
+    # Secrets are logged without their content, and before the rule that drops other reads.
+    secrets = next(i for i, r in enumerate(policy[0]["rules"])
+                   if any("secrets" in g.get("resources", []) for g in r.get("resources", [])))
+    assert policy[0]["rules"][secrets]["level"] == "Metadata"
+    assert secrets < levels.index("None", 2)
+    assert oct(policy_file.stat().st_mode & 0o777) == "0o600"
+    assert oct((tmp / host / "audit-log").stat().st_mode & 0o777) == "0o700"
+
+
+def test_no_audit_log_by_default(single):
+    tmp, _run = single
+    cluster = by_kind(load_all(tmp / "s1" / "kubeadm-config.yaml"))["ClusterConfiguration"]
+    assert cluster["apiServer"]["extraArgs"] == [] and "extraVolumes" not in cluster["apiServer"]
+    assert not (tmp / "s1" / "audit").exists()
 
 
 def test_ha_only_the_first_control_plane_gets_an_init_configuration(ha):
