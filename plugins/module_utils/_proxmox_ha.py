@@ -976,6 +976,10 @@ class ResourcePlanner(Planner):
         return guest
 
     def _check_group_exists(self, sid, group):
+        planned = [g.get("name") for g in self.module.params.get("planned_groups") or []
+                   if g.get("state", "present") != "absent"]
+        if self.module.check_mode and group in planned:
+            return  # created by an earlier task of this run
         if group not in self.state.groups():
             raise ProxmoxError("HA resource %s: HA group %s does not exist; create it with "
                                "ailab.cluster.proxmox_ha_group first" % (sid, group))

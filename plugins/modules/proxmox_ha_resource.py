@@ -123,9 +123,22 @@ options:
     default: false
   wait_timeout:
     description:
-      - Seconds to wait for each migration or relocation to finish; V(0) only sends the request.
+      - Seconds to wait for what the HA manager does after the API has answered; V(0) only sends the requests.
+      - HA state changes are requests that the HA manager carries out one or two rounds (about 10 s each)
+        later. After creating a resource or changing its O(state), the module waits until C(ha-manager status)
+        shows the service C(started) (for V(started)) or C(stopped) (for V(stopped) and V(disabled)); it fails
+        naming the service and its current state when that takes longer, or when the service goes to C(error).
+      - Also the time to wait for each migration or relocation to finish.
     type: int
     default: 300
+  planned_groups:
+    description:
+      - Check mode only, Proxmox VE 8. HA groups (dicts with at least C(name), as M(ailab.cluster.proxmox_ha_group)
+        takes them) that an earlier task of the same run creates, so that a plan in check mode counts them as
+        existing instead of refusing the resources that name them. Ignored outside check mode.
+    type: list
+    elements: dict
+    default: []
   planned_guests:
     description:
       - Check mode only. VMIDs of guests that an earlier task of the same run creates (the
@@ -216,7 +229,8 @@ from ansible_collections.ailab.cluster.plugins.module_utils._proxmox_ha import R
 
 def main():
     run_ha_module(ResourcePlanner, wait_timeout=dict(type="int", default=300),
-                  planned_guests=dict(type="list", elements="int", default=[]))
+                  planned_guests=dict(type="list", elements="int", default=[]),
+                  planned_groups=dict(type="list", elements="dict", default=[]))
 
 
 if __name__ == "__main__":
