@@ -1,7 +1,7 @@
 """Every role can be shown working alone with molecule (issue 15, "Role reuse").
 
 - every role of roles/ is exercised by a scenario of molecule/ (its converge or another playbook of
-  the scenario names ``ailab.cluster.<role>``);
+  the scenario, or a playbook they import, names ``ailab.cluster.<role>``);
 - every role's README has a "Use it alone" section naming ``molecule test -s <scenario>`` of an
   existing scenario that exercises the role; when that is a controller scenario (export mode, the
   Proxmox VE simulator) bearing the role's name, the README's playbook is its converge.yml;
@@ -36,9 +36,19 @@ def load(path):
 
 
 def scenario_roles(scenario):
-    """The roles a scenario's playbooks name (converge.yml and the other YAML files of its directory)."""
-    text = "\n".join(p.read_text(encoding="utf-8") for p in sorted((MOLECULE / scenario).rglob("*.yml")))
-    return {role for role in ROLES if re.search(ROLE_REFERENCE.format(role), text)}
+    """The roles a scenario's playbooks name: the YAML files of its directory and the playbooks they
+    import (``import_playbook: ../../playbooks/x.yml``), followed to any depth."""
+    todo, seen, text = sorted((MOLECULE / scenario).rglob("*.yml")), set(), []
+    while todo:
+        path = todo.pop().resolve()
+        if path in seen or not path.is_file():
+            continue
+        seen.add(path)
+        content = path.read_text(encoding="utf-8")
+        text.append(content)
+        todo += [path.parent / ref for ref in re.findall(r"import_playbook:\s*[\"']?([^\s\"'{}]+\.ya?ml)", content)]
+    joined = "\n".join(text)
+    return {role for role in ROLES if re.search(ROLE_REFERENCE.format(role), joined)}
 
 
 def skip_until_kubeadm_scenario(role):
