@@ -261,3 +261,32 @@ def test_reset_restarts_the_container_runtime(host):
     assert host.service("containerd").is_running
     rows = [r.split() for r in host.check_output("ctr plugins ls").splitlines()]
     assert [r[-1] for r in rows if len(r) >= 4 and r[0] == "io.containerd.grpc.v1" and r[1] == "cri"] == ["ok"]
+
+
+# --------------------------------------------------------------------------------- kubelet resources
+# converge wrote /etc/default/kubelet; side_effect.yml then gave a "joined" node (stand-in kubelet unit,
+# /var/lib/kubelet/config.yaml, CPU and memory manager checkpoints) an exclusive-CPU policy.
+def test_kubelet_reads_its_drop_in_directory(host):
+    """kubeadm's 10-kubeadm.conf appends $KUBELET_EXTRA_ARGS from /etc/default/kubelet."""
+    env = host.file("/etc/default/kubelet").content_string
+    assert 'KUBELET_EXTRA_ARGS="--config-dir=/etc/kubernetes/kubelet.conf.d"' in env.splitlines()
+    assert host.file("/etc/kubernetes/kubelet.conf.d").is_directory
+
+
+def test_kubelet_resource_drop_in(host):
+    dropin = host.file("/etc/kubernetes/kubelet.conf.d/50-ailab-resources.conf")
+    text = dropin.content_string
+    assert "kind: KubeletConfiguration" in text and "apiVersion: kubelet.config.k8s.io/v1beta1" in text
+    assert "cpuManagerPolicy: static" in text and "topologyManagerPolicy: single-numa-node" in text
+    assert dropin.mode == 0o644
+
+
+def test_changed_policy_resets_the_manager_checkpoints_and_restarts_kubelet(host):
+    """The kubelet refuses to start with a checkpoint of another CPU or memory manager policy."""
+    assert not host.file("/var/lib/kubelet/cpu_manager_state").exists
+    assert not host.file("/var/lib/kubelet/memory_manager_state").exists
+    assert host.file("/var/lib/kubelet/config.yaml").exists
+    before = host.file("/root/kubelet-before-policy").content_string.strip()
+    now = host.check_output("systemctl show --property=InvocationID --value kubelet")
+    assert before and now != before, "the kubelet was not restarted"
+    assert host.service("kubelet").is_running
