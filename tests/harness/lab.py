@@ -149,6 +149,10 @@ class Lab:
                                        "least-privilege API token (bootstrap as root@pam), inventory check, cluster, "
                                        "storage, PCI mapping, guests, HA, backup job, live migration")
         layer["detail"] += f"; the PVE {self.pve} API saw {len(log)} requests ({writes} writes)"
+        token_id = sandbox.token_env(TOKEN_FILE)["AILAB_PVE_TOKEN_ID"] if TOKEN_FILE.exists() else None
+        if token_id:
+            as_token = sum(1 for r in log if r.get("user") == token_id)
+            layer["detail"] += f", {as_token} of them with the least-privilege token {token_id}"
         return self.add(layer)
 
     def nodes(self, nodes):
