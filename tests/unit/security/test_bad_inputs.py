@@ -171,6 +171,12 @@ def test_the_proxmox_base_lab_is_accepted(tmp_path, pve_sim_for_cases):
     run, writes = run_proxmox_layer(tmp_path, pve_sim_for_cases, copy.deepcopy(PVE_BASE))
     assert run.rc == 0, run.stdout[-3000:]
     assert writes
+    # The run says, one line per guest, what exists where and how to reach it.
+    (shown,) = [r for r in run.results("Show the guests (name, VMID, node, state, address)", "localhost")
+                if not r.get("skipped")]
+    assert shown["msg"] == ["k8s-cp-1: VM 201 on pve-1, running, address 192.168.10.21",
+                            "k8s-w-1: VM 211 on pve-1, running, address 192.168.10.31",
+                            "k8s-gpu-1: VM 212 on pve-2, running, address 192.168.10.138"], shown["msg"]
 
 
 @pytest.mark.parametrize("case", sorted(PVE_CASES))
