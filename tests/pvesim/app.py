@@ -60,6 +60,9 @@ class Settings:
     # Seconds the API of a node that joined a cluster is restarting (pmxcfs, then pveproxy/pvedaemon):
     # see faults.NodeRestart. At least until the next full second, so that new tickets differ from old ones.
     join_restart: float = 2.0
+    # Seconds per HA CRM/LRM round (pve-ha-manager Manager.pm/LRM.pm loop about every 10 s): a
+    # resource's requested state is acted on one or two rounds after the API call (api/ha.py).
+    ha_round: float = 0.05
 
 
 class RequestLog:

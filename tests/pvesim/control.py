@@ -19,7 +19,8 @@ DELETE   /_sim/faults               disarm all faults
 POST     /_sim/nodes/<node>/down    take a node offline (same as fault ``node_down``)
 POST     /_sim/nodes/<node>/up      bring a node back online
 GET      /_sim/settings             run-time settings
-PUT      /_sim/settings             change settings: ``task_duration``, ``migrate_duration``, ``agent_delay``
+PUT      /_sim/settings             change settings: ``task_duration``, ``migrate_duration``, ``agent_delay``,
+                                    ``ha_round`` (seconds per HA CRM round), ...
 POST     /_sim/personality          switch to another personality of the same major version
                                     (``{"name": "9-upgraded"}`` or ``{"name": "9"}``); reset() keeps it
 GET      /_sim/tasks                all tasks (newest first)

@@ -103,7 +103,7 @@ def test_reset_restores_the_default_settings(pve9_sim):
     defaults = pve9_sim.settings()
     # stats_interval 0: the test fixtures' simulators serve fresh /cluster/resources
     assert defaults == {"task_duration": 0.05, "migrate_duration": None, "agent_delay": 0.0, "stats_interval": 0.0,
-                        "join_restart": 2.0}
+                        "join_restart": 2.0, "ha_round": 0.05}
     pve9_sim.settings(task_duration=1, migrate_duration=2, agent_delay=3, join_restart=0.1)
     pve9_sim.reset()
     assert pve9_sim.settings() == defaults
