@@ -161,6 +161,18 @@ def test_ha_state_changes_are_requests_the_crm_handles_in_rounds(pve_sim, wait):
     assert api.cluster.ha.resources("vm:100").get()["state"] == "stopped"
 
 
+def test_the_crm_round_is_a_setting(pve9_sim, wait):
+    api = pve9_sim.api()
+    _vm(api, wait, 100)
+    pve9_sim.settings(ha_round=0.4)
+    api.cluster.ha.resources.post(sid="vm:100")
+    time.sleep(0.2)  # within the first round nothing has happened
+    assert [e["state"] for e in api.cluster.ha.status.current.get() if e.get("sid") == "vm:100"] == ["queued"]
+    started_at = time.monotonic()
+    assert _states_until(api, "vm:100", "started")[-1] == "started"
+    assert time.monotonic() - started_at >= 0.3  # two more rounds: request_start, then the LRM starts it
+
+
 # -------------------------------------------------- PVE 9 before the group migration
 @pytest.fixture
 def upgraded(pve9_sim):
