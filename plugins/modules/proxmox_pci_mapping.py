@@ -120,8 +120,8 @@ options:
         IDs or IOMMU group differ.
       - Nodes that are offline are skipped with a warning. Set to V(false) to map hardware that is
         not installed yet.
-      - A node where IOMMU is not enabled yet reports IOMMU group -1 for every device (a fresh host):
-        there, O(map[].iommugroup) is not checked and the module warns; Proxmox VE refuses to start a VM
+      - A node where IOMMU is not enabled yet reports IOMMU group -1 for every device (a fresh host);
+        there O(map[].iommugroup) is not checked and the module warns. Proxmox VE refuses to start a VM
         with the mapping on that node until IOMMU is on (the C(ailab.cluster.proxmox_gpu_passthrough) role
         enables it).
     type: bool

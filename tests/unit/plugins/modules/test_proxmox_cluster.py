@@ -117,6 +117,7 @@ def test_check_mode_reports_create_and_join_and_writes_nothing(standalone, run_m
     assert members(sim) == (None, ["pve-1"])
 
 
+@pytest.mark.filterwarnings("ignore::urllib3.exceptions.InsecureRequestWarning")  # what the test sets up
 def test_a_node_without_certificate_checks_is_connected_with_a_warning(standalone, run_module):
     sim = standalone
     node = pve2(sim, validate_certs=False)
