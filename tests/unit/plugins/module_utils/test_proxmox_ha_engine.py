@@ -709,3 +709,71 @@ def test_pve9_many_grouped_resources_warning(run):
     result = run(ha.ResourcePlanner, client, resources=[dict(sid="vm:%d" % v, group="gg") for v in range(100, 107)])
     assert result["changed"] is False
     assert "group of vm:100, vm:101, vm:102, vm:103, vm:104 and 2 more is managed" in result["warnings"][0]
+
+
+# ------------------------------------------------------------------ exact reads, warnings and messages
+def test_each_read_names_what_it_reads():
+    client = FakeClient(guests=[vm(100)])
+    client.data["cluster/ha/rules"] = None
+    state = ha.HAState(client)
+    assert state.rules() == {} and state.resources() == {} and state.groups() == {}
+    state.cluster()
+    ha.wait_for_services(client, {}, 1)
+    assert [c[2] for c in client.calls] == ["the HA rules", "the HA resources", "the HA groups",
+                                            "the cluster resources", "the HA status"]
+    ha.unmigrated_groups(client)
+    assert client.calls[-1] == ("get", "cluster/ha/groups", "the HA groups")
+
+
+def test_full_texts_of_the_migration_message_and_the_warnings(run):
+    with pytest.raises(ProxmoxError) as raised:
+        ha.check_groups_migrated(FakeClient(groups=[{"group": "lab"}]))
+    assert raised.value.msg == (
+        "this Proxmox VE 9.1.2 cluster was upgraded from 8 and its HA manager has not migrated the HA groups (lab) to "
+        "HA rules yet; until it has, Proxmox VE refuses every HA rule write (\"ha groups have not been migrated "
+        "yet\"). The HA manager migrates them by itself once every node is online, runs Proxmox VE 9 and has an "
+        "active LRM, and the cluster is quorate (journalctl -u pve-ha-crm shows \"ha groups migration\"): finish "
+        "the upgrade of all nodes, check ha-manager status, and run again when GET /cluster/ha/groups no longer "
+        "lists groups")
+    result = run(ha.GroupPlanner, FakeClient(), name="gpu", nodes=["pve-1"])
+    assert result["warnings"] == [
+        "Proxmox VE 9 has no HA groups: HA group gpu is managed as the node-affinity rule ha-group-gpu (restricted "
+        "-> strict, nodes -> rule nodes, nofailback -> failback of the rule's resources). Move to "
+        "ailab.cluster.proxmox_ha_rule when the inventory no longer serves PVE 8.",
+        "HA group gpu has no rule ha-group-gpu yet: a Proxmox VE 9 node-affinity rule needs at least one HA "
+        "resource, and no resource names this group. ailab.cluster.proxmox_ha_resource with group: gpu creates the "
+        "rule (disabled) with its first resource; the next run of this module enables it with these nodes (the "
+        "proxmox_ha role runs resources before groups on PVE 9, so one run is enough)."]
+    assert result["action"] == "deferred" and result["group"] is None and result["changed"] is False
+    result = run(ha.ResourcePlanner, FakeClient(guests=[vm(100)], status=started("vm:100")), sid="vm:100",
+                 group="gg")
+    assert result["warnings"] == [
+        "Proxmox VE 9 has no HA groups: group of vm:100 is managed as membership in the node-affinity rule "
+        "ha-group-<group> (ailab.cluster.proxmox_ha_group manages its nodes).",
+        "HA group gg has no rule ha-group-gg yet: created it disabled with vm:100 on all nodes; "
+        "ailab.cluster.proxmox_ha_group enables it with the group's nodes"]
+
+
+def test_wait_for_node_backs_off_and_planned_guests_count_only_in_check_mode(run, monkeypatch):
+    sleeps = []
+    monkeypatch.setattr(ha.time, "sleep", sleeps.append)
+    client = FakeClient(status=(started("vm:1"), started("vm:1"), started("vm:1"), started("vm:1"),
+                                started("vm:1"), started("vm:1", node="pve-2")))
+    ha.wait_for_node(client, "vm:1", "pve-2", 60, "move", poll=0.3)
+    assert sleeps == [0.05, 0.1, 0.2, 0.3, 0.3]
+    client = FakeClient(major=8)
+    assert run(ha.ResourcePlanner, client, vmid=102, planned_guests=[102])["msg"].startswith(
+        "HA resource vm:102: there is no VM or container 102")
+    result = run(ha.ResourcePlanner, client, check=True, vmid=103, type="ct", planned_guests=[103])
+    assert result["action"] == "created" and result["resource"]["sid"] == "ct:103"
+
+
+def test_a_failed_write_reports_what_was_done(run):
+    client = FakeClient(major=8, guests=[vm(100), vm(101)],
+                        answers={("post", "cluster/ha/resources"): None})
+    client.answers[("delete", "cluster/ha/resources/vm:105")] = None
+    client.data["cluster/ha/resources"] = [{"sid": "vm:105"}]
+    client.answers[("put", "cluster/ha/resources/vm:105")] = ProxmoxError("locked", status=500)
+    result = run(ha.ResourcePlanner, client, wait_timeout=0, resources=[dict(sid="vm:100"), dict(sid="vm:105",
+                 comment="x")])
+    assert (result["msg"], result["status"], result["completed"]) == ("locked", 500, ["HA resource vm:100"])
