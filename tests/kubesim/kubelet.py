@@ -1,0 +1,130 @@
+# Copyright: ailab.cluster contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The kubelet double: ``python3 -m kubesim.kubelet`` (ExecStart of kubelet.service).
+
+As the real kubelet under the packages' unit: it exits when /var/lib/kubelet/config.yaml or its
+kubeconfig is missing (systemd restarts it until kubeadm has written them); then it registers and
+heartbeats its Node (Ready, nodeInfo.kubeletVersion = the installed kubelet double's version) and
+"runs" the static pods: for kube-apiserver.yaml it serves the API server double on the manifest's
+--advertise-address/--secure-port, with the manifest's image tag as its version, and restarts it
+(a gap of RESTART_GAP seconds, as the real static pod restart) whenever the manifest changes.
+"""
+
+import argparse
+import os
+import sys
+import time
+
+import yaml
+
+from . import apiserver, client, pki, state, versions
+from .paths import ETC, KUBELET_CONFIG, MANIFESTS, PKI, exists, p, read
+
+RESTART_GAP = 2
+HEARTBEAT = 10
+
+
+def node_name(kubeconfig_path):
+    kubeconfig = client.load_kubeconfig(kubeconfig_path)
+    cert = client._data(kubeconfig["users"][0]["user"], "client-certificate")
+    return pki.subject(cert.decode())[0].replace("system:node:", "")
+
+
+def node_ip():
+    flags = read("/var/lib/kubelet/kubeadm-flags.env") if exists("/var/lib/kubelet/kubeadm-flags.env") else ""
+    for word in flags.replace('"', " ").split():
+        if word.startswith("--node-ip="):
+            return word.split("=", 1)[1]
+    return ""
+
+
+def heartbeat(name, last):
+    """Post the node status; return the time of this post (or ``last`` when nothing was due)."""
+    moment = time.monotonic()
+    with state.locked() as cluster:
+        if not cluster.initialized:
+            return last
+        node = cluster.get("nodes", name)
+        version = versions.installed("kubelet")
+        if node is None:
+            node = {"apiVersion": "v1", "kind": "Node",
+                    "metadata": {"name": name, "labels": {"kubernetes.io/hostname": name, "kubernetes.io/os": "linux",
+                                                          "kubernetes.io/arch": "amd64"}},
+                    "spec": {}, "status": {"addresses": [{"type": "InternalIP", "address": node_ip()}]}}
+        status = node.setdefault("status", {})
+        ready = [c for c in status.get("conditions", []) if c["type"] == "Ready"]
+        if ready and ready[0]["status"] == "True" and status.get("nodeInfo", {}).get("kubeletVersion") == version \
+                and moment - last < HEARTBEAT:
+            return last
+        stamp = state.rfc3339(state.now(cluster.data))
+        status["conditions"] = [{"type": "Ready", "status": "True", "reason": "KubeletReady",
+                                 "message": "kubelet is posting ready status", "lastHeartbeatTime": stamp,
+                                 "lastTransitionTime": stamp}]
+        status["nodeInfo"] = {"kubeletVersion": version, "containerRuntimeVersion": "containerd://2.1.4",
+                              "operatingSystem": "linux", "architecture": "amd64"}
+        cluster.put("nodes", node)
+    return moment
+
+
+def apiserver_spec():
+    path = p(f"{MANIFESTS}/kube-apiserver.yaml")
+    if not os.path.exists(path):
+        return None
+    with open(path) as f:
+        pod = yaml.safe_load(f)
+    container = pod["spec"]["containers"][0]
+    flags = dict(a[2:].split("=", 1) for a in container["command"] if a.startswith("--") and "=" in a)
+    return (flags.get("advertise-address", "0.0.0.0"), int(flags.get("secure-port", 6443)),
+            container["image"].rsplit(":", 1)[1], os.stat(path).st_mtime)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="kubelet")
+    parser.add_argument("--config", default=KUBELET_CONFIG)
+    parser.add_argument("--kubeconfig", default=f"{ETC}/kubelet.conf")
+    parser.add_argument("--version", action="store_true")
+    args, unknown = parser.parse_known_args(sys.argv[1:] if argv is None else argv)
+    if args.version:
+        print(f"Kubernetes {versions.installed('kubelet')}")
+        return 0
+    if not exists(args.config):
+        print(f'"command failed" err="failed to load kubelet config file, path: {args.config}, error: open '
+              f'{args.config}: no such file or directory"', file=sys.stderr)
+        return 1
+    if not exists(args.kubeconfig):
+        print(f'"command failed" err="failed to run Kubelet: unable to load bootstrap kubeconfig: stat '
+              f'{args.kubeconfig}: no such file or directory"', file=sys.stderr)
+        return 1
+    name = node_name(p(args.kubeconfig))
+    print(f"kubesim kubelet {versions.installed('kubelet')} for node {name}", flush=True)
+    server, spec, last = None, None, 0.0
+    while exists(args.config) and exists(args.kubeconfig):
+        wanted = apiserver_spec()
+        if wanted != spec:
+            if server is not None:
+                print("stopping kube-apiserver (manifest changed)", flush=True)
+                server.stop()
+                server = None
+                time.sleep(RESTART_GAP)
+            spec = wanted
+            if wanted is not None:
+                try:
+                    server = apiserver.Server(wanted[0], wanted[1], wanted[2], p(PKI)).start()
+                    print(f"kube-apiserver {wanted[2]} serving on {wanted[0]}:{wanted[1]}", flush=True)
+                except OSError as e:
+                    print(f"kube-apiserver failed to start: {e}", flush=True)
+                    spec = None
+                    time.sleep(1)
+        try:
+            last = heartbeat(name, last)
+        except (OSError, ValueError) as e:
+            print(f"heartbeat failed: {e}", flush=True)
+        time.sleep(0.5)
+    if server is not None:
+        server.stop()
+    print("kubelet configuration removed; exiting", file=sys.stderr)
+    return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
