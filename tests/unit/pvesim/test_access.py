@@ -197,3 +197,34 @@ def test_pve8_checks_vm_monitor_where_the_schema_names_guest_agent_privileges(pv
     with pytest.raises(ResourceException) as raised:
         agent.get()
     assert raised.value.status_code != 403
+
+
+def test_a_user_manages_its_own_tokens_only_and_a_disabled_user_has_none(pve9_sim):
+    root = pve9_sim.api()
+    token = make_token(root, privsep=0)
+    api = token_api(pve9_sim, token["full-tokenid"], token["value"])
+    # User.pm token methods: ['or', ['userid-param', 'self'], ['userid-group', ['User.Modify']]]
+    assert [t["tokenid"] for t in api.access.users("ailab@pve").token.get()] == ["ansible"]
+    root.access.users.post(userid="other@pve")
+    assert denied(lambda: api.access.users("other@pve").token("xx").post()) == \
+        "Permission check failed (/access/groups, User.Modify)"
+    # deleting a token removes its ACL entries (User.pm remove_token); a disabled user's tokens stop working
+    root.access.users("ailab@pve").token("extra").post()
+    root.access.acl.put(path="/", roles="PVEAuditor", tokens="ailab@pve!extra")
+    root.access.users("ailab@pve").token("extra").delete()
+    assert root.access.acl.get() == []
+    root.access.users("ailab@pve").put(enable=0)
+    with pytest.raises(Exception, match="401"):
+        api.version.get()
+
+
+def test_a_privilege_separated_token_of_an_administrator_holds_only_its_own_acls(pve9_sim):
+    root = pve9_sim.api()
+    token = make_token(root, userid="helper@pve", privsep=1)
+    root.access.acl.put(path="/", roles="Administrator", users="helper@pve")
+    api = token_api(pve9_sim, token["full-tokenid"], token["value"])
+    assert denied(api.cluster.backup.get) == "Permission check failed (/, Sys.Audit)"
+    assert api.storage.get() == []
+    log = pve9_sim.requests_log()
+    assert token["value"] not in str(log)
+    assert {r["user"] for r in log if r["path"] == "/storage"} == {"helper@pve!ansible"}
