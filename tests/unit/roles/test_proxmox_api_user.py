@@ -80,7 +80,9 @@ def test_check_mode_reports_and_writes_nothing(lab):
     assert run.rc == 0, run.stdout[-3000:]
     assert writes == []
     report = run.results("Report what changed", "filed")[0]["msg"]
-    assert "create role AilabAutomation; create user ailab@pve; create token ailab@pve!ansible" in report
+    assert "create role AilabAutomation-root; create role AilabAutomation-sdn-zones; create role " \
+        "AilabAutomation-storage; create role AilabAutomation-vms; create user ailab@pve; create token " \
+        "ailab@pve!ansible" in report
 
 
 def test_bootstrap_makes_role_user_token_and_acls_and_keeps_the_secret_once(lab):
@@ -106,18 +108,26 @@ def test_the_token_holds_exactly_the_privileges_of_its_modules(lab):
     assert {s["storage"] for s in api.storage.get()} == {s["storage"] for s in sim.api().storage.get()}
     permissions = api.access.permissions.get()
     assert set(permissions) == {"/", "/mapping/pci", "/nodes", "/sdn/zones", "/storage", "/vms"}
-    role = sim.api().access.roles("AilabAutomation").get()
-    assert "VM.GuestAgent.Audit" in role and "VM.Monitor" not in role  # PVE 9
-    assert "Permissions.Modify" not in role and "User.Modify" not in role and "Sys.PowerMgmt" not in role
-    # "/" does not propagate: Sys.Modify (backup jobs) on / only, not on /access
-    assert "Sys.Modify" in permissions["/"]
+    root = sim.api()
+    roles = {r["roleid"]: set(r["privs"].split(",")) for r in root.access.roles.get()
+             if r["roleid"].startswith("AilabAutomation-")}
+    assert sorted(roles) == ["AilabAutomation-mapping-pci", "AilabAutomation-nodes", "AilabAutomation-root",
+                             "AilabAutomation-sdn-zones", "AilabAutomation-storage", "AilabAutomation-vms"]
+    assert "VM.GuestAgent.Audit" in roles["AilabAutomation-vms"] and "VM.Monitor" not in roles["AilabAutomation-vms"]
+    assert set().union(*roles.values()).isdisjoint({"Permissions.Modify", "User.Modify", "Sys.PowerMgmt",
+                                                     "Realm.AllocateUser"})
+    # one role per path: the node shell (Sys.Console) and node settings (Sys.Modify) stay off /nodes
+    assert roles["AilabAutomation-nodes"] == {"Sys.Audit"}
+    assert set(permissions["/nodes"]) == {"Sys.Audit"}
+    # "/" does not propagate: Sys.Modify (backup jobs) and Sys.Console (HA) on / only, not on /access
+    assert {"Sys.Modify", "Sys.Console"} <= set(permissions["/"])
     assert api.access.permissions.get(path="/access") == {"/access": {}}
     with pytest.raises(ResourceException) as raised:
         api.access.users.post(userid="intruder@pve")
     assert raised.value.status_code == 403
     # the smaller identity: only the rows of proxmox_storage and proxmox_cluster_info
-    assert sorted(sim.api().access.roles("AilabStorage").get()) == [
-        "Datastore.Allocate", "Datastore.Audit", "Sys.Audit"]
+    assert root.access.roles("AilabStorage-root").get() == {"Sys.Audit": 1}
+    assert sorted(root.access.roles("AilabStorage-storage").get()) == ["Datastore.Allocate", "Datastore.Audit"]
 
 
 def test_second_run_changes_nothing_and_a_lost_secret_stops_the_run(lab):
