@@ -10,7 +10,7 @@ __metaclass__ = type
 DOCUMENTATION = r"""
 module: proxmox_api_user
 short_description: Proxmox VE roles, a user and a privilege-separated API token with ACLs per path
-version_added: 0.2.0
+version_added: 0.1.0
 description:
   - Makes the least-privilege identity of an automation, a user O(userid) of the C(pve) or C(pam)
     realm, its API token O(token), and for each entry of O(acls) a custom role holding exactly that
