@@ -247,11 +247,16 @@ NOT_SECRET = re.compile(r"ailab\.cluster\.kubeadm_token|[\w.]*token_id|_token_pa
 
 def secret_handling(task):
     """Why the task handles a kubeadm secret, or '' when it does not."""
-    body = {k: v for k, v in task.items() if k not in ("name", "no_log", "tags", "when", "block", "rescue", "always")}
+    # A register name says where a result goes, not what it holds (what it holds is judged by the module).
+    body = {k: v for k, v in task.items()
+            if k not in ("name", "no_log", "tags", "when", "register", "block", "rescue", "always")}
     text = json.dumps(body)
     token_module = task.get("ailab.cluster.kubeadm_token")
-    if isinstance(token_module, dict) and token_module.get("state", "present") != "absent":
-        return "creates or returns a bootstrap token"
+    if isinstance(token_module, dict):
+        if token_module.get("state", "present") != "absent":
+            return "creates or returns a bootstrap token"
+        if "token" not in token_module:
+            return ""  # deleting a token by its id carries no secret
     command = json.dumps([task.get(m) for m in COMMAND_MODULES if m in task])
     if SECRET_COMMANDS.search(command):
         return "runs " + SECRET_COMMANDS.search(command).group(0)
@@ -307,7 +312,9 @@ def test_every_kubeadm_task_that_handles_a_secret_is_no_log():
 @pytest.mark.parametrize("task,unsafe", [
     ({"name": "t", "ailab.cluster.kubeadm_token": {"ttl": "1h"}, "register": "x"}, True),
     ({"name": "t", "ailab.cluster.kubeadm_token": {"ttl": "1h"}, "no_log": True}, False),
-    ({"name": "t", "ailab.cluster.kubeadm_token": {"state": "absent", "token_id": "{{ x.token_id }}"}}, False),
+    ({"name": "t", "ailab.cluster.kubeadm_token": {"state": "absent", "token_id": "{{ x.token_id }}"},
+      "register": "x_token_deleted"}, False),
+    ({"name": "t", "ailab.cluster.kubeadm_token": {"state": "absent", "token": "{{ x.token }}"}}, True),
     ({"name": "t", "ansible.builtin.command": {"argv": ["kubeadm", "certs", "certificate-key"]}}, True),
     ({"name": "t", "ansible.builtin.command": "kubeadm init --config /etc/kubernetes/kubeadm.yaml"}, True),
     ({"name": "t", "ansible.builtin.command": {"argv": ["kubeadm", "version", "-o", "short"]}}, False),
