@@ -47,6 +47,7 @@ RESOURCES = {
     ("certificates.k8s.io", "v1"): [("certificatesigningrequests", "CertificateSigningRequest", False)],
     ("coordination.k8s.io", "v1"): [("leases", "Lease", True)],
     ("policy", "v1"): [("poddisruptionbudgets", "PodDisruptionBudget", True)],
+    ("authorization.k8s.io", "v1"): [("selfsubjectaccessreviews", "SelfSubjectAccessReview", False)],
     ("rbac.authorization.k8s.io", "v1"): [
         ("clusterroles", "ClusterRole", False),
         ("clusterrolebindings", "ClusterRoleBinding", False),
@@ -258,6 +259,8 @@ class Server:
                 raise ApiError(404, "NotFound", "the server could not find the requested resource")
             resource, namespace, name, sub = (match.group("resource"), match.group("namespace") or "",
                                               match.group("name"), match.group("sub"))
+            if resource == "selfsubjectaccessreviews" and method == "POST":
+                return 201, self._review(identity, body)
             self._authorize(identity, method, resource, namespace, name)
             return self._serve(cluster, method, resource, namespace, name, sub, query, body, content_type)
 
@@ -273,6 +276,22 @@ class Server:
             return
         raise ApiError(403, "Forbidden", f'{resource} "{name or ""}" is forbidden: User "{identity.user}" cannot '
                        f"{method.lower()} resource \"{resource}\" in the namespace \"{namespace}\"")
+
+    def _review(self, identity, body):
+        """kubectl auth can-i: allowed as _authorize would decide (verbs map to the HTTP methods)."""
+        attributes = ((body or {}).get("spec") or {}).get("resourceAttributes") or {}
+        method = {"get": "GET", "list": "GET", "watch": "GET", "create": "POST", "update": "PUT", "patch": "PATCH",
+                  "delete": "DELETE"}.get(attributes.get("verb"), "*")
+        try:
+            if method == "*" and not identity.admin:
+                raise ApiError(403, "Forbidden", "only cluster admins may do every verb")
+            self._authorize(identity, method, attributes.get("resource", "*"), attributes.get("namespace", ""),
+                            attributes.get("name"))
+            allowed = True
+        except ApiError:
+            allowed = False
+        return {"apiVersion": "authorization.k8s.io/v1", "kind": "SelfSubjectAccessReview", "metadata": {},
+                "spec": body.get("spec", {}), "status": {"allowed": allowed}}
 
     @staticmethod
     def _group_list():

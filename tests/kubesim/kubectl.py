@@ -5,7 +5,7 @@
 What the roles and the scenario's checks call, through the API server double over HTTPS with the
 kubeconfig's credentials: get --raw=PATH, get nodes|node NAME|configmap|secret [-n NS] [-o name|json|
 jsonpath=...], version [-o json], config view [-o jsonpath=...] (local, as kubectl's), cordon/uncordon,
-delete node NAME. Global flags: --kubeconfig, --request-timeout, -n/--namespace.
+delete node NAME, auth can-i VERB RESOURCE. Global flags: --kubeconfig, --request-timeout, -n/--namespace.
 """
 
 import json
@@ -127,6 +127,14 @@ def main(argv=None):
             answer = call("GET", options["raw"])
             print(answer if isinstance(answer, str) else json.dumps(answer))
             return 0
+        if words[:2] == ["auth", "can-i"] and len(words) >= 4:
+            answer = call("POST", "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews", {
+                "apiVersion": "authorization.k8s.io/v1", "kind": "SelfSubjectAccessReview",
+                "spec": {"resourceAttributes": {"verb": words[2], "resource": words[3],
+                                                "namespace": options["namespace"] if words[3] != "*" else ""}}})
+            allowed = answer["status"]["allowed"]
+            print("yes" if allowed else "no")
+            return 0 if allowed else 1
         if words[:1] in (["cordon"], ["uncordon"]):
             call("PATCH", f"/api/v1/nodes/{words[1]}", {"spec": {"unschedulable": words[0] == "cordon" or None}},
                  content_type="application/merge-patch+json")

@@ -15,10 +15,24 @@ import os
 import sys
 import time
 
-import yaml
-
-from . import apiserver, client, pki, state, versions
+from . import versions
 from .paths import ETC, KUBELET_CONFIG, MANIFESTS, PKI, exists, p, read
+
+# The kubelet exits (and systemd restarts it) until kubeadm has configured it: the heavy modules are loaded
+# only after the checks in main().
+apiserver = client = pki = state = yaml = None
+
+
+def _load_modules():
+    global apiserver, client, pki, state, yaml  # noqa: PLW0603
+    import yaml as _yaml  # noqa: PLC0415
+
+    from . import apiserver as _apiserver  # noqa: PLC0415
+    from . import client as _client  # noqa: PLC0415
+    from . import pki as _pki  # noqa: PLC0415
+    from . import state as _state  # noqa: PLC0415
+
+    apiserver, client, pki, state, yaml = _apiserver, _client, _pki, _state, _yaml
 
 RESTART_GAP = 2
 HEARTBEAT = 10
@@ -95,6 +109,7 @@ def main(argv=None):
         print(f'"command failed" err="failed to run Kubelet: unable to load bootstrap kubeconfig: stat '
               f'{args.kubeconfig}: no such file or directory"', file=sys.stderr)
         return 1
+    _load_modules()
     name = node_name(p(args.kubeconfig))
     print(f"kubesim kubelet {versions.installed('kubelet')} for node {name}", flush=True)
     server, spec, last = None, None, 0.0

@@ -337,3 +337,15 @@ def test_kubectl_reads_through_the_api_server(cluster, capsys):
     assert json.loads(capsys.readouterr().out)["serverVersion"]["gitVersion"] == "v1.34.2"
     assert kubectl.main(["config", "view", "--kubeconfig", admin, "-o", "jsonpath={.clusters[0].cluster.server}"]) == 0
     assert capsys.readouterr().out == f"https://127.0.0.1:{cluster['port']}"
+
+
+def test_kubectl_auth_can_i(cluster, capsys, tmp_path):
+    admin = str(cluster["root"] / "etc/kubernetes/admin.conf")
+    assert kubectl.main(["--kubeconfig", admin, "--request-timeout=15s", "auth", "can-i", "*", "*"]) == 0
+    assert capsys.readouterr().out == "yes\n"
+    token_config = tmp_path / "token.conf"
+    config = yaml.safe_load(open(admin))
+    config["users"][0]["user"] = {"token": new_token()}
+    token_config.write_text(yaml.safe_dump(config))
+    assert kubectl.main(["--kubeconfig", str(token_config), "auth", "can-i", "*", "*"]) == 1
+    assert capsys.readouterr().out == "no\n"
