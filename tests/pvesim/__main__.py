@@ -34,7 +34,7 @@ def build_parser():
     parser.add_argument("--port", type=int, default=0, help="TCP port, 0 picks a free one (default 0)")
     parser.add_argument("--state-dir", help="directory for the CA, certificate and pvesim.json (default: temp dir)")
     parser.add_argument("--seed", help="YAML/JSON seed file, or a built-in seed: default (the two-node ailab lab), "
-                                       "empty, standalone")
+                                       "empty, standalone, fresh (hosts without IOMMU)")
     parser.add_argument("--persist", metavar="FILE",
                         help="load the cluster state from FILE when it exists and write it back after every change")
     parser.add_argument("--schema", help=f"apidata.js path (default $AILAB_PVE_SCHEMA or {default_schema_path()})")

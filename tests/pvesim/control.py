@@ -20,7 +20,9 @@ POST     /_sim/nodes/<node>/down    take a node offline (same as fault ``node_do
 POST     /_sim/nodes/<node>/up      bring a node back online
 GET      /_sim/settings             run-time settings
 PUT      /_sim/settings             change settings: ``task_duration``, ``migrate_duration``, ``agent_delay``,
-                                    ``ha_round`` (seconds per HA CRM round), ...
+                                    ``ha_round`` (seconds per HA CRM round), ``stats_interval`` (the
+                                    pvestatd round ``/cluster/resources`` lags by), ``join_restart``
+                                    (seconds the joining node's API restarts for after a join), ...
 POST     /_sim/personality          switch to another personality of the same major version
                                     (``{"name": "9-upgraded"}`` or ``{"name": "9"}``); reset() keeps it
 GET      /_sim/tasks                all tasks (newest first)

@@ -35,7 +35,7 @@ class SimulatorProcess:
     """A pvesim server in a child process; a context manager.
 
     ``pve`` is 8 or 9, ``seed`` a seed dict, a path to a YAML/JSON seed file or a built-in seed name
-    (``default``, ``empty``, ``standalone``), ``state_dir`` where the CA and certificate go (a
+    (``default``, ``empty``, ``standalone``, ``fresh``), ``state_dir`` where the CA and certificate go (a
     temporary directory by default), ``persist`` a state file to load at start and keep up to date
     (``--persist``), ``args`` extra CLI arguments. ``stats_interval`` is the pvestatd round
     (``--stats-interval``): 0 by default here, so that ``/cluster/resources`` is always fresh; None

@@ -107,6 +107,7 @@ def test_standalone_node_check_mode_plans_create_and_join(standalone_sim, tmp_pa
 
 def test_standalone_nodes_become_the_cluster_with_root_passwords(tmp_path):
     with SimulatorProcess(pve=9, seed="standalone", state_dir=tmp_path / "sim") as sim:
+        sim.settings(join_restart=0.2)  # the joining node's API restart window, short for the test
         conn = dict(api_host=sim.host, api_port=sim.port, api_user="root@pam", api_password=sim.password,
                     ca_path=sim.ca_file)
         nodes = [LAB_NODES[0], dict(LAB_NODES[1], api_host=sim.host, api_port=sim.port, api_password=sim.password,
