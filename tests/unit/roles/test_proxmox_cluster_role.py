@@ -53,7 +53,7 @@ def test_existing_cluster_is_detected_and_nothing_is_written(pve9_sim, tmp_path)
     assert pve9_sim.writes() == []
     assert [r["path"] for r in pve9_sim.reads()] == ["/cluster/status"]
     report = run.results("Report the cluster", "localhost")[0]["msg"]
-    assert "Cluster ailab: exists; nodes joined: none" in report
+    assert report == "Cluster ailab exists; no node joined in this run"
 
 
 def test_another_cluster_name_fails_before_any_write(pve9_sim, tmp_path):
@@ -98,7 +98,7 @@ def test_standalone_node_check_mode_plans_create_and_join(standalone_sim, tmp_pa
     planned = run.results("Create the cluster and join the missing nodes", "localhost")[0]
     assert planned["changed"] and planned["created"] and planned["joined"] == ["pve-2"]
     report = run.results("Report the cluster", "localhost")[0]["msg"]
-    assert report == "Cluster ailab: to be created on pve-1; nodes to join: pve-2"
+    assert report == "Cluster ailab would be created on pve-1; would join: pve-2"
     assert standalone_sim.writes() == []
     # the first node's status, and pve-2's own status (logged in with its password)
     statuses = [r for r in standalone_sim.requests_log() if r["path"] == "/cluster/status"]
@@ -123,7 +123,7 @@ def test_standalone_nodes_become_the_cluster_with_root_passwords(tmp_path):
         assert writes[0]["params"] == {"clustername": "ailab", "link0": "192.168.10.11"}
         assert (writes[1]["params"]["hostname"], writes[1]["params"]["link0"]) == ("192.168.10.11", "192.168.10.12")
         report = run.results("Report the cluster", "localhost")[0]["msg"]
-        assert report == "Cluster ailab: created on pve-1; nodes joined: pve-2"
+        assert report == "Cluster ailab created on pve-1; joined in this run: pve-2"
         cluster, *members = sim.api().cluster.status.get()
         assert (cluster["name"], [m["name"] for m in members]) == ("ailab", ["pve-1", "pve-2"])
         sim.clear_log()
