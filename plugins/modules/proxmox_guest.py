@@ -1222,6 +1222,10 @@ class Guest(object):
             raise GuestError("cannot create %s: %s" % (self.what, problem))
         if p["vmid"] is None and not p["name"]:
             raise GuestError("set name or vmid for the new guest")
+        # /cluster/resources leaves out the guests the caller may not see: make sure this one is new,
+        # not hidden, before creating it (one read, only for a create and never for root@pam).
+        self.client.require_visible("/vms/%s" % p["vmid"] if p["vmid"] is not None else "/vms",
+                                    ("VM.Audit",), self.what)
         if p["clone"] is not None:
             source = p["clone"]
             vmid = int(source) if source.isdigit() else None

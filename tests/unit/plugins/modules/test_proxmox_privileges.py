@@ -8,7 +8,7 @@ path Y", without any write. The old code sent the create and failed on PVE's "al
 
 import pytest
 
-from ansible_collections.ailab.cluster.plugins.modules import proxmox_pci_mapping, proxmox_storage
+from ansible_collections.ailab.cluster.plugins.modules import proxmox_guest, proxmox_pci_mapping, proxmox_storage
 
 NAS = dict(storage="nas", type="nfs", server="192.168.10.50", export="/mnt/tank/pve",
            content=["backup", "images", "iso", "rootdir", "snippets", "vztmpl"])
@@ -61,4 +61,20 @@ def test_pci_mapping_hidden_by_acl_is_not_recreated(pve9_sim, run_module):
     assert result.get("failed"), result
     assert result["msg"].startswith("missing privilege Mapping.Audit or Mapping.Use or Mapping.Modify on path "
                                     "/mapping/pci/rtx3090"), result["msg"]
+    assert pve9_sim.writes() == []
+
+
+def test_guest_hidden_by_acl_is_not_recreated(pve9_sim, run_module):
+    # VM 300 exists; the token may allocate VMs on /vms/300 but not see it (no VM.Audit there), so
+    # /cluster/resources leaves it out. The old code sent the create and failed on "already exists".
+    root = pve9_sim.api()
+    root.nodes("pve-1").qemu.post(vmid=300, name="web", memory=512)
+    pve9_sim.wait_tasks()
+    root.access.roles.post(roleid="AllocOnly", privs="VM.Allocate,VM.Config.Memory,VM.PowerMgmt")
+    params = token_params(pve9_sim, [("/vms/300", "AllocOnly"), ("/", "PVEAuditor")])
+    pve9_sim.clear_log()
+    result = run_module(proxmox_guest, dict(params, name="web", vmid=300, node="pve-1", memory=512,
+                                            state="present"))
+    assert result.get("failed"), result
+    assert result["msg"].startswith("missing privilege VM.Audit on path /vms/300"), result["msg"]
     assert pve9_sim.writes() == []
