@@ -777,3 +777,57 @@ def test_a_failed_write_reports_what_was_done(run):
     result = run(ha.ResourcePlanner, client, wait_timeout=0, resources=[dict(sid="vm:100"), dict(sid="vm:105",
                  comment="x")])
     assert (result["msg"], result["status"], result["completed"]) == ("locked", 500, ["HA resource vm:100"])
+
+
+@pytest.mark.parametrize("args, message", [
+    (dict(name="r", type="node-affinity", nodes=["pve-1"], resources=["vm:100"]),
+     "rule: name must start with a letter and hold at least two letters, digits, '-' or '_', got 'r'"),
+    (dict(name="r", state="absent"), "rule: name must start with a letter"),
+    (dict(name="pin", type="node-affinity", nodes=["pve-1"], resources=["vm:100"], affinity="positive"),
+     "rule: affinity is for resource-affinity rules; a node-affinity rule takes nodes and strict"),
+    (dict(name="pin", type="node-affinity", nodes=["pve_1"], resources=["vm:100"]),
+     "rule: nodes must be node names with an optional priority"),
+    (dict(name="ap", type="resource-affinity", affinity="negative", resources=["vm:100", "vm:101"], strict=True),
+     "rule: nodes and strict are for node-affinity rules; a resource-affinity rule takes affinity"),
+    (dict(name="ap", type="resource-affinity", affinity="negative", resources=["vm:100", "vm:101"],
+          nodes=["pve-1"]), "rule: nodes and strict are for node-affinity rules"),
+    (dict(name="ap", type="resource-affinity", affinity="negative", resources=["vm:100"]),
+     "rule: a resource-affinity rule needs at least two resources"),
+    (dict(name="ap", type="resource-affinity", affinity="negative", resources=["vm:100", "vm:1"]),
+     "rule: resources must be HA resource ids like vm:100 or ct:101, got vm:1"),
+])
+def test_rule_item_checks(run, args, message):
+    result = run(ha.RulePlanner, FakeClient(resources=MANAGED), **args)
+    assert result["msg"].startswith(message), result["msg"]
+
+
+def test_a_valid_absent_rule_needs_no_type(run):
+    result = run(ha.RulePlanner, FakeClient(), name="gone", state="absent")
+    assert result["action"] == "absent" and result["changed"] is False
+
+
+@pytest.mark.parametrize("args, sid", [
+    (dict(sid="100", type="ct"), "ct:100"), (dict(sid=" vm:100 "), "vm:100"), (dict(vmid=100), "vm:100"),
+    (dict(vmid=100, type="ct"), "ct:100"), (dict(sid="100"), "vm:100"),
+])
+def test_resource_ids(run, args, sid):
+    result = run(ha.ResourcePlanner, FakeClient(major=8), state="absent", **args)
+    assert result["action"] == "absent" and result["resource"] is None
+    assert result["changed"] is False
+    assert ha._resource_sid(dict(dict(type="vm", sid=None, vmid=None), **args)) == sid
+
+
+def test_resource_item_checks(run):
+    client = FakeClient(major=8, guests=[vm(100)], resources=[{"sid": "vm:100"}])
+    assert run(ha.ResourcePlanner, client, sid="vm:100", state="ignored", relocate_to="pve-2")["msg"] == (
+        "resource: migrate_to/relocate_to need an HA-managed resource (state is ignored)")
+    assert run(ha.ResourcePlanner, client, sid="vm:100", relocate_to="pve_2")["msg"] == (
+        "resource: migrate_to/relocate_to must be a node name, got pve_2")
+    assert run(ha.ResourcePlanner, client, sid="vm:1")["msg"] == (
+        "resource: sid must be HA resource ids like vm:100 or ct:101, got vm:1 (or vmid with type)")
+    assert run(ha.ResourcePlanner, client, sid="vm:100", group="ok")["msg"].startswith("HA resource vm:100: HA group ok")
+    assert run(ha.GroupPlanner, FakeClient(major=8), name="gg")["msg"] == (
+        "group: state is present but all of the following are missing: nodes")
+    assert run(ha.GroupPlanner, FakeClient(major=8), name="gg", nodes=[])["msg"] == (
+        "group: nodes must name at least one node")
+    assert run(ha.GroupPlanner, FakeClient(major=8), name="gg", state="absent")["action"] == "absent"
