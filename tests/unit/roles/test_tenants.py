@@ -445,6 +445,23 @@ def test_capacity_report_warns_about_oversubscription(exported):
     assert all(r.get("skipped") for r in run.results("Warn about oversubscribed GPU resources", "h200_mig"))
 
 
+def test_run_reports_one_line_per_tenant_and_per_gpu_resource(exported):
+    _tmp, run = exported
+    tenants = run.results("Report the tenants", "three_tenants")[0]
+    assert tenants["msg"] == [
+        "tenant cs101: namespace cs101, kind course; quota cpu 64, memory 256Gi, storage 500Gi, 100 volumes, "
+        "GPUs mig-1g.18gb 1, rtx-3090-shared 4",
+        "tenant ops: namespace ops, kind staff; quota cpu 16, memory 64Gi, GPUs l40s 1, mig-2g.35gb 2",
+        "tenant vision: namespace vision, kind research; quota cpu 256, memory 1Ti, storage 5Ti, "
+        "GPUs l40s 2, mig-2g.35gb 2, rtx-3090-shared 4",
+    ], tenants["msg"]
+    staff = run.results("Report the tenants", "cpu_only")[0]
+    assert staff["msg"][1] == "tenant staff: namespace lab-staff, kind staff; quota cpu 8, memory 32Gi", staff["msg"]
+    capacity = run.results("Report the GPU capacity and quotas", "three_tenants")[0]
+    assert "l40s: the tenants' quotas take 3 of the lab's 2" in capacity["msg"], capacity["msg"]
+    assert "mig-2g.35gb: the tenants' quotas take 4 of the lab's 3" in capacity["msg"], capacity["msg"]
+
+
 # ------------------------------------------------------------------------------------------- prune
 def test_removed_tenant_is_reported_and_kept(exported):
     tmp, run = exported

@@ -11,9 +11,10 @@ may have been written:
   ever contacted (closed loopback port).
 * Unknown variables (typos): the inventory check (playbooks/check.yml) names each with the closest
   valid name.
-* Unknown keys inside list items (guests, tenants, GPU node groups, CPU profiles, nested keys too): the
+* Unknown keys inside list items (guests, storages, backup jobs, PCI mappings, cluster nodes, tenants, GPU
+  node groups, CPU profiles, MetalLB pools, local-path directories, dashboard rules, nested keys too): the
   inventory check names the item, the key and the closest valid key before any layer runs; Proxmox cases
-  show zero simulator writes, lab-model cases an empty export directory.
+  show zero simulator writes, Kubernetes-facing cases an empty export directory.
 * The whole-lab order: a mistake in the last layers (tenants) stops site.yml's plan before the
   Proxmox layer writes anything.
 
@@ -99,6 +100,12 @@ def mapping_node(node):
     return change
 
 
+def mapping_entry(index, **changes):
+    def change(lab):
+        lab["proxmox_pci_mapping_list"][0]["map"][index].update(changes)
+    return change
+
+
 # id -> (mutation, texts the error must contain)
 PVE_CASES = {
     "guest-duplicate-vmid": (guest(1, vmid=201), ["vmid", "201"]),
@@ -134,6 +141,16 @@ PVE_CASES = {
                             ["proxmox_guests_list[1]", "name k8s-w-1", "`group`", "did you mean `groups`?"]),
     "guest-ansible-host-typo": (guest(0, ansible_hosts="192.168.10.21"),
                                 ["proxmox_guests_list[0]", "`ansible_hosts`", "did you mean `ansible_host`?"]),
+    "storage-prune-key-typo": (item("proxmox_storage_list", 0, prune_backups={"keep_lst": 3}),
+                               ["proxmox_storage_list[0].prune_backups", "storage nas", "`keep_lst`",
+                                "did you mean `keep_last`?"]),
+    "backup-job-key-typo": (item("proxmox_backup_jobs", 0, schedul="sun 02:00"),
+                            ["proxmox_backup_jobs[0]", "id weekly", "`schedul`", "did you mean `schedule`?"]),
+    "pci-map-key-typo": (mapping_entry(1, iommu_group=14),
+                         ["proxmox_pci_mapping_list[0].map[1]", "id rtx3090", "`iommu_group`",
+                          "did you mean `iommugroup`?"]),
+    "cluster-node-key-typo": (item("proxmox_cluster_nodes", 1, node_id=2),
+                              ["proxmox_cluster_nodes[1]", "name pve-2", "`node_id`", "did you mean `nodeid`?"]),
 }
 
 
@@ -390,6 +407,15 @@ ITEM_CASES = {
                            ["ailab_gpu_node_groups[1].taints[0]", "`efect`", "did you mean `effect`?"]),
     "cpu-profile-key-typo": (cpu_profile(0, mem_limt="4Gi"),
                              ["ailab_cpu_profiles[0]", "`mem_limt`", "did you mean `mem_limit`?"]),
+    "metallb-pool-key-typo": (setvar(metallb_pools=[{"name": "lab", "addresses": ["192.168.10.240/28"],
+                                                     "auto_asign": False}]),
+                              ["metallb_pools[0]", "name lab", "`auto_asign`", "did you mean `auto_assign`?"]),
+    "local-path-key-typo": (setvar(local_path_node_path_map=[{"node": "DEFAULT_PATH_FOR_NON_LISTED_NODES",
+                                                              "path": ["/srv/volumes"]}]),
+                            ["local_path_node_path_map[0]", "`path`", "did you mean `paths`?"]),
+    "dashboard-rule-key-typo": (setvar(dashboard_read_only_extra_rules=[{"api_group": ["kueue.x-k8s.io"],
+                                                                         "resources": ["workloads"]}]),
+                                ["dashboard_read_only_extra_rules[0]", "`api_group`", "did you mean `api_groups`?"]),
 }
 ITEM_LAYERS = ("check.yml", "tenants.yml")  # tenants read the whole lab model (GPU groups, CPU profiles)
 
