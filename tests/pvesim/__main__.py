@@ -50,6 +50,8 @@ def build_parser():
     parser.add_argument("--task-duration", type=float, default=0.05, help="seconds a task runs (default 0.05)")
     parser.add_argument("--stats-interval", type=float, default=10.0,
                         help="seconds between pvestatd rounds: how long /cluster/resources lags (default 10, 0: fresh)")
+    parser.add_argument("--ha-round", type=float, default=10.0,
+                        help="seconds per HA CRM/LRM round: how long an HA request takes per state step (default 10)")
     parser.add_argument("--verbose", action="store_true", help="log every request to stderr")
     parser.add_argument("--exit-on-stdin-eof", action="store_true",
                         help="stop when stdin closes (the parent process went away); used by testing.py")
@@ -78,7 +80,8 @@ def main(argv=None):
 
     certs = ensure_certificates(state_dir, args.bind)
     app = Simulator(personality(args.pve), seed, accounts, schema, Settings(task_duration=args.task_duration,
-                                                                         stats_interval=args.stats_interval))
+                                                                         stats_interval=args.stats_interval,
+                                                                         ha_round=args.ha_round))
     app.fingerprint = fingerprint(certs["cert_file"])
     if args.persist:
         app.persistence = StateFile(args.persist, app)

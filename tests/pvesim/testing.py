@@ -40,12 +40,15 @@ class SimulatorProcess:
     (``--persist``), ``args`` extra CLI arguments. ``stats_interval`` is the pvestatd round
     (``--stats-interval``): 0 by default here, so that ``/cluster/resources`` is always fresh; None
     keeps the server's realistic default (10 s); a test of the lag sets it or changes the setting.
+    ``ha_round`` is the HA CRM/LRM round (``--ha-round``): 0.05 s here so that HA requests settle fast;
+    None keeps the server's realistic default (10 s).
     """
 
     def __init__(self, pve=9, seed=None, state_dir=None, args=(), startup_timeout=30.0, env=None, persist=None,
-                 stats_interval=0.0):
+                 stats_interval=0.0, ha_round=0.05):
         self.pve = int(pve)
         self.stats_interval = stats_interval
+        self.ha_round = ha_round
         self.seed = seed
         self.persist = persist
         self._own_dir = state_dir is None
@@ -67,6 +70,8 @@ class SimulatorProcess:
                    "--state-dir", str(self.state_dir), "--exit-on-stdin-eof", *self.args]
         if self.stats_interval is not None and "--stats-interval" not in self.args:
             command += ["--stats-interval", str(self.stats_interval)]
+        if self.ha_round is not None and "--ha-round" not in self.args:
+            command += ["--ha-round", str(self.ha_round)]
         if self.seed is not None:
             seed_path = self.seed
             if isinstance(self.seed, dict):

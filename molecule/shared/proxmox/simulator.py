@@ -62,7 +62,7 @@ def start(state_dir, seed="lab"):
     with open(state_dir / "pvesim.log", "wb") as log:
         process = subprocess.Popen(  # noqa: S603 - our own interpreter and module
             [sys.executable, "-m", "pvesim", "--pve", os.environ.get("AILAB_PVE", "9"), "--port", "0",
-             "--state-dir", str(state_dir), "--seed", seed, "--stats-interval", "0"],
+             "--state-dir", str(state_dir), "--seed", seed, "--stats-interval", "0", "--ha-round", "0.05"],
             stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
     pid_file.write_text(str(process.pid))
     deadline = time.monotonic() + 60
