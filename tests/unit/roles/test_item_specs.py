@@ -21,7 +21,6 @@ ROLES = ROOT / "roles"
 
 # Roles whose options are described elsewhere this time; their list options get item keys later.
 PENDING_ROLES = {
-    "proxmox_ha",             # groups, rules, resources: proxmox_ha module suboptions, still being reworked
     "containerd",             # registry mirrors
     "node_prep",              # hosts_extra entries, sysctl and kubelet settings
     "kubeadm_control_plane",  # taints, extra args, audit policy rules, kubelet / kube-proxy configuration
@@ -53,13 +52,6 @@ FREE_FORM = {
     ("proxmox_api_user", "proxmox_api_user_connection"): "module_defaults of the Proxmox modules",
     ("proxmox_cluster", "proxmox_cluster_api_connection"): "connection options given whole to proxmox_cluster",
     ("lab_report", "lab_report_layers"): "layer records the playbooks build, never set in an inventory",
-    # The lab model, derived from ailab_gpu_node_groups whose keys roles/lab_check describes; the GPU Operator
-    # role is another engineer's file this time (copy the lab_check options there as tenants does).
-    ("gpu_operator", "gpu_operator_node_groups"): "the lab model (ailab_gpu_node_groups), described by lab_check",
-    # Validation role: its options mirror the lab model; another engineer's file this time.
-    ("validation", "validation_gpu_node_groups"): "the lab model (ailab_gpu_node_groups), described by lab_check",
-    ("validation", "validation_tenants"): "the lab model (ailab_tenants), described by lab_check",
-    ("validation", "validation_cpu_profiles"): "the lab model (ailab_cpu_profiles), described by lab_check",
 }
 
 
@@ -120,6 +112,10 @@ LAB_MODEL_COPIES = {
     ("gpu_queues", "gpu_queues_gpu_node_groups"): "ailab_gpu_node_groups",
     ("gpu_queues", "gpu_queues_cpu_profiles"): "ailab_cpu_profiles",
     ("monitoring", "monitoring_gpu_node_groups"): "ailab_gpu_node_groups",
+    ("gpu_operator", "gpu_operator_node_groups"): "ailab_gpu_node_groups",
+    ("validation", "validation_gpu_node_groups"): "ailab_gpu_node_groups",
+    ("validation", "validation_tenants"): "ailab_tenants",
+    ("validation", "validation_cpu_profiles"): "ailab_cpu_profiles",
 }
 
 
@@ -129,10 +125,15 @@ def _keys(option):
 
 @pytest.mark.parametrize("role, option", sorted(LAB_MODEL_COPIES))
 def test_role_copies_of_the_lab_model_have_its_keys(role, option):
+    """Every entry point of the role that takes the option (gpu_operator: main and facts) has the keys."""
     lab = SPECS["lab_check"]["argument_specs"]["main"]["options"][LAB_MODEL_COPIES[(role, option)]]
-    mine = SPECS[role]["argument_specs"]["main"]["options"][option]
-    assert mine["type"] == "list" and mine.get("elements") == "dict"
-    assert _keys(mine) == _keys(lab)
+    copies = {name: (entry_point or {}).get("options", {})[option]
+              for name, entry_point in SPECS[role]["argument_specs"].items()
+              if option in ((entry_point or {}).get("options") or {})}
+    assert "main" in copies, sorted(copies)
+    for mine in copies.values():
+        assert mine["type"] == "list" and mine.get("elements") == "dict"
+        assert _keys(mine) == _keys(lab)
 
 
 # (variable, an item with every key the role reads): the keys the templates and filters read are listed.
@@ -152,6 +153,14 @@ READ_KEYS = {
     "proxmox_cluster_nodes": {"name": "pve-1", "api_host": "h", "link0": "a", "link1": "b", "nodeid": 1, "votes": 1,
                               "api_port": 8006, "api_user": "root@pam", "api_password": "p", "ca_path": "/c",
                               "validate_certs": True, "api_token_id": "t", "api_token_secret": "s"},
+    "proxmox_ha_groups": {"name": "lab", "nodes": ["pve-1:2"], "restricted": False, "nofailback": False,
+                          "comment": "c", "state": "present"},
+    "proxmox_ha_rules": {"name": "apart", "type": "resource-affinity", "resources": ["vm:201", "vm:211"],
+                         "nodes": ["pve-1"], "strict": False, "affinity": "negative", "disable": False,
+                         "comment": "c", "state": "present"},
+    "proxmox_ha_resources": {"sid": "vm:201", "vmid": 201, "type": "vm", "state": "started", "max_restart": 1,
+                             "max_relocate": 1, "group": "lab", "failback": True, "comment": "c",
+                             "migrate_to": "pve-2", "relocate_to": "pve-2"},
 }
 
 
@@ -171,6 +180,9 @@ def test_the_modules_suboptions_are_the_item_keys():
         ("proxmox_backup", "proxmox_backup_jobs", "proxmox_backup_job", "jobs"),
         ("proxmox_pci_mapping", "proxmox_pci_mapping_list", "proxmox_pci_mapping", "mappings"),
         ("proxmox_cluster", "proxmox_cluster_nodes", "proxmox_cluster", "nodes"),
+        ("proxmox_ha", "proxmox_ha_groups", "proxmox_ha_group", "groups"),
+        ("proxmox_ha", "proxmox_ha_rules", "proxmox_ha_rule", "rules"),
+        ("proxmox_ha", "proxmox_ha_resources", "proxmox_ha_resource", "resources"),
     ]:
         source = (ROOT / "plugins" / "modules" / ("%s.py" % module)).read_text()
         quoted = re.search(r"DOCUMENTATION\s*=\s*r?(?:'''|\"\"\")(.*?)(?:'''|\"\"\")", source, re.S)
@@ -182,3 +194,18 @@ def test_the_modules_suboptions_are_the_item_keys():
 
         mine = SPECS[role]["argument_specs"]["main"]["options"][option]
         assert keys(mine["options"], "options") == keys(suboptions, "suboptions"), role
+        # the modules' aliases (the HA group's and rule's name) are valid item keys too
+        assert {name: sorted(sub.get("aliases") or []) for name, sub in mine["options"].items()} \
+            == {name: sorted(sub.get("aliases") or []) for name, sub in suboptions.items()}, option
+
+
+def test_the_ha_modules_aliases_are_valid_item_keys():
+    """proxmox_ha_group and proxmox_ha_rule accept group / rule for the name: the lab check accepts them too."""
+    item_specs = lab_unknown_variables_item_specs(SPECS)
+    lab = {"proxmox_ha_groups": [{"group": "lab", "nodes": ["pve-1"]}],
+           "proxmox_ha_rules": [{"rule": "apart", "type": "resource-affinity", "resources": ["vm:1", "vm:2"],
+                                 "affinity": "negative"}]}
+    assert lab_unknown_variables_item_keys({"h": lab}, item_specs) == []
+    lab["proxmox_ha_rules"][0]["afinity"] = "negative"
+    (found,) = lab_unknown_variables_item_keys({"h": lab}, item_specs)
+    assert found["variable"] == "proxmox_ha_rules", found
