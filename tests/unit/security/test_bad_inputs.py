@@ -11,8 +11,9 @@ may have been written:
   ever contacted (closed loopback port).
 * Unknown variables (typos): the inventory check (playbooks/check.yml) names each with the closest
   valid name.
-* Unknown keys inside list items (guests, storages, backup jobs, PCI mappings, cluster nodes, tenants, GPU
-  node groups, CPU profiles, MetalLB pools, local-path directories, dashboard rules, nested keys too): the
+* Unknown keys inside list items (guests, storages, backup jobs, PCI mappings, cluster nodes, HA rules and
+  resources, tenants, GPU node groups (also a role's copy of them), CPU profiles, MetalLB pools, local-path
+  directories, dashboard rules, nested keys too): the
   inventory check names the item, the key and the closest valid key before any layer runs; Proxmox cases
   show zero simulator writes, Kubernetes-facing cases an empty export directory.
 * The whole-lab order: a mistake in the last layers (tenants) stops site.yml's plan before the
@@ -151,6 +152,12 @@ PVE_CASES = {
                           "did you mean `iommugroup`?"]),
     "cluster-node-key-typo": (item("proxmox_cluster_nodes", 1, node_id=2),
                               ["proxmox_cluster_nodes[1]", "name pve-2", "`node_id`", "did you mean `nodeid`?"]),
+    "ha-rule-key-typo": (setvar(proxmox_ha_rules=[{"name": "k8s-apart", "type": "resource-affinity",
+                                                   "afinity": "negative", "resources": ["vm:201", "vm:211"]}]),
+                         ["proxmox_ha_rules[0]", "name k8s-apart", "`afinity`", "did you mean `affinity`?"]),
+    "ha-resource-key-typo": (setvar(proxmox_ha_resources=[{"sid": "vm:201", "state": "started", "max_restarts": 2}]),
+                             ["proxmox_ha_resources[0]", "sid vm:201", "`max_restarts`",
+                              "did you mean `max_restart`?"]),
 }
 
 
@@ -399,6 +406,10 @@ ITEM_CASES = {
     "tenant-quota-key-typo": (quota(0, cpus=8), ["ailab_tenants[0].quota", "`cpus`", "did you mean `cpu`?"]),
     "gpu-group-key-typo": (gpu_group(0, gpus_per_nod=2),
                            ["ailab_gpu_node_groups[0]", "`gpus_per_nod`", "did you mean `gpus_per_node`?"]),
+    # a role's own copy of the lab model, set in the inventory (validation_gpu_node_groups), is checked the same
+    "validation-gpu-group-key-typo": (
+        lambda lab: lab.update(validation_gpu_node_groups=[dict(lab["ailab_gpu_node_groups"][0], gpu_modle="H200")]),
+        ["validation_gpu_node_groups[0]", "group gpu_h200", "`gpu_modle`", "did you mean `gpu_model`?"]),
     "gpu-sharing-key-typo": (sharing(1, replica=4),
                              ["ailab_gpu_node_groups[1].sharing", "`replica`", "did you mean `replicas`?"]),
     "gpu-mig-layout-key-typo": (sharing(0, mig_layout=[{"profile": "1g.18gb", "cont": 7}]),
