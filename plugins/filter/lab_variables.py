@@ -90,7 +90,7 @@ def lab_unknown_variables_message(unknown, limit=5):
 
 
 # Keys that name an item in a message when the spec marks none as required (first one present wins).
-ITEM_NAME_KEYS = ("name", "id", "storage", "group", "sid", "vmid", "node", "profile", "key")
+ITEM_NAME_KEYS = ("name", "id", "storage", "sid", "vmid", "group", "node", "profile", "key")
 
 
 def _described(option):
