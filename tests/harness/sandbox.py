@@ -20,7 +20,8 @@ LABEL = "ailab.sandbox"
 IMAGE_LABEL = "ailab.sandbox.image"
 
 NO_DOCKER = "Docker is not available (install docker.io and start dockerd: make system)"
-NO_KUBEADM_DOUBLE = "no kubeadm test double yet (issue 11)"
+NO_KUBEADM_DOUBLE = ("the kubeadm test double (tests/kubesim) runs in molecule's kubernetes_cluster scenario, "
+                     "not in the sandbox yet")
 
 RECAP_LINE = re.compile(r"^(?P<host>\S+)\s+:\s+(?P<counts>(?:\w+=\d+\s*)+)$")
 RECAP_COUNT = re.compile(r"(\w+)=(\d+)")
