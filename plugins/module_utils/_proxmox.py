@@ -323,7 +323,8 @@ class ProxmoxClient(object):
         """
         if self.userid == "root@pam":
             return
-        held = self.get("access/permissions", what="the privileges of the API user", path=path) or {}
+        # ``path`` is the API's query parameter here; get() takes its own path positionally only.
+        held = self.get("access/permissions", "the privileges of the API user", path=path) or {}  # pylint: disable=kwarg-superseded-by-positional-arg
         privileges_here = held.get(path) or {}
         if any(privilege in privileges_here for privilege in privileges):
             return

@@ -60,7 +60,7 @@ options:
     type: list
     elements: dict
     required: true
-    options:
+    suboptions:
       path:
         description: ACL path, for example V(/storage) or V(/).
         type: str

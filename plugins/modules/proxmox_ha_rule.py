@@ -141,7 +141,7 @@ notes:
     nodes, positive and negative rules sharing resources, ...), and names the conflicting rules.
   - On a Proxmox VE 9 cluster upgraded from 8 whose HA manager has not migrated the HA groups yet, PVE
     refuses every rule write; the module then fails before any write and says what to do.
-  - A rule is enabled with C(delete=disable): Proxmox VE ignores C(disable=0).
+  - "A rule is enabled with C(delete=disable): Proxmox VE ignores C(disable=0)."
   - See C(docs/proxmox_ha.md) in the collection for the PVE 8 to 9 behaviour of all HA modules.
 seealso:
   - module: ailab.cluster.proxmox_ha_resource

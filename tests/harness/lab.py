@@ -144,7 +144,7 @@ class Lab:
                 env.update(sandbox.token_env(TOKEN_FILE))
                 drill_file = sandbox.write_playbook(BUILD / "live_migration.yml", sandbox.migration_drill_play())
                 rc, more, _seconds = self.playbook("proxmox", ["playbooks/check.yml", "playbooks/proxmox.yml",
-                                                              str(drill_file)], env=env, args=args)
+                                                               str(drill_file)], env=env, args=args)
                 output += more
             log = sim.requests_log()
         writes = sum(1 for r in log if r.get("write"))

@@ -326,7 +326,10 @@ class Server:
         if namespaced and namespace and resource != "namespaces" and cluster.get("namespaces", namespace) is None \
                 and method in ("POST", "PUT", "PATCH"):
             raise ApiError(404, "NotFound", f'namespaces "{namespace}" not found')
-        first = lambda key: (query.get(key) or [None])[0]  # noqa: E731
+
+        def first(key):
+            return (query.get(key) or [None])[0]
+
         if name is None:
             if method == "GET":
                 items = [obj for obj in cluster.list(resource, namespace if namespaced and namespace else None)
@@ -427,7 +430,7 @@ class Server:
                     state.secret_value(secret, "usage-bootstrap-signing") == "true":
                 token_id = state.secret_value(secret, "token-id")
                 config_map["data"][f"jws-kubeconfig-{token_id}"] = jws(state.secret_value(secret, "token-secret"),
-                                                                        kubeconfig)
+                                                                       kubeconfig)
         return config_map
 
 

@@ -74,8 +74,8 @@ def load_config(path):
 
 def new_token():
     alphabet = "abcdefghijklmnopqrstuvwxyz0123456789"
-    return "".join(secrets.choice(alphabet) for _ in range(6)) + "." + "".join(
-        secrets.choice(alphabet) for _ in range(16))
+    return "".join(secrets.choice(alphabet) for _index in range(6)) + "." + "".join(
+        secrets.choice(alphabet) for _index in range(16))
 
 
 def token_secret(token, ttl_seconds, usages=("signing", "authentication"), groups=None, description=None, now=None):
@@ -175,7 +175,10 @@ def write_control_plane(config, advertise, port, node_name):
 def write_manifests(config, advertise, port):
     repository, version = config.get("imageRepository", "registry.k8s.io"), config["kubernetesVersion"]
     networking = config.get("networking") or {}
-    extra = lambda section: [f"--{a['name']}={a['value']}" for a in (config.get(section) or {}).get("extraArgs") or []]  # noqa: E731
+
+    def extra(section):
+        return [f"--{a['name']}={a['value']}" for a in (config.get(section) or {}).get("extraArgs") or []]
+
     write(f"{MANIFESTS}/etcd.yaml", manifest("etcd", f"{repository}/etcd:{ETCD_IMAGE_TAG}", [
         "etcd", f"--advertise-client-urls=https://{advertise}:2379", "--data-dir=/var/lib/etcd"]))
     write(f"{MANIFESTS}/kube-apiserver.yaml", manifest("kube-apiserver", f"{repository}/kube-apiserver:{version}", [
@@ -337,7 +340,7 @@ def cmd_init(args):
                                    "data": {"kubelet": kubelet_yaml}})
         info = yaml.safe_dump({"apiVersion": "v1", "kind": "Config",
                                "clusters": [{"name": "", "cluster": {"certificate-authority-data": pki.b64(ca_cert),
-                                                                      "server": server}}]})
+                                                                     "server": server}}]})
         cluster.put("configmaps", {"apiVersion": "v1", "kind": "ConfigMap",
                                    "metadata": {"name": "cluster-info", "namespace": "kube-public"},
                                    "data": {"kubeconfig": info}})
@@ -473,8 +476,10 @@ def cmd_join(args):
     if not bootstrap.get("unsafeSkipCAVerification") and actual not in pinned:
         raise Refused(f"couldn't validate the identity of the API Server: cluster CA found in cluster-info ConfigMap "
                       f'is invalid: none of the public keys "{actual}" are pinned')
-    request = lambda method, path, body=None: client.request(method, url + path, body=body, token=token, ca=ca_cert,  # noqa: E731
-                                                             timeout=10)
+
+    def request(method, path, body=None):
+        return client.request(method, url + path, body=body, token=token, ca=ca_cert, timeout=10)
+
     try:
         cluster_configuration = yaml.safe_load(
             request("GET", "/api/v1/namespaces/kube-system/configmaps/kubeadm-config")["data"]["ClusterConfiguration"])
@@ -523,8 +528,8 @@ def cmd_join(args):
     cert = base64.b64decode(signed["status"]["certificate"]).decode()
     kubelet_server = f"https://{advertise}:{port}" if control_plane else url
     write(f"{ETC}/kubelet.conf", yaml.safe_dump(pki.kubeconfig(cluster_configuration.get("clusterName", "kubernetes"),
-                                                                kubelet_server, ca_cert, f"system:node:{name}",
-                                                                cert, key_pem), sort_keys=False))
+                                                               kubelet_server, ca_cert, f"system:node:{name}",
+                                                               cert, key_pem), sort_keys=False))
     write_kubelet_files(kubelet_yaml, registration)
     with state.locked() as cluster:
         current = cluster.get("nodes", name)

@@ -110,8 +110,10 @@ def main(argv=None):
     except OSError as e:
         print(f"error: stat {options['kubeconfig']}: {e.strerror}", file=sys.stderr)
         return 1
-    call = lambda method, path, body=None, **kw: client.request(method, path, body=body, kubeconfig=config,  # noqa: E731
-                                                                 timeout=options["timeout"], **kw)
+
+    def call(method, path, body=None, **kw):
+        return client.request(method, path, body=body, kubeconfig=config, timeout=options["timeout"], **kw)
+
     server = client.server_of(config)
     try:
         if words[:1] == ["version"]:

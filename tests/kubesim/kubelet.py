@@ -34,6 +34,7 @@ def _load_modules():
 
     apiserver, client, pki, state, yaml = _apiserver, _client, _pki, _state, _yaml
 
+
 RESTART_GAP = 2
 HEARTBEAT = 10
 

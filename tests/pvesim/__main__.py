@@ -80,8 +80,8 @@ def main(argv=None):
 
     certs = ensure_certificates(state_dir, args.bind)
     app = Simulator(personality(args.pve), seed, accounts, schema, Settings(task_duration=args.task_duration,
-                                                                         stats_interval=args.stats_interval,
-                                                                         ha_round=args.ha_round))
+                                                                            stats_interval=args.stats_interval,
+                                                                            ha_round=args.ha_round))
     app.fingerprint = fingerprint(certs["cert_file"])
     if args.persist:
         app.persistence = StateFile(args.persist, app)

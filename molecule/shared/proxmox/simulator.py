@@ -85,7 +85,7 @@ def stop(state_dir):
         pid = int(pid_file.read_text())
         if alive(pid):
             os.kill(pid, signal.SIGTERM)
-            for _ in range(50):
+            for _attempt in range(50):
                 if not alive(pid):
                     break
                 time.sleep(0.1)

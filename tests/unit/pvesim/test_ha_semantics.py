@@ -32,7 +32,7 @@ def test_negative_rule_with_more_resources_than_nodes_is_invalid(pve9_sim, wait)
     api = pve9_sim.api()
     _managed(api, wait, 100, 101, 102)
     error = _refused(lambda: api.cluster.ha.rules.post(rule="apart", type="resource-affinity", affinity="negative",
-                                                        resources="vm:100,vm:101,vm:102"))
+                                                       resources="vm:100,vm:101,vm:102"))
     assert (error.status_code, error.content) == (400, "Rule 'apart' is invalid.")
     assert error.errors == {"resources": "rule defines more resources than available nodes"}
     assert api.cluster.ha.rules.get() == []
@@ -46,7 +46,7 @@ def test_positive_and_negative_rules_sharing_two_resources_are_invalid(pve9_sim,
     api.cluster.ha.rules.post(rule="together", type="resource-affinity", affinity="positive",
                               resources="vm:100,vm:101")
     error = _refused(lambda: api.cluster.ha.rules.post(rule="apart", type="resource-affinity", affinity="negative",
-                                                        resources="vm:101,vm:100"))
+                                                       resources="vm:101,vm:100"))
     assert error.errors == {"resources": "rule shares two or more resources with a positive resource affinity rule"}
 
 
@@ -76,7 +76,7 @@ def test_positive_rule_over_two_node_affinity_rules_is_invalid(pve9_sim, wait):
     api.cluster.ha.rules.post(rule="one", type="node-affinity", nodes="pve-1", resources="vm:100")
     api.cluster.ha.rules.post(rule="two", type="node-affinity", nodes="pve-2", resources="vm:101")
     error = _refused(lambda: api.cluster.ha.rules.post(rule="together", type="resource-affinity",
-                                                        affinity="positive", resources="vm:100,vm:101"))
+                                                       affinity="positive", resources="vm:100,vm:101"))
     assert error.errors == {"resources": "resources are in multiple node affinity rules"}
 
 
@@ -86,7 +86,7 @@ def test_negative_rule_restricted_to_too_few_nodes_is_invalid(pve9_sim, wait):
     _managed(api, wait, 100, 101)
     api.cluster.ha.rules.post(rule="pin", type="node-affinity", nodes="pve-1", resources="vm:100,vm:101", strict=1)
     error = _refused(lambda: api.cluster.ha.rules.post(rule="apart", type="resource-affinity", affinity="negative",
-                                                        resources="vm:100,vm:101"))
+                                                       resources="vm:100,vm:101"))
     assert error.errors == {"resources": "two or more resources are restricted to less nodes than available to the "
                                          "resources"}
 
@@ -193,7 +193,7 @@ def test_pve9_before_the_group_migration(upgraded, wait):
     assert [(r["rule"], r["type"], r["resources"], r["nodes"]) for r in rules] == [
         ("ha-group-lab", "node-affinity", "vm:100", "pve-1:2,pve-2:1")]
     for call in (lambda: api.cluster.ha.rules.post(rule="pin", type="node-affinity", nodes="pve-1",
-                                                    resources="vm:100"),
+                                                   resources="vm:100"),
                  lambda: api.cluster.ha.rules("ha-group-lab").put(type="node-affinity", nodes="pve-1")):
         error = _refused(call)
         assert error.status_code == 500 and "ha groups have not been migrated yet" in error.content

@@ -69,7 +69,7 @@ def approved(tmp_path_factory):
         inventory = local_inventory(groups, host_vars={**nodes, **host_vars})
         plays = [{"name": "Serving CSRs", "hosts": "csr_hosts", "gather_facts": False, "tasks": [
             {"name": "Approve", "ansible.builtin.include_role": {"name": "ailab.cluster.kubeadm_worker",
-                                                                  "tasks_from": "serving_csrs.yml"}}]}]
+                                                                 "tasks_from": "serving_csrs.yml"}}]}]
         yield tmp, run_playbook(tmp, plays, inventory)
     finally:
         for double in doubles.values():

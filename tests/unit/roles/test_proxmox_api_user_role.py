@@ -115,7 +115,7 @@ def test_the_token_holds_exactly_the_privileges_of_its_modules(lab):
                              "AilabAutomation-sdn-zones", "AilabAutomation-storage", "AilabAutomation-vms"]
     assert "VM.GuestAgent.Audit" in roles["AilabAutomation-vms"] and "VM.Monitor" not in roles["AilabAutomation-vms"]
     assert set().union(*roles.values()).isdisjoint({"Permissions.Modify", "User.Modify", "Sys.PowerMgmt",
-                                                     "Realm.AllocateUser"})
+                                                    "Realm.AllocateUser"})
     # one role per path: the node shell (Sys.Console) and node settings (Sys.Modify) stay off /nodes
     assert roles["AilabAutomation-nodes"] == {"Sys.Audit"}
     assert set(permissions["/nodes"]) == {"Sys.Audit"}

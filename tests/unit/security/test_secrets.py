@@ -191,17 +191,17 @@ def kubeadm_run(tmp_path_factory):
     with KubernetesApiDouble() as api:
         module = {"kubeconfig": api.write_kubeconfig(tmp / "kubeconfig"), "ca_cert_path": str(crt)}
         playbook = tmp / "kubeadm.yml"
-        playbook.write_text(yaml.safe_dump([{"name": "kubeadm secrets", "hosts": "localhost", "gather_facts": False,
-                                             "tasks": [
+        endpoint = "k8s-api.lab:6443"
+        tasks = [
             {"name": "A known token (the module's token option is no_log)",
-             "ailab.cluster.kubeadm_token": dict(module, token=KUBEADM_TOKEN, api_server_endpoint="k8s-api.lab:6443",
+             "ailab.cluster.kubeadm_token": dict(module, token=KUBEADM_TOKEN, api_server_endpoint=endpoint,
                                                  description="known"),
              "register": "known"},
             {"name": "Its result", "ansible.builtin.debug": {"var": "known"}},
             {"name": "The same token again (idempotent, diff)",
              "ailab.cluster.kubeadm_token": dict(module, token=KUBEADM_TOKEN, description="known")},
             {"name": "A fresh join token, registered as the kubeadm roles do",
-             "ailab.cluster.kubeadm_token": dict(module, ttl="30m", api_server_endpoint="k8s-api.lab:6443",
+             "ailab.cluster.kubeadm_token": dict(module, ttl="30m", api_server_endpoint=endpoint,
                                                  description="ailab.cluster join of w1"),
              "register": "fresh", "no_log": True},
             {"name": "What the roles print of it", "ansible.builtin.debug": {"msg": "token id {{ fresh.token_id }}"}},
@@ -209,7 +209,9 @@ def kubeadm_run(tmp_path_factory):
             {"name": "Delete the fresh token, as the kubeadm roles do",
              "ailab.cluster.kubeadm_token": dict(kubeconfig=module["kubeconfig"], state="absent",
                                                  token_id="{{ fresh.token_id }}")},
-        ]}]))
+        ]
+        playbook.write_text(yaml.safe_dump([{"name": "kubeadm secrets", "hosts": "localhost", "gather_facts": False,
+                                             "tasks": tasks}]))
         inventory = tmp / "hosts.yml"
         inventory.write_text(yaml.safe_dump({"all": {"hosts": {"localhost": {
             "ansible_connection": "local", "ansible_python_interpreter": sys.executable}}}}))

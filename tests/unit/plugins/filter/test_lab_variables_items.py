@@ -100,7 +100,7 @@ def test_the_collection_describes_the_lab_model_and_the_guests():
             "proxmox_guests_defaults"} <= set(specs)
     found = lab_unknown_variables_item_keys({"h": {
         "ailab_gpu_node_groups": [{"group": "gpu_h200", "sharing": {"mode": "mig", "mig_layout": [{"profile": "1g.18gb",
-                                                                                                    "cont": 7}]}}]}},
+                                                                                                   "cont": 7}]}}]}},
         specs)
     assert [(f["path"], f["key"], f["suggestion"]) for f in found] == [
         ("ailab_gpu_node_groups[0].sharing.mig_layout[0]", "cont", "count")]

@@ -101,7 +101,7 @@ def test_name_unnamed_reads_the_config_of_entries_pvestatd_has_not_reported():
                          "nodes/pve-1/qemu/106/config": None,
                          "nodes/pve-2/qemu/107/config": {"name": "seven", "template": 1}})
     assert g.name_unnamed(client, guests) == 4
-    assert [(p, w, a) for p, w, a in client.gets] == [
+    assert list(client.gets) == [
         ("nodes/pve-1/qemu/104/config", "VM 104", {}), ("nodes/pve-2/lxc/105/config", "CT 105", {}),
         ("nodes/pve-1/qemu/106/config", "VM 106", {}), ("nodes/pve-2/qemu/107/config", "VM 107", {})]
     assert (guests[0]["name"], guests[0]["template"]) == ("fresh", 1)
@@ -158,7 +158,7 @@ def test_wait_result_waits_only_on_a_upid():
 # ------------------------------------------------------------------ property strings
 def test_parse_props():
     assert g.parse_props("virtio,bridge=vmbr0, firewall = 1 ,,", "model") == {"model": "virtio", "bridge": "vmbr0",
-                                                                             "firewall": "1"}
+                                                                              "firewall": "1"}
     assert g.parse_props("virtio,bridge=vmbr0") == {"bridge": "vmbr0"}
     assert g.parse_props("a=b=c") == {"a": "b=c"}
     assert g.parse_props(5, "current") == {"current": "5"}

@@ -149,7 +149,7 @@ def test_sid_and_configid_checks():
     assert ha.check_sids(["vm:100", "vm:100"], "sid") == "sid lists a resource twice"
     assert ha.check_configid("ab", "name") is None
     assert ha.check_configid("a", "name") == "name must start with a letter and hold at least two letters, digits, " \
-                                            "'-' or '_', got 'a'"
+        "'-' or '_', got 'a'"
     assert ha.check_configid(None, "group").endswith("got None")
     assert ha.check_configid("1a", "name") is not None
 
@@ -400,7 +400,7 @@ def test_pve9_group_rule_of_another_type_and_deletion(run):
 
 def test_pve9_group_rule_write_on_an_unmigrated_cluster(run):
     client = FakeClient(groups=[{"group": "gpu"}], rules=[dict(rule="ha-group-gpu", type="node-affinity",
-                                                                nodes="pve-1", resources="vm:1")])
+                                                               nodes="pve-1", resources="vm:1")])
     client.answers[("put", "cluster/ha/rules/ha-group-gpu")] = ProxmoxError(
         "cannot update ha rule: ha groups have not been migrated yet", status=500)
     result = run(ha.GroupPlanner, client, name="gpu", nodes=["pve-2"])
@@ -443,9 +443,9 @@ def test_rules_created_updated_replaced_and_purged(run):
         ("delete", "cluster/ha/rules/stale", "HA rule stale", {}),
         ("put", "cluster/ha/rules/grow", "HA rule grow", dict(comment="c", type="resource-affinity")),
         ("post", "cluster/ha/rules", "HA rule pin", dict(rule="pin", type="node-affinity", resources="vm:100",
-                                                        nodes="pve-2")),
+                                                         nodes="pve-2")),
         ("post", "cluster/ha/rules", "HA rule apart", dict(rule="apart", type="resource-affinity",
-                                                          resources="vm:100,vm:101", affinity="negative"))]
+                                                           resources="vm:100,vm:101", affinity="negative"))]
     assert result["rules"][0]["config"] == dict(name="pin", type="node-affinity", resources=["vm:100"], disable=False,
                                                 comment="", nodes=["pve-2"], strict=False)
     assert result["rules"][1]["config"]["affinity"] == "negative"
@@ -466,7 +466,7 @@ def test_rule_shrinking_is_written_before_growing_and_prefix_warns(run):
 
 def test_rule_refusals_before_any_write(run):
     client = FakeClient(resources=[{"sid": "vm:100"}], rules=[dict(rule="ra", type="node-affinity", nodes="pve-1",
-                                                                    resources="vm:100")])
+                                                                   resources="vm:100")])
     result = run(ha.RulePlanner, client, **dict(APART, resources=["vm:100", "vm:101", "vm:102"]))
     assert result["msg"] == ("HA rule apart names vm:101, vm:102, which are not HA managed: add them with "
                              "ailab.cluster.proxmox_ha_resource first")
@@ -499,7 +499,7 @@ def test_rule_feasibility_and_enable(run):
                  disable=False)
     assert result["action"] == "updated"
     assert client.writes() == [("put", "cluster/ha/rules/off", "HA rule off", {"delete": "disable",
-                                                                              "type": "node-affinity"})]
+                                                                               "type": "node-affinity"})]
     assert "cluster/ha/groups" not in client.reads()
 
 
@@ -510,7 +510,7 @@ def test_planned_groups_join_the_feasibility_check(run):
         dict(rule="ha-group-drop", type="node-affinity", nodes="pve-1", resources="vm:1")])
     lab = dict(name="lab", nodes=["pve-1:2", "pve-2:1"])
     members = [dict(sid="vm:100", group="lab"), dict(vmid=101, group="lab"), dict(sid="vm:102", group="x",
-                                                                                 state="absent")]
+                                                                                  state="absent")]
     result = run(ha.RulePlanner, client, check=True, rules=[APART], planned_groups=[lab, dict(name="drop",
                  state="absent"), dict(name="empty", nodes=["pve-1"])], planned_members=members)
     assert result["msg"].startswith("HA rules apart, ha-group-lab cannot hold together")
@@ -664,7 +664,7 @@ def test_pve9_resources_join_group_rules(run):
                                dict(rule="pin", type="node-affinity", nodes="pve-1", resources="vm:102", disable=1)],
                         status=started("vm:100"))
     items = [dict(sid="vm:100", group="new"), dict(sid="vm:101", group="gb"), dict(sid="vm:102", group="",
-                                                                                  failback=False)]
+                                                                                   failback=False)]
     result = run(ha.ResourcePlanner, client, diff=True, resources=items)
     assert [(r["sid"], r["action"]) for r in result["resources"]] == [
         ("vm:100", "created"), ("vm:101", "updated"), ("vm:102", "updated")]
@@ -672,7 +672,7 @@ def test_pve9_resources_join_group_rules(run):
         ("post", "cluster/ha/resources", "HA resource vm:100", {"sid": "vm:100"}),
         ("delete", "cluster/ha/rules/ha-group-ga", "HA rule ha-group-ga", {}),
         ("put", "cluster/ha/rules/ha-group-gb", "HA rule ha-group-gb", dict(type="node-affinity",
-                                                                           resources="vm:101")),
+                                                                            resources="vm:101")),
         ("post", "cluster/ha/rules", "HA rule ha-group-new", dict(
             rule="ha-group-new", type="node-affinity", resources="vm:100", nodes="pve-1,pve-2", disable=1,
             comment="Generated from HA group 'new'."))]

@@ -287,7 +287,7 @@ def test_creating_a_storage_first_checks_that_it_is_not_only_hidden(engine):
 
 def test_pci_mapping_visibility_path():
     assert pl.VISIBLE_WITH["cluster/mapping/pci"] == ("/mapping/pci/%s", ("Mapping.Audit", "Mapping.Use",
-                                                                           "Mapping.Modify"))
+                                                                          "Mapping.Modify"))
 
 
 # ------------------------------------------------------------------------------ manager defaults

@@ -72,7 +72,7 @@ def test_rerun_is_a_no_op_when_pve_returns_the_retention_as_an_object(pve_sim, r
     assert pve_sim.writes() == []
     assert again["job"]["prune-backups"] == "keep-last=3"
     assert (again["job"]["fleecing"], again["job"]["performance"]) == ("enabled=1,storage=local-lvm", "max-workers=8")
-    changed = run(run_module, pve_sim, diff=True, **dict(WEEKLY, prune_backups=dict(keep_last=3, keep_weekly=2)))
+    changed = run(run_module, pve_sim, diff=True, **{**WEEKLY, "prune_backups": dict(keep_last=3, keep_weekly=2)})
     assert [w["params"] for w in pve_sim.writes()] == [{"prune-backups": "keep-last=3,keep-weekly=2"}]
     assert changed["diff"]["before"]["prune-backups"] == "keep-last=3"
 

@@ -318,7 +318,7 @@ def test_full_clone_to_the_other_node_on_another_storage(pve9_sim, run_module):
     assert not result.get("failed"), result
     assert result["node"] == "pve-2" and result["vmid"] == 100
     assert writes(pve9_sim)[0]["params"] == {"newid": "100", "name": "k8s-w-2", "target": "pve-2", "full": "1",
-                                              "storage": "nas"}
+                                             "storage": "nas"}
     assert len(writes(pve9_sim)) == 1  # nothing else to change
     assert result["config"]["scsi0"].startswith("nas:100/vm-100-disk-0")
 
