@@ -78,12 +78,16 @@ def lab_unknown_variables(host_variables, known, roles, extra_prefixes=("ailab_"
     return result
 
 
+def _hosts_phrase(hosts, limit):
+    """``a, b, c and 2 more``: the hosts a setting comes from, the first ``limit`` named."""
+    return ", ".join(hosts[:limit]) + (" and %d more" % (len(hosts) - limit) if len(hosts) > limit else "")
+
+
 def lab_unknown_variables_message(unknown, limit=5):
     """One line per unknown variable, as a lab admin reads it."""
     lines = []
     for item in unknown:
-        hosts = item["hosts"]
-        where = ", ".join(hosts[:limit]) + (" and %d more" % (len(hosts) - limit) if len(hosts) > limit else "")
+        where = _hosts_phrase(item["hosts"], limit)
         hint = "; did you mean `%s`?" % item["suggestion"] if item["suggestion"] else ""
         lines.append("`%s` (set for %s) is not a variable of any ailab.cluster role%s" % (item["name"], where, hint))
     return lines
@@ -198,8 +202,7 @@ def lab_unknown_variables_item_keys_message(unknown, limit=5):
     """One line per unknown key inside an item, as a lab admin reads it."""
     lines = []
     for entry in unknown:
-        hosts = entry["hosts"]
-        where = ", ".join(hosts[:limit]) + (" and %d more" % (len(hosts) - limit) if len(hosts) > limit else "")
+        where = _hosts_phrase(entry["hosts"], limit)
         item = "%s, " % entry["item"] if entry["item"] else ""
         hint = "; did you mean `%s`?" % entry["suggestion"] if entry["suggestion"] else ""
         lines.append("`%s` (%sset for %s) has the unknown key `%s`%s Valid keys: %s."
