@@ -10,19 +10,7 @@ import pytest
 from ansible_collections.ailab.cluster.plugins.module_utils import _proxmox_ha as ha
 from ansible_collections.ailab.cluster.plugins.module_utils import _proxmox_list as pl
 from ansible_collections.ailab.cluster.plugins.module_utils._proxmox import ProxmoxError
-
-
-class Failed(Exception):
-    def __init__(self, msg, **kwargs):
-        super(Failed, self).__init__(msg)
-        self.msg = msg
-        self.kwargs = kwargs
-
-
-class Exited(Exception):
-    def __init__(self, result):
-        super(Exited, self).__init__("exit")
-        self.result = result
+from unit.plugins.module_utils.module_fakes import Exited, Failed
 
 
 class FakeModule(object):
