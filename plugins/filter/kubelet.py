@@ -137,10 +137,7 @@ def _check_cpu(config, variable, cpu_count, problems):
                         % (variable, float(reserved), cpu_count))
     if config.get("cpuManagerPolicyOptions") and policy != "static":
         problems.append("%s: cpuManagerPolicyOptions only apply to cpuManagerPolicy static (is %r)." % (variable, policy))
-    options = config.get("cpuManagerPolicyOptions") or {}
-    if not isinstance(options, Mapping) or any(not isinstance(v, str) for v in options.values()):
-        problems.append("%s: cpuManagerPolicyOptions is a map of option names to quoted strings, e.g. "
-                        "{full-pcpus-only: \"true\"}, got %r." % (variable, options))
+    _check_policy_options(config, "cpuManagerPolicyOptions", "full-pcpus-only", variable, problems)
 
 
 def _check_topology(config, variable, problems):
@@ -151,10 +148,15 @@ def _check_topology(config, variable, problems):
     scope = config.get("topologyManagerScope", "container")
     if scope not in TOPOLOGY_SCOPES:
         problems.append("%s: topologyManagerScope must be container or pod, got %r." % (variable, scope))
-    options = config.get("topologyManagerPolicyOptions") or {}
+    _check_policy_options(config, "topologyManagerPolicyOptions", "prefer-closest-numa-nodes", variable, problems)
+
+
+def _check_policy_options(config, key, example, variable, problems):
+    """A manager's policy options: a map of option names to quoted strings, as the kubelet reads them."""
+    options = config.get(key) or {}
     if not isinstance(options, Mapping) or any(not isinstance(v, str) for v in options.values()):
-        problems.append("%s: topologyManagerPolicyOptions is a map of option names to quoted strings, e.g. "
-                        "{prefer-closest-numa-nodes: \"true\"}, got %r." % (variable, options))
+        problems.append("%s: %s is a map of option names to quoted strings, e.g. {%s: \"true\"}, got %r."
+                        % (variable, key, example, options))
 
 
 def _check_memory(config, variable, problems):

@@ -152,3 +152,14 @@ def test_not_a_mapping_is_an_error():
         kubelet_resource_problems(["cpuManagerPolicy"], "node_prep_kubelet_config")
     with pytest.raises(AnsibleFilterError, match="cpu_count must be a number"):
         kubelet_resource_problems({}, "x", "many")
+
+
+@pytest.mark.parametrize("key, policy", [("cpuManagerPolicyOptions", {"cpuManagerPolicy": "static",
+                                                                      "reservedSystemCPUs": "0-1"}),
+                                         ("topologyManagerPolicyOptions", {})])
+def test_policy_options_are_maps_of_quoted_strings(key, policy):
+    assert problems(dict(policy, **{key: {"full-pcpus-only": "true"}})) == []
+    found = problems(dict(policy, **{key: {"full-pcpus-only": True}}))
+    assert len(found) == 1 and found[0].startswith("node_prep_kubelet_config: %s is a map of option names to "
+                                                   "quoted strings" % key), found
+    assert len(problems(dict(policy, **{key: ["full-pcpus-only"]}))) == 1
