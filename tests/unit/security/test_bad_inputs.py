@@ -173,12 +173,8 @@ def pve_inventory(tmp_path, sim, lab):
     return inventory
 
 
-def run_proxmox_layer(tmp_path, sim, lab, reset=True):
-    if reset:
-        sim.reset()
-    sim.clear_log()
-    tmp_path.mkdir(parents=True, exist_ok=True)
-    inventory = pve_inventory(tmp_path, sim, lab)
+def play_check_and_proxmox(tmp_path, inventory):
+    """check.yml then proxmox.yml, as site.yml starts, on ``inventory``; JSON output."""
     playbook = tmp_path / "site.yml"
     playbook.write_text(yaml.safe_dump([
         {"ansible.builtin.import_playbook": str(ROOT / "playbooks" / "check.yml")},
@@ -187,7 +183,16 @@ def run_proxmox_layer(tmp_path, sim, lab, reset=True):
                ANSIBLE_LOCAL_TEMP=str(tmp_path / ".ansible-tmp"))
     proc = subprocess.run([str(Path(sys.executable).parent / "ansible-playbook"), "-i", str(inventory), str(playbook)],
                           cwd=ROOT, env=env, capture_output=True, text=True, check=False)
-    return PlaybookRun(proc.returncode, proc.stdout, proc.stderr), sim.writes()
+    return PlaybookRun(proc.returncode, proc.stdout, proc.stderr)
+
+
+def run_proxmox_layer(tmp_path, sim, lab, reset=True):
+    if reset:
+        sim.reset()
+    sim.clear_log()
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    inventory = pve_inventory(tmp_path, sim, lab)
+    return play_check_and_proxmox(tmp_path, inventory), sim.writes()
 
 
 def test_the_proxmox_base_lab_is_accepted(tmp_path, pve_sim_for_cases):

@@ -12,18 +12,13 @@ Figures: faults injected / handled (printed by conftest.py).
 """
 
 import copy
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 import yaml
 
 from pvesim.seed import default_seed, standalone_seed
-from unit.roles.playbook_runner import ROOT, PlaybookRun
 from unit.security.conftest import record_fault
-from unit.security.test_bad_inputs import PVE_BASE, pve_inventory, run_proxmox_layer
+from unit.security.test_bad_inputs import PVE_BASE, play_check_and_proxmox, pve_inventory, run_proxmox_layer
 
 
 def lab(**changes):
@@ -127,12 +122,4 @@ def run_layer_as_root(tmp_path, sim, lab_vars, connection):
     inventory = pve_inventory(tmp_path, sim, lab_vars)
     (inventory / "group_vars" / "proxmox_api" / "lab.yml").write_text(
         yaml.safe_dump(dict(lab_vars, proxmox_api_connection=connection)))
-    playbook = tmp_path / "site.yml"
-    playbook.write_text(yaml.safe_dump([
-        {"ansible.builtin.import_playbook": str(ROOT / "playbooks" / "check.yml")},
-        {"ansible.builtin.import_playbook": str(ROOT / "playbooks" / "proxmox.yml")}]))
-    env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_STDOUT_CALLBACK="ansible.builtin.json",
-               ANSIBLE_LOCAL_TEMP=str(tmp_path / ".ansible-tmp"))
-    proc = subprocess.run([str(Path(sys.executable).parent / "ansible-playbook"), "-i", str(inventory), str(playbook)],
-                          cwd=ROOT, env=env, capture_output=True, text=True, check=False)
-    return PlaybookRun(proc.returncode, proc.stdout, proc.stderr)
+    return play_check_and_proxmox(tmp_path, inventory)
