@@ -432,6 +432,14 @@ ITEM_CASES = {
     "dashboard-rule-key-typo": (setvar(dashboard_read_only_extra_rules=[{"api_group": ["kueue.x-k8s.io"],
                                                                          "resources": ["workloads"]}]),
                                 ["dashboard_read_only_extra_rules[0]", "`api_group`", "did you mean `api_groups`?"]),
+    # the node and Kubernetes layers' lists are checked the same, before any host is touched
+    "containerd-mirror-key-typo": (setvar(containerd_registry_mirrors=[{
+        "registry": "docker.io", "mirrors": [{"host": "https://harbor.lab.example", "skip_verfy": True}]}]),
+        ["containerd_registry_mirrors[0].mirrors[0]", "`skip_verfy`", "did you mean `skip_verify`?"]),
+    "worker-taint-key-typo": (setvar(kubeadm_worker_node_taints=[{"key": "lab/reserved", "efect": "NoSchedule"}]),
+                              ["kubeadm_worker_node_taints[0]", "`efect`", "did you mean `effect`?"]),
+    "hosts-extra-key-typo": (setvar(node_prep_hosts_extra=[{"address": "10.10.0.5", "name": ["nfs"]}]),
+                             ["node_prep_hosts_extra[0]", "`name`", "did you mean `names`?"]),
 }
 ITEM_LAYERS = ("check.yml", "tenants.yml")  # tenants read the whole lab model (GPU groups, CPU profiles)
 
