@@ -143,6 +143,13 @@ class Cluster:
     def advance(self, seconds):
         self.data["clockOffset"] = self.data.get("clockOffset", 0) + seconds
 
+    # -- history (for tests) ---------------------------------------------------------------
+
+    def record(self, event, **fields):
+        """Append to the history: what kubeadm and the kubelets did, in order (``ctl dump`` shows it), so that a
+        test can check the order of an upgrade. Nothing reads it back."""
+        self.data.setdefault("history", []).append(dict(fields, event=event, time=rfc3339(now(self.data))))
+
 
 def secret_value(secret, key):
     import base64  # noqa: PLC0415
