@@ -53,20 +53,28 @@ def node_ip():
     return ""
 
 
-def heartbeat(name, last):
-    """Post the node status; return the time of this post (or ``last`` when nothing was due)."""
+def heartbeat(name, last, version=None):
+    """Post the node status; return the time of this post (or ``last`` when nothing was due).
+
+    ``version``: the version of the running kubelet, read when it started (a package upgrade takes effect when the
+    kubelet restarts, as with the real binary); a change is recorded in the state's history with the node's
+    spec.unschedulable at that moment (the upgrade test checks that the node was drained)."""
     moment = time.monotonic()
     with state.locked() as cluster:
         if not cluster.initialized:
             return last
         node = cluster.get("nodes", name)
-        version = versions.installed("kubelet")
+        version = version or versions.installed("kubelet")
         if node is None:
             node = {"apiVersion": "v1", "kind": "Node",
                     "metadata": {"name": name, "labels": {"kubernetes.io/hostname": name, "kubernetes.io/os": "linux",
                                                           "kubernetes.io/arch": "amd64"}},
                     "spec": {}, "status": {"addresses": [{"type": "InternalIP", "address": node_ip()}]}}
         status = node.setdefault("status", {})
+        previous = status.get("nodeInfo", {}).get("kubeletVersion")
+        if previous and previous != version:
+            cluster.record("kubelet version", node=name, version=version, previous=previous,
+                           unschedulable=bool(node.get("spec", {}).get("unschedulable")))
         ready = [c for c in status.get("conditions", []) if c["type"] == "Ready"]
         if ready and ready[0]["status"] == "True" and status.get("nodeInfo", {}).get("kubeletVersion") == version \
                 and moment - last < HEARTBEAT:
@@ -112,7 +120,8 @@ def main(argv=None):
         return 1
     _load_modules()
     name = node_name(p(args.kubeconfig))
-    print(f"kubesim kubelet {versions.installed('kubelet')} for node {name}", flush=True)
+    version = versions.installed("kubelet")
+    print(f"kubesim kubelet {version} for node {name}", flush=True)
     server, spec, last = None, None, 0.0
     while exists(args.config) and exists(args.kubeconfig):
         wanted = apiserver_spec()
@@ -132,7 +141,7 @@ def main(argv=None):
                     spec = None
                     time.sleep(1)
         try:
-            last = heartbeat(name, last)
+            last = heartbeat(name, last, version)
         except (OSError, ValueError) as e:
             print(f"heartbeat failed: {e}", flush=True)
         time.sleep(0.5)
