@@ -592,6 +592,7 @@ def cmd_upgrade(args):
             config_map = cluster.get("configmaps", "kubeadm-config", "kube-system")
             config_map["data"]["ClusterConfiguration"] = yaml.safe_dump(config)
             cluster.put("configmaps", config_map)
+            cluster.record("kubeadm upgrade apply", node=this_node_name(), version=target, previous=cluster_version)
         upgrade_local(config)
         print(f'[upgrade] SUCCESS! A control plane node of your cluster was upgraded to "{target}".')
         return 0
@@ -602,6 +603,8 @@ def cmd_upgrade(args):
             raise Refused(f"the control plane is at {cluster_version} and this kubeadm is {kubeadm_version}: run "
                           f"`kubeadm upgrade apply {kubeadm_version}` on a control-plane node first")
         versions.check_supported(kubeadm_version, cluster_version)
+        with state.locked() as cluster:
+            cluster.record("kubeadm upgrade node", node=this_node_name(), version=cluster_version)
         if exists(f"{MANIFESTS}/kube-apiserver.yaml"):
             upgrade_local(config)
             print("[upgrade] The control plane instance for this node was successfully upgraded!")
