@@ -236,7 +236,7 @@ def test_sandbox_expectations_cover_ha_on_both_versions(pve):
     assert set(expect["guests"]) == {"k8s-cp-1", "k8s-w-1", "k8s-gpu-1"}
     assert expect["ha_resources"] == ["vm:201", "vm:211", "vm:212"]   # every node VM opts in (guests.yml)
     assert expect["ha_groups"] == (["lab"] if pve == 8 else [])
-    assert expect["ha_rules"] == ([] if pve == 8 else ["k8s-workers-apart"])
+    assert expect["ha_rules"] == ([] if pve == 8 else ["k8s-control-plane-prefers-pve-1", "k8s-workers-apart"])
     assert expect["drill"] == (290, "pve-2")
     assert sandbox.simulator_problems(good_state(expect), expect, pve) == []
 
