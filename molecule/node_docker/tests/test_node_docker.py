@@ -2,8 +2,6 @@
 
 import json
 
-import pytest
-
 
 def test_docker_is_enabled_and_running(host):
     svc = host.service("docker")
@@ -47,9 +45,3 @@ def test_cri_dockerd_units_verify_clean_apart_from_the_missing_binary(host):
         if line.strip() and "/usr/local/bin/cri-dockerd" not in line
     ]
     assert problems == [], problems
-
-
-def test_cri_dockerd_is_not_faked(host):
-    if host.file("/usr/local/bin/cri-dockerd").exists:
-        pytest.fail("cri-dockerd binary present although docker_cri_dockerd_install is false")
-    assert not host.service("cri-docker.service").is_running
