@@ -1,0 +1,263 @@
+# Copyright: ailab.cluster contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The kube-vip double: it reads the manifest the role renders, elects a leader on a Lease through the
+API server double as client-go does, and the VIP moves (with a gap) when the leader's API server goes
+down or its pod restarts.
+
+One cluster (kubeadm init in a temp root, the API server double on a free loopback port); holding the
+VIP is a file under the temp root (FileAnnouncer), so these tests need no NET_ADMIN.
+"""
+
+import json
+import os
+import pathlib
+import socket
+import time
+
+import jinja2
+import pytest
+import yaml
+
+pytest.importorskip("cryptography", reason="kubesim needs python3-cryptography, as on the molecule nodes")
+
+from kubesim import apiserver, kubeadm, kubevip, state  # noqa: E402
+
+ROLE = pathlib.Path(__file__).resolve().parents[3] / "roles" / "kubeadm_control_plane"
+LEASE = "/apis/coordination.k8s.io/v1/namespaces/kube-system/leases/plndr-cp-lock"
+
+
+def free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def render_manifest(path, bootstrap, port=6443, lease_duration=None):
+    """roles/kubeadm_control_plane/templates/kube-vip.yaml.j2 rendered as the role renders it."""
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(ROLE / "templates")), keep_trailing_newline=True)
+    env.filters["to_json"] = json.dumps
+    env.filters["bool"] = bool
+    text = env.get_template("kube-vip.yaml.j2").render(
+        kubeadm_control_plane_vip="10.0.0.250", kubeadm_control_plane_vip_interface="eth0",
+        kubeadm_control_plane_vip_subnet=32, kubeadm_control_plane_api_port=port,
+        kubeadm_control_plane_kube_vip_image="ghcr.io/kube-vip/kube-vip:v1.1.2",
+        _kubeadm_control_plane_kube_vip_bootstrap=bootstrap,
+        _kubeadm_control_plane_super_admin_conf="/etc/kubernetes/super-admin.conf",
+        _kubeadm_control_plane_admin_conf="/etc/kubernetes/admin.conf")
+    if lease_duration is not None:
+        text = text.replace('name: vip_leaseduration\n          value: "5"',
+                            f'name: vip_leaseduration\n          value: "{lease_duration}"')
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    base = tmp_path_factory.mktemp("kubevip")
+    saved = dict(os.environ)
+    os.environ.update(KUBESIM_STATE_DIR=str(base / "state"), KUBESIM_ETC=str(base / "etc"), KUBESIM_NO_WAIT="1")
+    (base / "etc").mkdir()
+    port = free_port()
+    docs = ({"apiVersion": "kubeadm.k8s.io/v1beta4", "kind": "InitConfiguration",
+             "localAPIEndpoint": {"advertiseAddress": "127.0.0.1", "bindPort": port},
+             "nodeRegistration": {"name": "cp1"}},
+            {"apiVersion": "kubeadm.k8s.io/v1beta4", "kind": "ClusterConfiguration", "kubernetesVersion": "v1.34.2",
+             "controlPlaneEndpoint": f"10.0.0.250:{port}", "clusterName": "ailab"})
+    (base / "init.yaml").write_text(yaml.safe_dump_all(docs))
+    os.environ["KUBESIM_ROOT"] = str(base / "cp1")
+    assert kubeadm.main(["init", "--config", str(base / "init.yaml")]) == 0
+    server = apiserver.Server("127.0.0.1", port, "v1.34.2", str(base / "cp1/etc/kubernetes/pki")).start()
+    try:
+        yield {"base": base, "port": port, "root": base / "cp1"}
+    finally:
+        server.stop()
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+@pytest.fixture
+def fresh_lease(cluster):
+    with state.locked() as data:
+        data.delete("leases", "plndr-cp-lock", "kube-system")
+    vip = cluster["root"] / "run/kubesim/vip/10.0.0.250"
+    if vip.exists():
+        vip.unlink()
+    yield
+    with state.locked() as data:
+        data.delete("leases", "plndr-cp-lock", "kube-system")
+
+
+def settings(cluster, bootstrap=False, **changes):
+    path = render_manifest(cluster["root"] / "etc/kubernetes/manifests/kube-vip.yaml", bootstrap, cluster["port"])
+    return dict(kubevip.read_manifest(path), **changes)
+
+
+def held_by(cluster):
+    vip = cluster["root"] / "run/kubesim/vip/10.0.0.250"
+    return vip.read_text().strip() if vip.exists() else None
+
+
+def read_lease():
+    with state.locked(write=False) as data:
+        return data.get("leases", "plndr-cp-lock", "kube-system")
+
+
+def lease_holder():
+    lease = read_lease()
+    return None if lease is None else lease["spec"]["holderIdentity"]
+
+
+class Clock:
+    def __init__(self):
+        self.now = 1000.0
+
+    def __call__(self):
+        return self.now
+
+
+def elector(cluster, identity, clock, kubeconfig="/etc/kubernetes/admin.conf"):
+    vip = kubevip.KubeVip(settings(cluster, kubeconfig=kubeconfig), identity, lambda: "127.0.0.1")
+    return kubevip.Elector(vip._request, identity, "plndr-cp-lock", "kube-system", 5, clock=clock)
+
+
+# -- the manifest the role writes ----------------------------------------------------------------
+
+@pytest.mark.parametrize(("bootstrap", "kubeconfig"), [(True, "/etc/kubernetes/super-admin.conf"),
+                                                        (False, "/etc/kubernetes/admin.conf")])
+def test_reads_the_manifest_the_role_renders(tmp_path, bootstrap, kubeconfig):
+    read = kubevip.read_manifest(render_manifest(tmp_path / "kube-vip.yaml", bootstrap))
+    assert read == {"image": "ghcr.io/kube-vip/kube-vip:v1.1.2", "address": "10.0.0.250", "port": 6443,
+                    "interface": "eth0", "subnet": "32", "lease_name": "plndr-cp-lock", "namespace": "kube-system",
+                    "lease_duration": 5, "renew_deadline": 3, "retry_period": 1, "leader_election": True,
+                    "kubeconfig": kubeconfig}
+
+
+def test_a_missing_manifest_reads_as_none(tmp_path):
+    assert kubevip.read_manifest(str(tmp_path / "kube-vip.yaml")) is None
+
+
+# -- leader election (client-go semantics) ---------------------------------------------------------
+
+def test_the_first_candidate_creates_the_lease_and_a_second_waits(cluster, fresh_lease):
+    clock = Clock()
+    first, second = elector(cluster, "cp1", clock), elector(cluster, "cp2", clock)
+    assert first.try_acquire_or_renew()
+    assert lease_holder() == "cp1"
+    assert not second.try_acquire_or_renew()
+    clock.now += 3
+    assert first.try_acquire_or_renew()  # renewed: the record changed, cp2 starts waiting again
+    clock.now += 4
+    assert not second.try_acquire_or_renew()
+    assert lease_holder() == "cp1"
+
+
+def test_an_unrenewed_lease_is_taken_after_a_whole_lease_duration_unchanged(cluster, fresh_lease):
+    clock = Clock()
+    first, second = elector(cluster, "cp1", clock), elector(cluster, "cp2", clock)
+    assert first.try_acquire_or_renew()
+    assert not second.try_acquire_or_renew()  # cp2 sees the record now
+    clock.now += 4.9
+    assert not second.try_acquire_or_renew()
+    clock.now += 0.2
+    assert second.try_acquire_or_renew()
+    lease = read_lease()
+    assert lease["spec"]["holderIdentity"] == "cp2"
+    assert lease["spec"]["leaseTransitions"] == 1
+    assert not first.try_acquire_or_renew()  # the old leader sees the new record and waits in turn
+
+
+def test_a_released_lease_is_taken_at_once(cluster, fresh_lease):
+    clock = Clock()
+    first, second = elector(cluster, "cp1", clock), elector(cluster, "cp2", clock)
+    assert first.try_acquire_or_renew()
+    assert not second.try_acquire_or_renew()
+    assert first.release()
+    assert lease_holder() == ""
+    assert second.try_acquire_or_renew()
+    assert lease_holder() == "cp2"
+
+
+def test_no_api_server_no_lease(cluster, fresh_lease):
+    vip = kubevip.KubeVip(settings(cluster), "cp1", lambda: "")
+    candidate = kubevip.Elector(vip._request, "cp1", "plndr-cp-lock", "kube-system", 5, clock=Clock())
+    assert not candidate.try_acquire_or_renew()
+    assert lease_holder() is None
+
+
+# -- the VIP ----------------------------------------------------------------------------------------
+
+def wait_for(check, timeout=8.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def test_the_leader_holds_the_vip_and_loses_it_when_its_api_server_is_down(cluster, fresh_lease):
+    api = {"address": "127.0.0.1"}
+    vip = kubevip.KubeVip(settings(cluster, renew_deadline=1), "cp1", lambda: api["address"],
+                          log=lambda message: None).start()
+    try:
+        assert wait_for(lambda: held_by(cluster) == "cp1")
+        assert lease_holder() == "cp1"
+        api["address"] = ""  # kube-apiserver restarts (kubeadm upgrade apply)
+        assert wait_for(lambda: vip.exited is not None)
+        assert vip.exited == "lost leadership, restarting kube-vip"
+        assert held_by(cluster) is None
+        assert lease_holder() == "cp1"  # not released: the others wait a lease duration
+    finally:
+        vip.stop()
+
+
+def test_stopping_the_leader_releases_the_lease_and_deletes_the_vip(cluster, fresh_lease):
+    vip = kubevip.KubeVip(settings(cluster), "cp1", lambda: "127.0.0.1", log=lambda message: None).start()
+    assert wait_for(lambda: held_by(cluster) == "cp1")
+    vip.stop()
+    assert held_by(cluster) is None
+    assert lease_holder() == ""
+
+
+def test_a_missing_kubeconfig_keeps_the_container_from_starting(cluster, fresh_lease):
+    vip = kubevip.KubeVip(settings(cluster, kubeconfig="/etc/kubernetes/missing.conf"), "cp1", lambda: "127.0.0.1",
+                          log=lambda message: None).start()
+    assert wait_for(lambda: vip.exited is not None)
+    assert vip.exited == "hostPath /etc/kubernetes/missing.conf is missing"
+    assert held_by(cluster) is None
+
+
+def test_a_changed_manifest_leaves_a_gap_without_vip(cluster, fresh_lease):
+    """The switch from super-admin.conf to admin.conf after kubeadm init: the VIP goes away for the gap."""
+    timing = cluster["root"] / "etc/kubesim/kube-vip.json"
+    timing.parent.mkdir(parents=True, exist_ok=True)
+    timing.write_text(json.dumps({"start": 0, "pickup": 1, "gap": 3}))
+    manifest = cluster["root"] / "etc/kubernetes/manifests/kube-vip.yaml"
+    render_manifest(manifest, True, cluster["port"])
+    clock = Clock()
+    pod = kubevip.KubeVipPod("cp1", lambda: "127.0.0.1", log=lambda message: None, clock=clock)
+    try:
+        pod.sync()
+        assert wait_for(lambda: held_by(cluster) == "cp1")
+        assert pod.running.settings["kubeconfig"] == "/etc/kubernetes/super-admin.conf"
+        render_manifest(manifest, False, cluster["port"])
+        os.utime(manifest, (time.time() + 5, time.time() + 5))
+        pod.sync()
+        clock.now += 0.9
+        pod.sync()
+        assert held_by(cluster) == "cp1"  # not picked up yet: the VIP still answers
+        clock.now += 0.2
+        pod.sync()
+        assert held_by(cluster) is None  # stopped: released and deleted
+        assert pod.running is None
+        clock.now += 2.8
+        pod.sync()
+        assert pod.running is None and held_by(cluster) is None  # the gap
+        clock.now += 0.3
+        pod.sync()
+        assert wait_for(lambda: held_by(cluster) == "cp1")
+        assert pod.running.settings["kubeconfig"] == "/etc/kubernetes/admin.conf"
+    finally:
+        pod.stop()
+        timing.unlink()
