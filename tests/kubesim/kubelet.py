@@ -20,11 +20,11 @@ from .paths import ETC, KUBELET_CONFIG, MANIFESTS, PKI, exists, p, read
 
 # The kubelet exits (and systemd restarts it) until kubeadm has configured it: the heavy modules are loaded
 # only after the checks in main().
-apiserver = client = pki = state = yaml = None
+apiserver = client = pki = state = yaml = kubevip = None
 
 
 def _load_modules():
-    global apiserver, client, pki, state, yaml  # noqa: PLW0603
+    global apiserver, client, pki, state, yaml, kubevip  # noqa: PLW0603
     import yaml as _yaml  # noqa: PLC0415
 
     from . import apiserver as _apiserver  # noqa: PLC0415
@@ -33,6 +33,9 @@ def _load_modules():
     from . import state as _state  # noqa: PLC0415
 
     apiserver, client, pki, state, yaml = _apiserver, _client, _pki, _state, _yaml
+    from . import kubevip as _kubevip  # noqa: PLC0415
+
+    kubevip = _kubevip
 
 
 RESTART_GAP = 2
@@ -123,6 +126,15 @@ def main(argv=None):
     version = versions.installed("kubelet")
     print(f"kubesim kubelet {version} for node {name}", flush=True)
     server, spec, last = None, None, 0.0
+
+    def local_api():
+        """The address this node's API server double serves on, '' while it is not running (for kube-vip)."""
+        return spec[0] if server is not None else ""
+
+    def log(message):
+        print(message, flush=True)
+
+    vip = kubevip.KubeVipPod(name, local_api, log)  # the kube-vip static pod (tests/kubesim/kubevip.py)
     while exists(args.config) and exists(args.kubeconfig):
         wanted = apiserver_spec()
         if wanted != spec:
@@ -144,7 +156,9 @@ def main(argv=None):
             last = heartbeat(name, last, version)
         except (OSError, ValueError) as e:
             print(f"heartbeat failed: {e}", flush=True)
+        vip.sync()
         time.sleep(0.5)
+    vip.stop()
     if server is not None:
         server.stop()
     print("kubelet configuration removed; exiting", file=sys.stderr)
