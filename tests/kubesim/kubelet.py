@@ -12,6 +12,7 @@ heartbeats its Node (Ready, nodeInfo.kubeletVersion = the installed kubelet doub
 
 import argparse
 import os
+import signal
 import sys
 import time
 
@@ -135,6 +136,13 @@ def main(argv=None):
         print(message, flush=True)
 
     vip = kubevip.KubeVipPod(name, local_api, log)  # the kube-vip static pod (tests/kubesim/kubevip.py)
+
+    def terminate(signum, frame):
+        # systemctl stop/restart kubelet: the double's pods end with it, and the VIP address must not stay behind.
+        vip.stop(release=False)
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, terminate)
     while exists(args.config) and exists(args.kubeconfig):
         wanted = apiserver_spec()
         if wanted != spec:
