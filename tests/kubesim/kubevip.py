@@ -285,12 +285,13 @@ class KubeVip:
                 return
             self._stop.wait(s["retry_period"])
 
-    def stop(self):
-        """SIGTERM: cancel the leader election (ReleaseOnCancel), delete the VIP."""
+    def stop(self, release=True):
+        """SIGTERM: cancel the leader election (ReleaseOnCancel), delete the VIP. ``release=False``: the kubelet
+        double itself stops (on a real node kube-vip would go on running): the address goes, the lease stays."""
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=10)
-        if self.leader:
+        if self.leader and release:
             self.elector.release()
             self.leader = False
         self.announcer.remove()
@@ -341,7 +342,7 @@ class KubeVipPod:
             if self.spec[0]["leader_election"]:
                 self.running = KubeVip(self.spec[0], self.node, self.local_api, self.announcer, self.log).start()
 
-    def stop(self):
+    def stop(self, release=True):
         if self.running is not None:
-            self.running.stop()
+            self.running.stop(release)
             self.running = None
