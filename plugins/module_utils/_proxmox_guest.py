@@ -99,10 +99,16 @@ def live_status(client, node, kind, vmid):
     return client.get("nodes/%s/%s/%s/status/current" % (node, kind, vmid), what=guest_word(kind, vmid)) or {}
 
 
-def node_problem(nodes, node):
-    """Why ``node`` cannot take a guest (unknown or offline), or None."""
+def node_problem(nodes, node, planned=()):
+    """Why ``node`` cannot take a guest (unknown or offline), or None; a ``planned`` node (one that joins
+    the cluster earlier in the same run, check mode only) counts as a member."""
+    if node not in nodes and node in planned:
+        return None
     if node not in nodes:
-        return "node %s is not in the cluster (nodes: %s)" % (node, ", ".join(sorted(nodes)) or "none")
+        joining = sorted(set(planned) - set(nodes))
+        return "node %s is not in the cluster (nodes: %s)%s" % (
+            node, ", ".join(sorted(nodes)) or "none",
+            " and does not join it in this run (planned: %s)" % ", ".join(joining) if joining else "")
     if nodes[node].get("status") != "online":
         return "node %s is offline" % node
     return None

@@ -332,13 +332,30 @@ class Planner(object):
     def plan(self, items):
         raise NotImplementedError
 
-    def check_nodes_exist(self, what, nodes):
-        """Refuse unknown node names before any write (one read of the cluster resources)."""
+    def planned_nodes(self):
+        """Check mode: the nodes that join the cluster earlier in the same run (``planned_nodes``) and are
+        not members yet; empty outside check mode, where the join has happened."""
+        if not self.module.check_mode:
+            return []
         _guests, known = self.state.cluster()
-        unknown = sorted(set(str(n).partition(":")[0] for n in nodes) - set(known))
+        return sorted(set(self.module.params.get("planned_nodes") or []) - set(known))
+
+    def node_names(self):
+        """The cluster's node names, with the planned nodes of a check-mode plan."""
+        _guests, known = self.state.cluster()
+        return sorted(set(known) | set(self.planned_nodes()))
+
+    def check_nodes_exist(self, what, nodes):
+        """Refuse unknown node names before any write (one read of the cluster resources); in check mode
+        the nodes that join the cluster earlier in the run (``planned_nodes``) count as members."""
+        _guests, known = self.state.cluster()
+        planned = self.planned_nodes()
+        unknown = sorted(set(str(n).partition(":")[0] for n in nodes) - set(known) - set(planned))
         if unknown:
-            raise ProxmoxError("%s names %s, which %s not a node of this cluster (nodes: %s)" % (
-                what, ", ".join(unknown), "is" if len(unknown) == 1 else "are", ", ".join(sorted(known))))
+            raise ProxmoxError("%s names %s, which %s not a node of this cluster (nodes: %s)%s" % (
+                what, ", ".join(unknown), "is" if len(unknown) == 1 else "are", ", ".join(sorted(known)),
+                "" if not planned else " and %s not join it in this run (planned: %s)" % (
+                    "does" if len(unknown) == 1 else "do", ", ".join(planned))))
 
     def return_values(self, list_mode):
         """The module's result keys besides changed/diff/warnings."""
@@ -770,8 +787,7 @@ class RulePlanner(Planner):
                                        "Proxmox VE 9 allows one; remove it from one of them or disable one"
                                        % (sid, owner[sid], name))
                 owner[sid] = name
-        _guests, nodes = self.state.cluster()
-        check_feasible(future, sorted(nodes), touched)
+        check_feasible(future, self.node_names(), touched)
 
     @staticmethod
     def _view(name, rule):
@@ -991,6 +1007,9 @@ class ResourcePlanner(Planner):
             return None
         verb = "migrate" if item["migrate_to"] else "relocate"
         _guests, nodes = self.state.cluster()
+        if target not in nodes and target in self.planned_nodes():
+            # check mode: the node joins earlier in the run, so the request is planned like one to a member
+            nodes = dict(nodes, **{target: True})
         if target not in nodes:
             raise ProxmoxError("HA resource %s: cannot %s to %s, which is not a node of this cluster (nodes: %s)"
                                % (sid, verb, target, ", ".join(sorted(nodes))))

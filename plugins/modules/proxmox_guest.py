@@ -274,6 +274,16 @@ options:
         a message naming the lock.
     type: int
     default: 0
+  planned_nodes:
+    description:
+      - Check mode only. Names of nodes that join the cluster earlier in the same run (the
+        C(ailab.cluster.proxmox_cluster) role's nodes), so that the plan of a fresh cluster accepts a new
+        guest on such a node (with a warning) instead of refusing the node as unknown. A node neither in the
+        cluster nor in this list is refused. Ignored outside check mode, where the join has happened.
+      - A top-level option only, not an item key of O(guests).
+    type: list
+    elements: str
+    default: []
   config_check:
     description:
       - How an existing guest is checked for changes.
@@ -1217,9 +1227,13 @@ class Guest(object):
         p = self.p
         if not self.node:
             raise GuestError("node is required to create %s: set the node it should run on" % self.what)
-        problem = node_problem(self.nodes, self.node)
+        planned = self.module.params["planned_nodes"] if self.check else []
+        problem = node_problem(self.nodes, self.node, planned)
         if problem:
             raise GuestError("cannot create %s: %s" % (self.what, problem))
+        if self.node not in self.nodes:
+            self.warnings.append("%s: node %s joins the cluster in this run (planned_nodes); the guest is created "
+                                 "there once it is a member" % (self.what, self.node))
         if p["vmid"] is None and not p["name"]:
             raise GuestError("set name or vmid for the new guest")
         # /cluster/resources leaves out the guests the caller may not see: make sure this one is new,
@@ -1677,7 +1691,8 @@ def guest_params(module):
 
 
 def main():
-    spec = dict(GUEST_SPEC, guests=dict(type="list", elements="dict"))
+    spec = dict(GUEST_SPEC, guests=dict(type="list", elements="dict"),
+                planned_nodes=dict(type="list", elements="str", default=[]))
     kwargs = proxmox_module_kwargs()
     kwargs["mutually_exclusive"] = kwargs["mutually_exclusive"] + [("guests", "name"), ("guests", "vmid")]
     kwargs["required_one_of"] = kwargs["required_one_of"] + [("name", "vmid", "guests")]

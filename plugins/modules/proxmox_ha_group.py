@@ -97,6 +97,15 @@ options:
       - Only with O(groups).
     type: bool
     default: false
+  planned_nodes:
+    description:
+      - Check mode only. Names of nodes that join the cluster earlier in the same run (the
+        C(ailab.cluster.proxmox_cluster) role's nodes), so that the plan of a fresh cluster accepts them
+        in O(nodes) instead of refusing them as unknown. A node neither in the cluster nor in this list is
+        refused. Ignored outside check mode, where the join has happened.
+    type: list
+    elements: str
+    default: []
 notes:
   - See C(docs/proxmox_ha.md) in the collection for the PVE 8 to 9 behaviour of all HA modules.
 seealso:
@@ -164,7 +173,7 @@ from ansible_collections.ailab.cluster.plugins.module_utils._proxmox_ha import G
 
 
 def main():
-    run_ha_module(GroupPlanner)
+    run_ha_module(GroupPlanner, planned_nodes=dict(type="list", elements="str", default=[]))
 
 
 if __name__ == "__main__":

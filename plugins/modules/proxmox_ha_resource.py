@@ -131,6 +131,15 @@ options:
       - Also the time to wait for each migration or relocation to finish.
     type: int
     default: 300
+  planned_nodes:
+    description:
+      - Check mode only. Names of nodes that join the cluster earlier in the same run (the
+        C(ailab.cluster.proxmox_cluster) role's nodes), so that the plan of a fresh cluster accepts them
+        as the target of O(migrate_to) or O(relocate_to) instead of refusing them as unknown. A node neither
+        in the cluster nor in this list is refused. Ignored outside check mode, where the join has happened.
+    type: list
+    elements: str
+    default: []
   planned_groups:
     description:
       - Check mode only, Proxmox VE 8. HA groups (dicts with at least C(name), as M(ailab.cluster.proxmox_ha_group)
@@ -228,7 +237,8 @@ from ansible_collections.ailab.cluster.plugins.module_utils._proxmox_ha import R
 
 
 def main():
-    run_ha_module(ResourcePlanner, wait_timeout=dict(type="int", default=300),
+    run_ha_module(ResourcePlanner, planned_nodes=dict(type="list", elements="str", default=[]),
+                  wait_timeout=dict(type="int", default=300),
                   planned_guests=dict(type="list", elements="int", default=[]),
                   planned_groups=dict(type="list", elements="dict", default=[]))
 

@@ -110,6 +110,17 @@ options:
       - Only with O(rules).
     type: bool
     default: false
+  planned_nodes:
+    description:
+      - Check mode only. Names of nodes that join the cluster earlier in the same run (the
+        C(ailab.cluster.proxmox_cluster) role's nodes), so that the plan of a fresh cluster accepts them
+        in the O(nodes) of a node-affinity rule (and in the groups of O(planned_groups)) and counts them
+        among the nodes a negative resource-affinity rule spreads its resources over, instead of refusing
+        them as unknown. A node neither in the cluster nor in this list is refused. Ignored outside check
+        mode, where the join has happened.
+    type: list
+    elements: str
+    default: []
   planned_resources:
     description:
       - Check mode only. HA resource ids (C(vm:201)) that an earlier task of the same run makes HA managed,
@@ -204,7 +215,8 @@ from ansible_collections.ailab.cluster.plugins.module_utils._proxmox_ha import R
 
 
 def main():
-    run_ha_module(RulePlanner, planned_resources=dict(type="list", elements="str", default=[]),
+    run_ha_module(RulePlanner, planned_nodes=dict(type="list", elements="str", default=[]),
+                  planned_resources=dict(type="list", elements="str", default=[]),
                   planned_groups=dict(type="list", elements="dict", default=[]),
                   planned_members=dict(type="list", elements="dict", default=[]))
 
