@@ -367,20 +367,26 @@ class ProxmoxClient(object):
         raise ProxmoxError("%s failed: %s. Task log tail: %s" % (what, exitstatus or "unknown error", " | ".join(tail)))
 
     def task_log_tail(self, node, upid, lines=10, page=500, max_pages=40):
-        """The last ``lines`` lines of a task log (PVE pages it: ``start``/``limit``, first lines first).
+        """The last ``lines`` lines of a task log, in one read: ``limit=0`` returns the whole log.
 
-        The log is read a page at a time until a page comes back short, so a long log (a migration
-        with many disks) still gives its end, where the error is; at most ``max_pages`` pages.
+        pve-manager PVE/API2/Tasks.pm read_task_log passes ``limit`` to pve-common PVE::Tools::dump_logfile,
+        which reads to the end of the file when it is 0 (``read_until_end``); without ``limit`` PVE returns
+        the first 50 lines only, and a page of 500 would miss the end of a long log, where the error is.
+        A node whose pve-common predates ``read_until_end`` treats 0 as the default and answers exactly 50
+        lines: then the rest of the log is read a page at a time (``page`` lines, at most ``max_pages`` pages) until
+        a page comes back short.
         """
         what = "task %s log" % upid
         path = "nodes/%s/tasks/%s/log" % (node, upid)
-        log = self.get(path, what=what, limit=page)
+        log = self.get(path, what=what, limit=0)
         tail = list(log[-lines:]) if isinstance(log, list) else []
-        start, pages = page, 1
-        while isinstance(log, list) and len(log) >= page and pages < max_pages:
-            log = self.get(path, what=what, start=start, limit=page)
-            if isinstance(log, list) and log:
+        if isinstance(log, list) and len(log) == 50:  # an old node: 0 meant 50
+            start, pages, log = 50, 1, [None] * page
+            while len(log) >= page and pages < max_pages:
+                log = self.get(path, what=what, start=start, limit=page)
+                if not isinstance(log, list):
+                    break
                 tail = (tail + list(log))[-lines:]
-            start += page
-            pages += 1
+                start += page
+                pages += 1
         return [line.get("t", "") for line in tail if isinstance(line, dict)]

@@ -3,7 +3,8 @@
 Faults are armed through the control API (``POST /_sim/faults``) and are consumed as they fire:
 
 * ``task_fail`` - the next ``count`` tasks of ``task_type`` (e.g. ``qmstart``; ``*`` = any)
-  finish with ``exitstatus`` = ``message`` and change nothing.
+  finish with ``exitstatus`` = ``message`` and change nothing; with ``log_lines`` their log has
+  that many progress lines before the ``TASK ERROR`` line (a long log).
 * ``slow_tasks`` - tasks of ``task_type`` take ``delay`` extra seconds (``count`` times, or
   until cleared when ``count`` is 0).
 * ``http_error`` - the next ``count`` API requests whose path matches the regular expression
@@ -45,6 +46,7 @@ class Fault:
     method: str | None = None
     path: str | None = None
     status: int = 500
+    log_lines: int = 0
 
     def as_dict(self):
         """JSON form for ``GET /_sim/faults``."""
@@ -119,11 +121,12 @@ class FaultInjector:
             raise ValueError("count must be >= 0")
         fault = Fault(kind=kind, remaining=count)
         for key, value in options.items():
-            if key not in ("task_type", "message", "delay", "method", "path", "status"):
+            if key not in ("task_type", "message", "delay", "method", "path", "status", "log_lines"):
                 raise ValueError(f"unknown fault option '{key}'")
             setattr(fault, key, value)
         fault.delay = float(fault.delay)
         fault.status = int(fault.status)
+        fault.log_lines = int(fault.log_lines)
         if fault.method:
             fault.method = fault.method.upper()
         if kind == "http_error":
@@ -177,8 +180,12 @@ class FaultInjector:
 
     def task_failure(self, task_type):
         """Message for a task of ``task_type`` that must fail, or None."""
-        fault = self._take(lambda f: f.kind == "task_fail" and f.task_type in ("*", task_type))
+        fault = self.task_failure_fault(task_type)
         return fault.message if fault else None
+
+    def task_failure_fault(self, task_type):
+        """The ``task_fail`` fault (message, log_lines) for a task of ``task_type`` that must fail, or None."""
+        return self._take(lambda f: f.kind == "task_fail" and f.task_type in ("*", task_type))
 
     def task_delay(self, task_type):
         """Extra seconds for a task of ``task_type``."""

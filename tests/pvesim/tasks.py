@@ -111,9 +111,9 @@ class TaskRunner:
         task = Task(node, pid, int(time.monotonic() * 100) & 0xFFFFFFFF, task_type, task_id, user, work, undo)
         delay = self.duration if duration is None else duration
         delay += self.faults.task_delay(task_type)
-        failure = self.faults.task_failure(task_type)
+        failure = self.faults.task_failure_fault(task_type)
         if failure is not None:
-            task.work = _failing(failure, undo)
+            task.work = _failing(failure.message, undo, failure.log_lines)
         with self._cond:
             self.tasks[task.upid] = task
             self._order.append(task.upid)
@@ -207,8 +207,10 @@ class TaskRunner:
             self.on_finish()
 
 
-def _failing(message, undo):
+def _failing(message, undo, log_lines=0):
     def work(task):
+        for number in range(1, log_lines + 1):  # a long log before the error (a migration of many disks)
+            task.log(f"progress line {number}")
         if undo is not None:
             undo(task)
         raise TaskFailure(message)

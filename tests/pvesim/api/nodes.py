@@ -74,8 +74,12 @@ def task_status(call):
 
 @route("GET", "/nodes/{node}/tasks/{upid}/log")
 def task_log(call):
-    """Task log lines ``[{n, t}]`` (``start``/``limit`` like PVE, default limit 50)."""
+    """Task log lines ``[{n, t}]`` (``start``/``limit`` like PVE, default limit 50; ``limit=0``: to the end)."""
     task = _task(call)
+    # pve-manager PVE/API2/Tasks.pm read_task_log: start // 0, limit // 50, then PVE::Tools::dump_logfile
+    # (pve-common src/PVE/Tools.pm dump_logfile_by_filehandle): read_until_end = (limit == 0), so limit=0
+    # returns every line from ``start`` to the end of the log, not the default 50; lines are numbered from
+    # 1 (``n``); an empty log is the one line "no content"; a start past the end gives [].
     start = call.get("start", 0)
     limit = call.get("limit", 50)
     lines = task.lines or ["no content"]

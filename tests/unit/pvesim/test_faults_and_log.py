@@ -124,3 +124,37 @@ def test_bad_fault_requests_are_rejected(pve9_sim):
         pve9_sim.fault("meteor")
     with pytest.raises(SimulatorError, match="unknown fault option"):
         pve9_sim.fault("task_fail", colour="red")
+
+
+def test_task_log_limit_0_reads_to_the_end(pve9_sim, wait):
+    """pve-manager PVE/API2/Tasks.pm read_task_log (limit defaults to 50) and pve-common PVE/Tools.pm
+    dump_logfile_by_filehandle (read_until_end when limit is 0): limit=0 is the whole log from start."""
+    api = pve9_sim.api()
+    pve9_sim.fault("task_fail", task_type="qmcreate", message="lvcreate failed: out of extents", count=1,
+                   log_lines=120)
+    status = wait(api, api.nodes("pve-1").qemu.post(vmid=100, scsi0="local-lvm:8"))
+    log = api.nodes("pve-1").tasks(status["upid"]).log
+    assert len(log.get()) == 50 and log.get()[-1] == {"n": 50, "t": "progress line 50"}
+    whole = log.get(limit=0)
+    assert len(whole) == 121 and whole[-1] == {"n": 121, "t": "TASK ERROR: lvcreate failed: out of extents"}
+    assert [line["n"] for line in log.get(start=100, limit=0)] == list(range(101, 122))
+    assert log.get(start=110, limit=5) == [{"n": n, "t": "progress line %d" % n} for n in range(111, 116)]
+    assert log.get(start=500, limit=0) == []
+
+
+def test_a_failed_task_names_the_end_of_a_long_log(pve9_sim, run_module):
+    """The modules' task error carries the last lines of the log (one read with limit=0), not its start."""
+    from ansible_collections.ailab.cluster.plugins.modules import proxmox_guest
+
+    pve9_sim.fault("task_fail", task_type="qmcreate", message="lvcreate failed: out of extents", count=1,
+                   log_lines=600)
+    pve9_sim.clear_log()
+    result = run_module(proxmox_guest, dict(pve9_sim.module_params(), name="big", vmid=100, node="pve-1",
+                                            disks={"scsi0": {"storage": "local-lvm", "size": "8G"}}))
+    assert result["failed"]
+    assert result["msg"].endswith("Task log tail: progress line 592 | progress line 593 | progress line 594 | "
+                                  "progress line 595 | progress line 596 | progress line 597 | progress line 598 | "
+                                  "progress line 599 | progress line 600 | TASK ERROR: lvcreate failed: out of "
+                                  "extents"), result["msg"]
+    logs = [r for r in pve9_sim.reads() if r["path"].endswith("/log")]
+    assert [r["params"] for r in logs] == [{"limit": "0"}], logs  # one read; the old 500-line pages took two

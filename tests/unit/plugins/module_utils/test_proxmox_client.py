@@ -320,7 +320,7 @@ def test_a_failed_task_reports_the_last_ten_log_lines(clock):
     err = error_of(client.wait_task, "pve-1", UPID, "starting VM 100")
     assert err.msg == ("starting VM 100 failed: command 'qm start 100' failed: exit code 1. Task log tail: "
                        "line 4 | line 5 | line 6 | line 7 | line 8 | line 9 | line 10 | line 11 | line 12 | ")
-    assert api.calls[-1] == ("get", "nodes/pve-1/tasks/%s/log" % UPID, {"limit": 500})
+    assert api.calls[-1] == ("get", "nodes/pve-1/tasks/%s/log" % UPID, {"limit": 0})
     assert client.reads == 3
 
 

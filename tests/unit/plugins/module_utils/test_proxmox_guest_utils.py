@@ -302,10 +302,16 @@ def test_fingerprint_tags_and_user_tags():
 
 # ------------------------------------------------------------------ task log tail (_proxmox.py)
 class PagedLogApi(object):
-    """``api(path).get(start=, limit=)`` over a task log of ``count`` lines, as PVE pages it."""
+    """``api(path).get(start=, limit=)`` over a task log of ``count`` lines, as PVE pages it.
 
-    def __init__(self, count):
+    pve-manager PVE/API2/Tasks.pm read_task_log: ``limit`` defaults to 50; pve-common PVE::Tools
+    dump_logfile_by_filehandle reads to the end when it is 0 (``read_until_end``). With ``old`` the
+    node's pve-common predates that and 0 means the default, 50.
+    """
+
+    def __init__(self, count, old=False):
         self.lines = [{"n": i, "t": "line %d" % i} for i in range(1, count + 1)]
+        self.old = old
         self.calls = []
 
     def __call__(self, path):
@@ -314,26 +320,42 @@ class PagedLogApi(object):
         class Resource(object):
             def get(self, **params):
                 api.calls.append((path, params))
-                start, limit = params.get("start", 0), params["limit"]
-                return api.lines[start:start + limit]
+                start, limit = params.get("start", 0), params.get("limit", 50)
+                if limit == 0 and api.old:
+                    limit = 50
+                return api.lines[start:start + limit] if limit else api.lines[start:]
 
         return Resource()
 
 
-@pytest.mark.parametrize(("count", "pages"), [(3, 1), (499, 1), (500, 2), (1234, 3), (1500, 4)])
-def test_task_log_tail_is_the_end_of_a_long_log(count, pages):
+@pytest.mark.parametrize("count", [3, 49, 50, 51, 500, 1234, 5000])
+def test_task_log_tail_is_the_end_of_a_long_log_in_one_read(count):
     from ansible_collections.ailab.cluster.plugins.module_utils._proxmox import ProxmoxClient
 
     api = PagedLogApi(count)
     tail = ProxmoxClient(api).task_log_tail("pve-1", UPID)
     assert tail == ["line %d" % i for i in range(max(1, count - 9), count + 1)]
     path = "nodes/pve-1/tasks/%s/log" % UPID
-    assert api.calls == [(path, {"limit": 500})] + [(path, {"start": 500 * i, "limit": 500}) for i in range(1, pages)]
+    # limit=0: the whole log (a log of exactly 50 lines costs one more read, which answers [])
+    expected = [(path, {"limit": 0})] + ([(path, {"start": 50, "limit": 500})] if count == 50 else [])
+    assert api.calls == expected
+
+
+@pytest.mark.parametrize(("count", "reads"), [(3, 1), (50, 2), (549, 2), (550, 3), (1234, 4)])
+def test_task_log_tail_pages_on_a_node_where_limit_0_means_50(count, reads):
+    from ansible_collections.ailab.cluster.plugins.module_utils._proxmox import ProxmoxClient
+
+    api = PagedLogApi(count, old=True)
+    tail = ProxmoxClient(api).task_log_tail("pve-1", UPID)
+    assert tail == ["line %d" % i for i in range(max(1, count - 9), count + 1)]
+    path = "nodes/pve-1/tasks/%s/log" % UPID
+    assert api.calls == [(path, {"limit": 0})] + [(path, {"start": 50 + 500 * i, "limit": 500})
+                                                  for i in range(reads - 1)]
 
 
 def test_task_log_tail_reads_at_most_max_pages():
     from ansible_collections.ailab.cluster.plugins.module_utils._proxmox import ProxmoxClient
 
-    api = PagedLogApi(5000)
+    api = PagedLogApi(5000, old=True)
     tail = ProxmoxClient(api).task_log_tail("pve-1", UPID, lines=3, page=100, max_pages=4)
-    assert tail == ["line 398", "line 399", "line 400"] and len(api.calls) == 4
+    assert tail == ["line 348", "line 349", "line 350"] and len(api.calls) == 4
