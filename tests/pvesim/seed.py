@@ -103,8 +103,11 @@ DEFAULT_SEED = {
     "ha": {"groups": [], "resources": [], "rules": []},
     "backup_jobs": [],
     "pci_mappings": [
-        {"id": "gpu-rtx3090", "map": ["node=pve-1,path=0000:01:00,id=10de:2204",
-                                      "node=pve-2,path=0000:01:00,id=10de:2204"]},
+        # Entries as the GUI writes them: Proxmox VE refuses to start a VM with an entry that lacks the IOMMU
+        # group or subsystem ID its device has (pve-guest-common PVE/Mapping/PCI.pm assert_valid).
+        {"id": "gpu-rtx3090", "map": [
+            "node=pve-1,path=0000:01:00,id=10de:2204,iommugroup=14,subsystem-id=10de:1454",
+            "node=pve-2,path=0000:01:00,id=10de:2204,iommugroup=14,subsystem-id=10de:1454"]},
     ],
 }
 

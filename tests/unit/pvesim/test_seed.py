@@ -97,7 +97,8 @@ def test_default_seed_maps_the_gpus_of_both_nodes(sandbox):
     api = sandbox.api()
     assert api.cluster.mapping.pci.get(**{"check-node": "pve-2"}) == [{
         "id": "gpu-rtx3090", "type": "pci", "checks": [],
-        "map": ["node=pve-1,path=0000:01:00,id=10de:2204", "node=pve-2,path=0000:01:00,id=10de:2204"]}]
+        "map": ["node=pve-1,path=0000:01:00,id=10de:2204,iommugroup=14,subsystem-id=10de:1454",
+                "node=pve-2,path=0000:01:00,id=10de:2204,iommugroup=14,subsystem-id=10de:1454"]}]
     gpus = [d for d in api.nodes("pve-1").hardware.pci.get() if d["id"].startswith("0000:01:00")]
     expected = [("0000:01:00.0", "0x10de", "0x2204"), ("0000:01:00.1", "0x10de", "0x1aef")]
     assert [(d["id"], d["vendor"], d["device"]) for d in gpus] == expected
