@@ -657,19 +657,68 @@ def _do_start(state, guest, kind, task):
 
 
 def _check_pci(state, guest, node, key, value):
+    """The start checks of one ``hostpciN`` (qemu-server PVE/QemuServer/PCI.pm parse_hostpci, then
+    prepare_pci_device)."""
     parsed = parse_property_string(value, "host")
-    devices = {d["id"] for d in node.pci_devices}
+    devices = {d["id"]: d for d in node.pci_devices}
     if parsed.get("mapping"):
-        mapping = state.pci_mappings.get(parsed["mapping"])
-        if mapping is None:
-            raise TaskFailure(f"PCI mapping '{parsed['mapping']}' does not exist")
-        if not any(f"node={node.name}" in entry.split(",") for entry in mapping.get("map", [])):
-            raise TaskFailure(f"PCI mapping '{parsed['mapping']}' has no entry for node '{node.name}'")
-        return
-    for host in parsed.get("host", "").split(";"):
+        name = parsed["mapping"]
+        mapping = state.pci_mappings.get(name)
+        # parse_hostpci: PVE::Mapping::PCI::find_on_current_node gives the entries for this node.
+        entries = [parse_property_string(e) for e in (mapping or {}).get("map", []) if f"node={node.name}" in e.split(",")]
+        if not entries:
+            raise TaskFailure(f"PCI device mapping not found for '{name}'")
+        for entry in entries:  # every entry of the node must be valid, not only the one that is used
+            problem = _mapping_entry_problem(name, entry, devices)
+            if problem:
+                raise TaskFailure(f"PCI device mapping invalid (hardware probably changed): {problem}")
+        paths = [path for entry in entries for path in entry.get("path", "").split(";")]
+    else:
+        paths = parsed.get("host", "").split(";")
+    used = []
+    for host in paths:
         full = host if host.count(":") == 2 else f"0000:{host}"
-        if not any(device == full or device.startswith(full + ".") for device in devices):
+        found = [d for d in devices.values() if d["id"] == full or d["id"].startswith(full + ".")]
+        if not found:
             raise TaskFailure(f"no PCI device found for '{host}'")
+        used.extend(found)
+    # qemu-server PVE/QemuServer/PCI.pm prepare_pci_device: PVE::SysFSTools::check_iommu_support (IOMMU groups
+    # exist) before binding to vfio; the devices of a node without IOMMU report group -1 (SysFSTools.pm lspci).
+    if any(str(d.get("iommugroup")) == "-1" for d in used):
+        raise TaskFailure("cannot prepare PCI pass-through, IOMMU not present")
+
+
+def _mapping_entry_problem(name, entry, devices):
+    """pve-guest-common src/PVE/Mapping/PCI.pm assert_valid: each path's device must exist, and its vendor:device
+    ID, IOMMU group (first path only) and subsystem ID must be the configured ones. An ID the device has must be
+    configured ("missing expected property"); one it lacks must not be; values compare as strings without
+    ``0x``. The IOMMU group of a node without IOMMU is -1 (pve-common PVE/SysFSTools.pm pci_device_info)."""
+    configured = {"id": entry.get("id"), "iommugroup": entry.get("iommugroup"),
+                  "subsystem-id": entry.get("subsystem-id")}
+    for index, given in enumerate(entry.get("path", "").split(";")):
+        # the whole device (no function): its function 0 must exist
+        path = given if re.search(r"\.[a-f0-9]", given, re.IGNORECASE) else f"{given}.0"
+        device = devices.get(path)
+        if device is None:
+            return f"pci device '{path}' not found"
+        expected = {"id": f"{device['vendor']}:{device['device']}", "iommugroup": device.get("iommugroup"),
+                    "subsystem-id": None}
+        if device.get("subsystem_vendor") is not None and device.get("subsystem_device") is not None:
+            expected["subsystem-id"] = f"{device['subsystem_vendor']}:{device['subsystem_device']}"
+        for prop in sorted(expected):
+            if prop == "iommugroup" and index > 0:
+                continue  # checked on the first device only
+            want, have = expected[prop], configured[prop]
+            if want is None and have is None:
+                continue
+            if have is None:
+                return f"missing expected property '{prop}' for device '{path}'"
+            if want is None:
+                return f"unexpected property '{prop}' configured for device '{path}'"
+            want, have = str(want).replace("0x", ""), str(have).replace("0x", "")
+            if want != have:
+                return f"'{prop}' does not match for '{name}' ({want} != {have})"
+    return None
 
 
 def _ha_request(call, kind, guest, action):

@@ -42,8 +42,8 @@ def _checks(state, mapping_name, mapping, node_name):
                                           f"found {found}."})
             # pve-manager PVE/Mapping/PCI.pm assert_valid (what a VM start checks too): the IOMMU group of
             # the first device of the entry must be the configured one; -1 while IOMMU is off on the host
-            # (pve-common PVE/SysFSTools.pm lspci). Not modelled: "missing expected property" for an entry
-            # without iommugroup or subsystem-id.
+            # (pve-common PVE/SysFSTools.pm lspci). Not reported here: "missing expected property" for an entry
+            # without iommugroup or subsystem-id; a VM start checks it (api/guests.py _mapping_entry_problem).
             group = device.get("iommugroup")
             if entry.get("iommugroup") not in (None, "") and group is not None and str(group) != entry["iommugroup"] \
                     and path == entry.get("path", "").split(";")[0]:

@@ -6,8 +6,8 @@ from proxmoxer.core import ResourceException
 from pvesim.seed import empty_seed, load_seed, without_iommu
 from pvesim.testing import SimulatorProcess
 
-GPU_MAP = ["node=pve-1,path=0000:01:00,id=10de:2204,iommugroup=14",
-           "node=pve-2,path=0000:01:00,id=10de:2204,iommugroup=14"]
+GPU_MAP = ["node=pve-1,path=0000:01:00,id=10de:2204,iommugroup=14,subsystem-id=10de:1454",
+           "node=pve-2,path=0000:01:00,id=10de:2204,iommugroup=14,subsystem-id=10de:1454"]
 
 
 def test_backup_job_crud(pve_sim, wait):

@@ -10,6 +10,8 @@ from ansible_collections.ailab.cluster.plugins.modules import proxmox_guest
 
 CT_TEMPLATE = "local:vztmpl/debian-12-standard_12.7-1_amd64.tar.zst"
 KEYS = ["ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIlab admin@lab", "ssh-rsa AAAAB3NzaC1yc2EAAAADAQAB ops@lab"]
+# A complete mapping entry (the IDs and IOMMU group of the seed's RTX 3090): a VM start checks them all.
+GPU_ENTRY = "node=%s,path=0000:01:00,id=10de:2204,iommugroup=14,subsystem-id=10de:1454"
 
 
 def vm_args(sim, **extra):
@@ -435,8 +437,7 @@ def test_task_failure_is_reported_with_the_log(pve9_sim, run_module):
 
 # ---------------------------------------------------------------------------------- GPU and agent
 def test_gpu_vm_through_a_pci_mapping(pve_sim, run_module):
-    pve_sim.api().cluster.mapping.pci.post(id="rtx3090", map=["node=pve-1,path=0000:01:00,id=10de:2204",
-                                                              "node=pve-2,path=0000:01:00,id=10de:2204"])
+    pve_sim.api().cluster.mapping.pci.post(id="rtx3090", map=[GPU_ENTRY % "pve-1", GPU_ENTRY % "pve-2"])
     args = vm_args(pve_sim, name="k8s-gpu-1", hostpci={"hostpci0": {"mapping": "rtx3090", "pcie": True}},
                    config={"machine": "q35"}, state="started", ipconfig=None)
     result = run_module(proxmox_guest, args)

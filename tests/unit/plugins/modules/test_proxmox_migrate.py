@@ -5,6 +5,8 @@ import pytest
 from ansible_collections.ailab.cluster.plugins.modules import proxmox_migrate
 
 CT_TEMPLATE = "local:vztmpl/debian-12-standard_12.7-1_amd64.tar.zst"
+# A complete mapping entry (the IDs and IOMMU group of the seed's RTX 3090): a VM start checks them all.
+GPU_ENTRY = "node=%s,path=0000:01:00,id=10de:2204,iommugroup=14,subsystem-id=10de:1454"
 
 
 def make_vm(sim, vmid=103, name="maria-gpu", node="pve-1", disk="nas:32", running=True, **config):
@@ -216,8 +218,7 @@ def test_local_pci_device_blocks_migration(pve9_sim, run_module):
 
 def test_mapped_gpu_migrates_only_when_stopped_unless_live_capable(pve9_sim, run_module):
     api = pve9_sim.api()
-    api.cluster.mapping.pci.post(id="rtx3090", map=["node=pve-1,path=0000:01:00,id=10de:2204",
-                                                    "node=pve-2,path=0000:01:00,id=10de:2204"])
+    api.cluster.mapping.pci.post(id="rtx3090", map=[GPU_ENTRY % "pve-1", GPU_ENTRY % "pve-2"])
     make_vm(pve9_sim, hostpci0="mapping=rtx3090,pcie=1", machine="q35")
     pve9_sim.clear_log()
     running = run_module(proxmox_migrate, dict(pve9_sim.module_params(), vmid=103, target="pve-2"))
