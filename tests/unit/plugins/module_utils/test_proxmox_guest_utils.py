@@ -134,6 +134,11 @@ def test_node_problem():
     assert g.node_problem(nodes, "pve-2") == "node pve-2 is offline"
     assert g.node_problem(nodes, "pve-9") == "node pve-9 is not in the cluster (nodes: pve-1, pve-2)"
     assert g.node_problem({}, "pve-9") == "node pve-9 is not in the cluster (nodes: none)"
+    # planned nodes (check mode: they join earlier in the run) count as members; members are not listed as planned
+    assert g.node_problem(nodes, "pve-3", ["pve-1", "pve-3"]) is None
+    assert g.node_problem(nodes, "pve-9", ["pve-1", "pve-3"]) == (
+        "node pve-9 is not in the cluster (nodes: pve-1, pve-2) and does not join it in this run (planned: pve-3)")
+    assert g.node_problem(nodes, "pve-9", ["pve-1"]) == "node pve-9 is not in the cluster (nodes: pve-1, pve-2)"
 
 
 # ------------------------------------------------------------------ tasks
