@@ -6,7 +6,11 @@
                 check, playbooks/proxmox.yml (cluster, storage, PCI mapping, guests, HA, backup job) and
                 a live migration drill (sandbox.migration_drill_play)
     nodes       one local systemd container per Kubernetes node VM (docker connection): playbooks/nodes.yml
-    kubernetes  kubeadm: not run (its test double runs in molecule, not here yet); the pod network objects in export mode
+    kubernetes  on the node containers against the kubeadm/kubelet/kubectl test double (tests/kubesim, installed
+                by molecule/shared/kubesim/install.yml): playbooks/kubernetes.yml for real (kubeadm init,
+                joins, the pod network applied to the double's API server, the admin kubeconfig in
+                .cache/sandbox/kubeconfig), then the double's Nodes checked; without Docker, the pod
+                network objects in export mode only
     platform    storage, services, GPU, tenants and queues, JupyterHub, monitoring, dashboard in export
                 mode (playbooks/export.yml), validated by tests/export_check
     validate    playbooks/validate.yml, when present
@@ -15,8 +19,8 @@
 Each layer prints one line saying what it ran against; the closing table gives every layer's wall
 time. The sandbox is persistent: the simulator keeps its CA and cluster state in .cache/sandbox, the
 containers stay, so a second `make lab` changes nothing and writes an identical export.
-`make lab-reset` forgets the simulated cluster; `make lab-clean` also removes the containers and
-build/sandbox.
+`make lab-reset` forgets the simulated cluster; `make lab-clean` also removes the containers, the
+kubesim state volume (ailab-sandbox-kubesim) and build/sandbox.
 
 Environment: AILAB_PVE (9), ARGS (extra ansible-playbook options for every layer), AILAB_LAB_LAYERS
 (comma list of layers to run, default all), AILAB_SANDBOX_STATE (.cache/sandbox), AILAB_SANDBOX_BUILD
@@ -46,6 +50,7 @@ SANDBOX = Path(os.environ.get("AILAB_SANDBOX_STATE") or ROOT / ".cache" / "sandb
 BUILD = Path(os.environ.get("AILAB_SANDBOX_BUILD") or ROOT / "build" / "sandbox").resolve()
 STATE_FILE = SANDBOX / "state.json"
 TOKEN_FILE = SANDBOX / "pve-token.json"  # the least-privilege token (playbooks/proxmox_api_user.yml), mode 0600
+KUBESIM = ROOT / "tests" / "kubesim"  # the kubeadm/kubelet/kubectl test double, mounted in the node containers
 TTY = sys.stdout.isatty()
 
 
@@ -161,7 +166,7 @@ class Lab:
     def nodes(self, nodes):
         started = time.monotonic()
         try:
-            actions = sandbox_containers.ensure(nodes)
+            actions = sandbox_containers.ensure(nodes, KUBESIM)
         except sandbox_containers.ContainerError as exc:
             return self.add({**sandbox.not_run("nodes", f"the node containers are not ready: {exc}"),
                              "result": "failed"})
@@ -179,14 +184,45 @@ class Lab:
                                              args=["-e", f"ailab_kubernetes_export_dir={self.export_dir}"])
         return sandbox.playbook_layer(layer, "export", rc, output, time.monotonic() - started, what)
 
-    def kubernetes(self):
+    def kubernetes(self, docker_ok, nodes, inventory):
         # The export directory is kept between runs, as `make export` keeps its own: roles read back
         # what they generated there (JupyterHub's secrets), so a re-run writes the same files.
         # `make lab-clean` empties it.
         self.export_dir.mkdir(parents=True, exist_ok=True)
-        play = sandbox.write_playbook(BUILD / "pod_network.yml", sandbox.pod_network_play())
-        layer = self.export_run("kubernetes", play, "pod network (CNI) objects")
-        layer["detail"] = f"kubeadm not run: {sandbox.NO_KUBEADM_DOUBLE}; {layer['detail']}"
+        nodes_result = next((layer["result"] for layer in self.layers if layer["layer"] == "nodes"), "not run")
+        ready = docker_ok and nodes_result == "not run" and sandbox_containers.containers_ready(nodes, KUBESIM)
+        target, why = sandbox.kubernetes_target(docker_ok, nodes_result, ready)
+        if target == "not run":
+            return self.add(sandbox.not_run("kubernetes", why))
+        if target == "export":
+            play = sandbox.write_playbook(BUILD / "pod_network.yml", sandbox.pod_network_play())
+            layer = self.export_run("kubernetes", play, "pod network (CNI) objects")
+            layer["detail"] = f"{why}; {layer['detail']}"
+            return self.add(layer)
+        started = time.monotonic()
+        rc, output, _seconds = self.playbook("kubernetes", [sandbox.KUBESIM_INSTALL, "playbooks/kubernetes.yml"],
+                                             env=dict(os.environ, **sandbox.plain_env(TTY)),
+                                             args=["-e", f"kubeconfig_dest={SANDBOX / 'kubeconfig' / 'ailab.conf'}"])
+        control_planes = sandbox.group_hosts(inventory, "kube_control_plane")
+        workers = sandbox.group_hosts(inventory, "kube_node")
+        containers = {host: container for host, container, _image in nodes}
+        try:
+            cluster = sandbox.kubesim_cluster(sandbox_containers.kubesim_dump(containers[control_planes[0]]))
+        except (sandbox_containers.ContainerError, ValueError, IndexError, KeyError) as exc:
+            cluster, problems = None, [f"the test double's state could not be read: {exc}"]
+        else:
+            hostvars = inventory["_meta"]["hostvars"].get(control_planes[0]) or {}
+            problems = sandbox.kubernetes_problems(cluster, control_planes, workers,
+                                                   hostvars.get("kubernetes_packages_version"))
+        layer = sandbox.playbook_layer("kubernetes", "test double", rc, output, time.monotonic() - started,
+                                       "kubesim: " + (sandbox.kubernetes_summary(cluster, control_planes) if cluster
+                                                      else "no cluster state") + " (playbooks/kubernetes.yml)")
+        for problem in problems:
+            print(f"    PROBLEM {problem}")
+        self.facts.update(kubernetes_cluster=cluster, kubernetes_problems=problems)
+        if problems and layer["result"] == "ok":
+            layer["result"] = "failed"
+            layer["detail"] += f"; {len(problems)} problem(s) in the double's state"
         return self.add(layer)
 
     def platform(self):
@@ -271,6 +307,8 @@ class Lab:
                 self.nodes(nodes)
             elif name == "proxmox":
                 self.proxmox(inventory)
+            elif name == "kubernetes":
+                self.kubernetes(docker_ok, nodes, inventory)
             else:
                 getattr(self, name)()
         if self.export_dir.exists() and any(self.export_dir.iterdir()):
@@ -294,9 +332,9 @@ class Lab:
 
 
 def clean():
-    """`make lab-clean`: the containers, the simulator state and the build directory."""
+    """`make lab-clean`: the containers, the kubesim state volume, the simulator state and the build directory."""
     removed = sandbox_containers.remove_all() if sandbox_containers.docker_available() else []
-    print(f"==> removed {len(removed)} sandbox container(s){': ' + ', '.join(removed) if removed else ''}")
+    print(f"==> removed {len(removed)} sandbox container(s) and volume(s){': ' + ', '.join(removed) if removed else ''}")
     for path in (SANDBOX, BUILD):
         shutil.rmtree(path, ignore_errors=True)
         print(f"==> removed {rel(path)}")

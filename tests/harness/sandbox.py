@@ -20,8 +20,16 @@ LABEL = "ailab.sandbox"
 IMAGE_LABEL = "ailab.sandbox.image"
 
 NO_DOCKER = "Docker is not available (install docker.io and start dockerd: make system)"
-NO_KUBEADM_DOUBLE = ("the kubeadm test double (tests/kubesim) runs in molecule's kubernetes_cluster scenario, "
-                     "not in the sandbox yet")
+NO_KUBEADM_DOUBLE = ("the kubeadm test double (tests/kubesim) runs on the node containers, and Docker is not "
+                     "available")
+
+# The kubeadm/kubelet/kubectl test double (tests/kubesim, docs/kubesim.md) in the node containers: its
+# package mounted read-only, the cluster state on one docker volume that every node mounts (labelled so
+# that `make lab-clean` removes it), installed by the playbook molecule's kubernetes_cluster uses too.
+KUBESIM_PACKAGE_MOUNT = "/usr/lib/kubesim/kubesim"
+KUBESIM_STATE_MOUNT = "/var/lib/kubesim"
+KUBESIM_VOLUME = "ailab-sandbox-kubesim"
+KUBESIM_INSTALL = "molecule/shared/kubesim/install.yml"
 
 RECAP_LINE = re.compile(r"^(?P<host>\S+)\s+:\s+(?P<counts>(?:\w+=\d+\s*)+)$")
 RECAP_COUNT = re.compile(r"(\w+)=(\d+)")
@@ -153,49 +161,153 @@ def export_digest(directory):
     return digest.hexdigest()
 
 
-def container_action(inspected, image):
+def kubesim_mounts(package):
+    """{destination: source} of the kubesim mounts of a node container: ``package`` (tests/kubesim of
+    this checkout) read-only, and the shared state volume."""
+    return {KUBESIM_PACKAGE_MOUNT: str(package), KUBESIM_STATE_MOUNT: KUBESIM_VOLUME}
+
+
+def container_mounts(inspected):
+    """{destination: source} of a ``docker inspect`` dict's mounts (the volume's name for a named volume)."""
+    return {m.get("Destination"): m.get("Name") if m.get("Type") == "volume" else m.get("Source")
+            for m in (inspected or {}).get("Mounts") or []}
+
+
+def container_action(inspected, image, mounts=None):
     """What to do with a node's container, from its ``docker inspect`` dict (None: there is none).
 
-    ``create`` (none), ``recreate`` (another image, or not made by the sandbox), ``start`` (stopped),
-    ``reuse`` (running the right image: the second `make lab` creates nothing).
+    ``create`` (none), ``recreate`` (another image, not made by the sandbox, or without one of
+    ``mounts``, {destination: source}), ``start`` (stopped), ``reuse`` (running the right image: the
+    second `make lab` creates nothing).
     """
     if not inspected:
         return "create"
     labels = (inspected.get("Config") or {}).get("Labels") or {}
     if labels.get(LABEL) != "1" or labels.get(IMAGE_LABEL) != image:
         return "recreate"
+    have = container_mounts(inspected)
+    if any(have.get(destination) != source for destination, source in (mounts or {}).items()):
+        return "recreate"
     if not (inspected.get("State") or {}).get("Running"):
         return "start"
     return "reuse"
 
 
-def docker_run_args(container, hostname, image):
+def docker_run_args(container, hostname, image, mounts=None):
     """``docker run`` arguments of a node container: the flags of molecule/node_layer/molecule.yml
-    (systemd as PID 1, host cgroup namespace, /var/lib/containerd as a volume off the overlay root)."""
+    (systemd as PID 1, host cgroup namespace, /var/lib/containerd as a volume off the overlay root)
+    and ``mounts`` ({destination: source}, kubesim_mounts: the package read-only, the state volume)."""
+    extra = []
+    for destination, source in sorted((mounts or {}).items()):
+        extra += ["--volume", f"{source}:{destination}" + (":ro" if destination == KUBESIM_PACKAGE_MOUNT else "")]
     return [
         "run", "--detach", "--name", container, "--hostname", hostname,
         "--label", f"{LABEL}=1", "--label", f"{IMAGE_LABEL}={image}",
         "--cgroupns", "host", "--cap-add", "SYS_ADMIN", "--security-opt", "seccomp=unconfined",
         "--tmpfs", "/run", "--tmpfs", "/run/lock",
-        "--volume", "/sys/fs/cgroup:/sys/fs/cgroup:rw", "--volume", "/var/lib/containerd",
+        "--volume", "/sys/fs/cgroup:/sys/fs/cgroup:rw", "--volume", "/var/lib/containerd", *extra,
         image, "/lib/systemd/systemd",
     ]
+
+
+def cluster_actions(actions):
+    """The container actions made consistent with the Kubernetes cluster they hold, and whether the kubesim
+    state volume starts empty: (actions, fresh).
+
+    Each node's kubeadm files live in its container, the cluster's state in the shared volume: a new
+    container next to kept ones would meet a cluster that already knows its node (or has lost its
+    control plane), and a stopped one may come back with another address than the one kubeadm wrote
+    into its certificates and configuration. So when one container is created, recreated or started
+    again, every container is (re)created and the volume starts empty; otherwise nothing changes.
+    """
+    if all(action == "reuse" for action in actions.values()):
+        return dict(actions), False
+    return {c: "create" if action == "create" else "recreate" for c, action in actions.items()}, True
+
+
+def kubernetes_target(docker_ok, nodes_result, containers_ready):
+    """(target, why) of the Kubernetes layer: ``test double`` (kubeadm, kubelet and kubectl doubles on the
+    node containers), ``export`` (no Docker: the pod network objects as files) or ``not run``.
+
+    ``nodes_result``: the nodes layer's result in this run (ok, failed, not run); ``containers_ready``:
+    every node container runs with the kubesim mounts (what matters when the nodes layer was not asked for).
+    """
+    if not docker_ok:
+        return "export", f"kubeadm not run: {NO_KUBEADM_DOUBLE}"
+    if nodes_result == "failed":
+        return "not run", "the nodes layer failed: kubeadm needs the prepared node containers"
+    if nodes_result != "ok" and not containers_ready:
+        return "not run", ("the node containers are not ready: run the nodes layer first "
+                           "(AILAB_LAB_LAYERS=nodes,kubernetes, or all layers)")
+    return "test double", None
+
+
+def kubesim_cluster(dump):
+    """What the kubesim state dump (``python3 -m kubesim.ctl dump``) holds: {version, nodes: {name:
+    {ready, kubelet, control_plane}}, daemonsets: [namespace/name]}; version is kubeadm-config's
+    kubernetesVersion (None before kubeadm init)."""
+    objects = (dump or {}).get("objects") or {}
+    nodes = {}
+    for node in (objects.get("nodes") or {}).values():
+        status = node.get("status") or {}
+        labels = (node.get("metadata") or {}).get("labels") or {}
+        nodes[node["metadata"]["name"]] = {
+            "ready": any(c.get("type") == "Ready" and c.get("status") == "True" for c in status.get("conditions") or []),
+            "kubelet": (status.get("nodeInfo") or {}).get("kubeletVersion"),
+            "control_plane": "node-role.kubernetes.io/control-plane" in labels,
+        }
+    config = ((objects.get("configmaps") or {}).get("kube-system/kubeadm-config") or {}).get("data") or {}
+    version = re.search(r"(?m)^kubernetesVersion:\s*['\"]?([^'\"\s]+)", config.get("ClusterConfiguration", ""))
+    return {"version": version.group(1) if version else None, "nodes": dict(sorted(nodes.items())),
+            "daemonsets": sorted((objects.get("daemonsets") or {}).keys())}
+
+
+def kubernetes_problems(cluster, control_planes, workers, version):
+    """What the kubesim cluster (kubesim_cluster) lacks after the Kubernetes layer: a Node Ready for every
+    host of kube_control_plane and kube_node, the control-plane label on those of kube_control_plane only,
+    kubeadm-config's kubernetesVersion v``version`` (the inventory's kubernetes_packages_version)."""
+    problems = []
+    if cluster["version"] is None:
+        problems.append("no cluster: kubeadm-config does not exist (kubeadm init did not run)")
+    elif cluster["version"].lstrip("v") != str(version).lstrip("v"):
+        problems.append(f"kubeadm-config says kubernetesVersion {cluster['version']}, the inventory v{str(version).lstrip('v')}")
+    for host in sorted(set(control_planes) | set(workers)):
+        node = cluster["nodes"].get(host)
+        if node is None:
+            problems.append(f"{host}: no Node object")
+            continue
+        if not node["ready"]:
+            problems.append(f"{host}: the Node is not Ready")
+        if node["control_plane"] != (host in control_planes):
+            problems.append(f"{host}: the control-plane label is {'set' if node['control_plane'] else 'missing'}")
+    return problems
+
+
+def kubernetes_summary(cluster, control_planes):
+    """The Kubernetes layer's line: who initialised, who joined, how many Nodes are Ready, the version."""
+    joined = [n for n in cluster["nodes"] if n not in control_planes]
+    ready = sum(1 for n in cluster["nodes"].values() if n["ready"])
+    return (f"kubeadm init on {', '.join(sorted(control_planes)) or 'no host'}, {len(joined)} node(s) joined"
+            f"{' (' + ', '.join(joined) + ')' if joined else ''}, {ready}/{len(cluster['nodes'])} Nodes Ready, "
+            f"Kubernetes {cluster['version'] or 'not initialised'}, pod network applied "
+            f"({len(cluster['daemonsets'])} DaemonSet(s), no pods: kubesim runs none)")
+
+
+def group_hosts(inventory, group, seen=()):
+    """The hosts of ``group`` and of its children, sorted, from ``ansible-inventory --list`` output."""
+    entry = inventory.get(group) or {}
+    hosts = set(entry.get("hosts") or [])
+    for child in entry.get("children") or []:
+        if child not in seen:
+            hosts |= set(group_hosts(inventory, child, (*seen, group)))
+    return sorted(hosts)
 
 
 def node_containers(inventory):
     """(host, container, image) of every k8s_cluster host, from ``ansible-inventory --list`` output."""
     hostvars = (inventory.get("_meta") or {}).get("hostvars") or {}
-
-    def hosts_of(group, seen=()):
-        entry = inventory.get(group) or {}
-        hosts = list(entry.get("hosts") or [])
-        for child in entry.get("children") or []:
-            if child not in seen:
-                hosts += hosts_of(child, (*seen, group))
-        return hosts
-
     nodes = []
-    for host in sorted(set(hosts_of("k8s_cluster"))):
+    for host in group_hosts(inventory, "k8s_cluster"):
         hv = hostvars.get(host) or {}
         if hv.get("ansible_connection") != "community.docker.docker":
             raise ValueError(f"{host}: the sandbox's Kubernetes nodes are containers (ansible_connection "
@@ -333,7 +445,8 @@ def simulator_problems(state, expect, pve):
 def run_problems(run, second=False, layers=LAYERS):
     """What a lab run (build/sandbox/run.json) did wrong: a layer asked for that failed or did not run
     (other than for a missing playbook), an invalid export, and on the second run a change in the
-    Proxmox or node layer or a different export."""
+    Proxmox or node layer, in the Kubernetes layer when it ran against the test double, or a different
+    export."""
     problems = []
     by_name = {layer["layer"]: layer for layer in run.get("layers") or []}
     for name in layers:
@@ -344,7 +457,8 @@ def run_problems(run, second=False, layers=LAYERS):
             problems.append(f"{name}: failed ({layer['detail']})")
         elif layer["result"] == "not run" and "not present" not in layer["detail"]:
             problems.append(f"{name}: not run ({layer['detail']})")
-        elif second and name in ("proxmox", "nodes") and layer.get("changed"):
+        elif second and layer.get("changed") and (
+                name in ("proxmox", "nodes") or (name == "kubernetes" and layer["target"] == "test double")):
             problems.append(f"{name}: changed={layer['changed']} on the second run")
     if "platform" in layers:
         if run.get("export_problems"):
@@ -357,7 +471,7 @@ def run_problems(run, second=False, layers=LAYERS):
 def pod_network_play():
     """The Kubernetes layer's part that runs without kubeadm: the pod network (role cni) in export mode,
     as playbooks/kubernetes.yml and playbooks/export.yml play it. lab.py writes it to
-    build/sandbox/pod_network.yml (kubeadm itself has no test double yet)."""
+    build/sandbox/pod_network.yml and runs it where the kubeadm test double cannot run (no Docker)."""
     return [{
         "name": "Pod network",
         "hosts": "{{ ailab_platform_hosts | default('kube_control_plane[0]') }}",

@@ -1,5 +1,6 @@
 """The sandbox's node containers through the docker CLI: one systemd container per Kubernetes node VM
-(inventories/sandbox/hosts.yml), labelled ailab.sandbox=1 so that `make lab-clean` finds them.
+(inventories/sandbox/hosts.yml), labelled ailab.sandbox=1 so that `make lab-clean` finds them, with the
+kubeadm/kubelet/kubectl test double's package (tests/kubesim) and its state volume (same label) mounted.
 
 The decisions (create / start / reuse / recreate, the `docker run` flags) are pure functions in
 sandbox.py; this module only runs docker.
@@ -9,7 +10,7 @@ import json
 import subprocess
 import time
 
-from sandbox import LABEL, container_action, docker_run_args
+from sandbox import KUBESIM_VOLUME, LABEL, cluster_actions, container_action, docker_run_args, kubesim_mounts
 
 
 class ContainerError(RuntimeError):
@@ -57,20 +58,30 @@ def wait_for_systemd(container, timeout=90.0):
                          f"see: docker logs {container}")
 
 
-def ensure(nodes):
-    """Make every (host, container, image) ready; return {container: action taken}."""
+def ensure(nodes, kubesim_package):
+    """Make every (host, container, image) ready, with ``kubesim_package`` (tests/kubesim) and the kubesim
+    state volume mounted; return {container: action taken}. When one container is new, every one is and
+    the state volume starts empty (sandbox.cluster_actions says why)."""
+    mounts = kubesim_mounts(kubesim_package)
     actions = {}
     for host, container, image in nodes:
         if not image_present(image):
             raise ContainerError(f"image {image} (for {host}) is missing: build it with make images")
-        action = container_action(inspect(container), image)
+        actions[container] = container_action(inspect(container), image, mounts)
+    actions, fresh = cluster_actions(actions)
+    for container, action in actions.items():
         if action == "recreate":
             docker("rm", "--force", "--volumes", container)
+    if fresh:
+        docker("volume", "rm", "--force", KUBESIM_VOLUME)
+    if docker("volume", "inspect", KUBESIM_VOLUME, check=False).returncode:
+        docker("volume", "create", "--label", f"{LABEL}=1", KUBESIM_VOLUME)
+    for host, container, image in nodes:
+        action = actions[container]
         if action in ("create", "recreate"):
-            docker(*docker_run_args(container, host, image))
+            docker(*docker_run_args(container, host, image, mounts))
         elif action == "start":
             docker("start", container)
-        actions[container] = action
     for _host, container, _image in nodes:
         wait_for_systemd(container)
     # A new container has no apt lists (the images ship without them), as a new cloud VM has stale
@@ -85,10 +96,27 @@ def ensure(nodes):
     return actions
 
 
+def containers_ready(nodes, kubesim_package):
+    """True when every node container runs its image with the kubesim mounts (ensure would reuse them all)."""
+    mounts = kubesim_mounts(kubesim_package)
+    return all(container_action(inspect(container), image, mounts) == "reuse" for _host, container, image in nodes)
+
+
+def kubesim_dump(container):
+    """The kubesim cluster state (``python3 -m kubesim.ctl dump`` in ``container``) as a dict."""
+    proc = docker("exec", "--env", "PYTHONPATH=/usr/lib/kubesim", container, "python3", "-m", "kubesim.ctl", "dump")
+    return json.loads(proc.stdout)
+
+
 def remove_all():
-    """Remove every container labelled ailab.sandbox=1 with its volumes; return their names."""
+    """Remove every container labelled ailab.sandbox=1 with its volumes, then the volumes with that label
+    (the kubesim state); return their names."""
     proc = docker("ps", "--all", "--filter", f"label={LABEL}=1", "--format", "{{.Names}}", check=False)
     names = proc.stdout.split()
     if names:
         docker("rm", "--force", "--volumes", *names)
-    return names
+    proc = docker("volume", "ls", "--quiet", "--filter", f"label={LABEL}=1", check=False)
+    volumes = proc.stdout.split()
+    if volumes:
+        docker("volume", "rm", "--force", *volumes)
+    return names + volumes

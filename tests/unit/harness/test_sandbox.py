@@ -119,9 +119,16 @@ def test_export_digest_sees_content_and_names(tmp_path):
     assert sandbox.export_digest(tmp_path) != first
 
 
-def inspected(image="ailab-test/debian:12", running=True, sandbox_label="1"):
+KUBESIM_MOUNTS = sandbox.kubesim_mounts("/src/tests/kubesim")
+DOCKER_MOUNTS = [{"Type": "bind", "Source": "/src/tests/kubesim", "Destination": "/usr/lib/kubesim/kubesim", "RW": False},
+                 {"Type": "volume", "Name": "ailab-sandbox-kubesim", "Source": "/var/lib/docker/volumes/x/_data",
+                  "Destination": "/var/lib/kubesim", "RW": True},
+                 {"Type": "volume", "Name": "0f73ed16", "Destination": "/var/lib/containerd", "RW": True}]
+
+
+def inspected(image="ailab-test/debian:12", running=True, sandbox_label="1", mounts=DOCKER_MOUNTS):
     return {"Config": {"Labels": {sandbox.LABEL: sandbox_label, sandbox.IMAGE_LABEL: image}},
-            "State": {"Running": running}}
+            "State": {"Running": running}, "Mounts": mounts}
 
 
 @pytest.mark.parametrize("info, action", [
@@ -130,19 +137,125 @@ def inspected(image="ailab-test/debian:12", running=True, sandbox_label="1"):
     (inspected(running=False), "start"),
     (inspected(image="ailab-test/debian:13"), "recreate"),
     (inspected(sandbox_label=None), "recreate"),
+    # A container of an older sandbox (no kubesim mounts), or of another checkout: made again.
+    (inspected(mounts=DOCKER_MOUNTS[2:]), "recreate"),
+    (inspected(mounts=[{**DOCKER_MOUNTS[0], "Source": "/elsewhere/tests/kubesim"}, *DOCKER_MOUNTS[1:]]), "recreate"),
+    (inspected(mounts=[DOCKER_MOUNTS[0], {**DOCKER_MOUNTS[1], "Name": "ailab-kubesim-kubernetes-cluster"}]),
+     "recreate"),
 ])
 def test_container_action(info, action):
-    assert sandbox.container_action(info, "ailab-test/debian:12") == action
+    assert sandbox.container_action(info, "ailab-test/debian:12", KUBESIM_MOUNTS) == action
+
+
+def test_container_action_without_mounts_asked_for_ignores_them():
+    assert sandbox.container_action(inspected(mounts=[]), "ailab-test/debian:12") == "reuse"
 
 
 def test_docker_run_args_carry_the_molecule_flags_and_labels():
-    args = sandbox.docker_run_args("ailab-sandbox-k8s-cp-1", "k8s-cp-1", "ailab-test/debian:12")
+    args = sandbox.docker_run_args("ailab-sandbox-k8s-cp-1", "k8s-cp-1", "ailab-test/debian:12", KUBESIM_MOUNTS)
     joined = " ".join(args)
     for flag in ("--cgroupns host", "--cap-add SYS_ADMIN", "--security-opt seccomp=unconfined", "--tmpfs /run",
                  "--volume /sys/fs/cgroup:/sys/fs/cgroup:rw", "--volume /var/lib/containerd",
-                 "--label ailab.sandbox=1", "--hostname k8s-cp-1"):
+                 "--label ailab.sandbox=1", "--hostname k8s-cp-1",
+                 "--volume /src/tests/kubesim:/usr/lib/kubesim/kubesim:ro",
+                 "--volume ailab-sandbox-kubesim:/var/lib/kubesim "):
         assert flag in joined
     assert args[-2:] == ["ailab-test/debian:12", "/lib/systemd/systemd"]
+
+
+def test_docker_run_args_mounts_match_what_container_action_expects():
+    """A container made with these arguments is reused, not made again, by the next run."""
+    args = sandbox.docker_run_args("c", "h", "i", KUBESIM_MOUNTS)
+    volumes = [args[i + 1].split(":") for i, a in enumerate(args) if a == "--volume"]
+    mounts = [{"Type": "volume" if not src.startswith("/") else "bind", "Name": src, "Source": src,
+               "Destination": dest} for src, dest, *_ro in (v for v in volumes if len(v) > 1)]
+    assert sandbox.container_action(inspected(image="i", mounts=mounts), "i", KUBESIM_MOUNTS) == "reuse"
+
+
+@pytest.mark.parametrize("actions, expected, fresh", [
+    ({"a": "reuse", "b": "reuse"}, {"a": "reuse", "b": "reuse"}, False),
+    ({"a": "create", "b": "create"}, {"a": "create", "b": "create"}, True),
+    # One new node container next to kept ones: the whole cluster starts over.
+    ({"a": "reuse", "b": "create"}, {"a": "recreate", "b": "create"}, True),
+    ({"a": "reuse", "b": "recreate"}, {"a": "recreate", "b": "recreate"}, True),
+    # A stopped container may come back with another address than kubeadm's certificates name.
+    ({"a": "reuse", "b": "start"}, {"a": "recreate", "b": "recreate"}, True),
+])
+def test_cluster_actions(actions, expected, fresh):
+    assert sandbox.cluster_actions(actions) == (expected, fresh)
+
+
+@pytest.mark.parametrize("docker_ok, nodes_result, ready, target, why", [
+    (True, "ok", False, "test double", None),
+    (True, "not run", True, "test double", None),
+    (False, "not run", False, "export", "kubeadm not run: " + sandbox.NO_KUBEADM_DOUBLE),
+    (True, "failed", True, "not run", "the nodes layer failed"),
+    (True, "not run", False, "not run", "the node containers are not ready"),
+])
+def test_kubernetes_target(docker_ok, nodes_result, ready, target, why):
+    got_target, got_why = sandbox.kubernetes_target(docker_ok, nodes_result, ready)
+    assert got_target == target and got_target in sandbox.TARGETS
+    assert got_why == why if why is None else got_why.startswith(why)
+    if not docker_ok:
+        assert "Docker is not available" in got_why
+
+
+def kube_node(name, ready=True, control_plane=False, version="v1.34.2"):
+    labels = {"kubernetes.io/hostname": name}
+    if control_plane:
+        labels["node-role.kubernetes.io/control-plane"] = ""
+    return {"metadata": {"name": name, "labels": labels},
+            "status": {"conditions": [{"type": "MemoryPressure", "status": "False"},
+                                      {"type": "Ready", "status": "True" if ready else "False"}],
+                       "nodeInfo": {"kubeletVersion": version}}}
+
+
+def kube_dump(*nodes, version="v1.34.2"):
+    configmaps = {} if version is None else {"kube-system/kubeadm-config": {"data": {
+        "ClusterConfiguration": f"apiVersion: kubeadm.k8s.io/v1beta4\nkind: ClusterConfiguration\n"
+                                f"kubernetesVersion: {version}\n"}}}
+    return {"objects": {"nodes": {f"/{n['metadata']['name']}": n for n in nodes}, "configmaps": configmaps,
+                        "daemonsets": {"kube-flannel/kube-flannel-ds": {}}}}
+
+
+def test_kubesim_cluster_reads_nodes_and_version():
+    cluster = sandbox.kubesim_cluster(kube_dump(kube_node("w", ready=False), kube_node("cp", control_plane=True)))
+    assert cluster == {"version": "v1.34.2", "daemonsets": ["kube-flannel/kube-flannel-ds"], "nodes": {
+        "cp": {"ready": True, "kubelet": "v1.34.2", "control_plane": True},
+        "w": {"ready": False, "kubelet": "v1.34.2", "control_plane": False}}}
+    assert sandbox.kubesim_cluster({}) == {"version": None, "nodes": {}, "daemonsets": []}
+
+
+def test_kubernetes_problems_accepts_a_joined_ready_cluster():
+    cluster = sandbox.kubesim_cluster(kube_dump(kube_node("cp", control_plane=True), kube_node("w1"), kube_node("g1")))
+    assert sandbox.kubernetes_problems(cluster, ["cp"], ["g1", "w1"], "1.34.2") == []
+    summary = sandbox.kubernetes_summary(cluster, ["cp"])
+    assert summary.startswith("kubeadm init on cp, 2 node(s) joined (g1, w1), 3/3 Nodes Ready, Kubernetes v1.34.2")
+
+
+@pytest.mark.parametrize("dump, message", [
+    (kube_dump(kube_node("cp", control_plane=True), version=None),
+     "no cluster: kubeadm-config does not exist (kubeadm init did not run)"),
+    (kube_dump(kube_node("cp", control_plane=True), kube_node("w1"), version="v1.33.6"),
+     "kubeadm-config says kubernetesVersion v1.33.6, the inventory v1.34.2"),
+    (kube_dump(kube_node("cp", control_plane=True)), "w1: no Node object"),
+    (kube_dump(kube_node("cp", control_plane=True), kube_node("w1", ready=False)), "w1: the Node is not Ready"),
+    (kube_dump(kube_node("cp"), kube_node("w1")), "cp: the control-plane label is missing"),
+    (kube_dump(kube_node("cp", control_plane=True), kube_node("w1", control_plane=True)),
+     "w1: the control-plane label is set"),
+])
+def test_kubernetes_problems_name_what_is_wrong(dump, message):
+    problems = sandbox.kubernetes_problems(sandbox.kubesim_cluster(dump), ["cp"], ["w1"], "1.34.2")
+    assert message in problems
+
+
+def test_group_hosts_walks_children_once():
+    inventory = {"k8s_cluster": {"children": ["kube_control_plane", "kube_node"]},
+                 "kube_control_plane": {"hosts": ["cp"]},
+                 "kube_node": {"hosts": ["w"], "children": ["gpu"]}, "gpu": {"hosts": ["g", "w"]}}
+    assert sandbox.group_hosts(inventory, "k8s_cluster") == ["cp", "g", "w"]
+    assert sandbox.group_hosts(inventory, "kube_node") == ["g", "w"]
+    assert sandbox.group_hosts(inventory, "missing") == []
 
 
 def test_pve_switch():
@@ -280,6 +393,14 @@ def test_run_problems_second_run_changes_and_export_differences():
     assert sandbox.run_problems(run, second=False, layers=("proxmox", "nodes", "kubernetes", "platform")) == []
 
 
+def test_run_problems_second_run_changes_in_the_kubernetes_layer_against_the_double():
+    layers = [ok("proxmox"), ok("nodes"), {**ok("kubernetes", 3), "target": "test double"}, ok("platform")]
+    layers_asked = ("proxmox", "nodes", "kubernetes", "platform")
+    assert sandbox.run_problems(run_of(*layers), second=True, layers=layers_asked) == [
+        "kubernetes: changed=3 on the second run"]
+    assert sandbox.run_problems(run_of(*layers), second=False, layers=layers_asked) == []
+
+
 def test_run_problems_failed_not_run_and_invalid_export():
     run = run_of({**ok("proxmox"), "result": "failed", "detail": "boom"}, sandbox.not_run("nodes", sandbox.NO_DOCKER),
                  export_problems=["x"])
@@ -293,3 +414,47 @@ def test_simulator_problems_missing_ha_resources_and_rules():
               "ha_resources": ["vm:201"], "ha_rules": ["lab-nodes"]}
     state = {"ha": {"resources": {}, "rules": {}}}
     assert sandbox.simulator_problems(state, expect, 9) == ["HA resources missing: vm:201", "HA rules missing: lab-nodes"]
+
+
+def test_the_kubernetes_layer_playbooks_pass_the_syntax_check_on_the_sandbox_inventory():
+    """What lab.py runs against the test double: the shared kubesim install, then playbooks/kubernetes.yml."""
+    proc = subprocess.run([str(Path(sys.executable).parent / "ansible-playbook"), "--syntax-check",
+                           "-i", "inventories/sandbox", sandbox.KUBESIM_INSTALL, "playbooks/kubernetes.yml"],
+                          cwd=ROOT, capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "[WARNING]" not in proc.stdout + proc.stderr
+
+
+def yaml_file(path):
+    import yaml  # noqa: PLC0415
+
+    return yaml.safe_load((ROOT / path).read_text()) or {}
+
+
+def test_the_sandbox_runs_kubeadm_against_the_double_without_waiting_for_pods():
+    kubernetes = yaml_file("inventories/sandbox/group_vars/k8s_cluster/kubernetes.yml")
+    assert "ailab_kubeadm_skip" not in kubernetes  # kubeadm runs (against the double)
+    assert kubernetes["cni_wait_ready"] is False  # the double runs no pods
+    packages = yaml_file("inventories/sandbox/group_vars/k8s_cluster/kubernetes_packages.yml")
+    assert packages["kubernetes_packages_install"] is False  # never installs over the double's files
+
+
+# The containerd series of the sandbox's images: Debian 12 ships 1.6, Debian 13 1.7 (roles/containerd/vars).
+@pytest.mark.parametrize("series", ["1.6", "1.7"])
+def test_the_sandbox_keeps_the_distribution_containerd_without_a_warning(series):
+    """The sandbox accepts Debian's containerd explicitly (no warning line); the role's own minimum still warns
+    a real lab that takes the distribution's 1.x."""
+    import importlib.util  # noqa: PLC0415
+
+    spec = importlib.util.spec_from_file_location("containerd_filter", ROOT / "plugins/filter/containerd.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    sandbox_vars = yaml_file("inventories/sandbox/group_vars/k8s_cluster/containerd.yml")
+    role_minimum = yaml_file("roles/containerd/defaults/main.yml")["containerd_minimum_version"]
+    decide = module.containerd_source_decision
+    for installed, may_switch in (("", True), ("distro", False)):
+        quiet = decide(sandbox_vars["containerd_source"], series, "Debian",
+                       sandbox_vars["containerd_minimum_version"], installed, may_switch)
+        assert quiet == {"source": "distro", "warning": ""}
+    loud = decide(sandbox_vars["containerd_source"], series, "Debian", role_minimum)
+    assert loud["source"] == "distro" and "deprecates containerd 1.x" in loud["warning"]
