@@ -263,8 +263,10 @@ def tier_integration():
     """Every tests/integration/test_*.yml against the PVE 8 and the PVE 9 simulator, the offline
     collection install, and the sandbox lab (tests/harness/lab.py, what `make lab` runs) twice per PVE
     version: on PVE 9 every layer (the node containers are shared with `make lab`), on PVE 8 the
-    Proxmox layer only (the other layers do not depend on the PVE version). The second run must
-    change nothing in the Proxmox and node layers and write an identical export."""
+    Proxmox layer only (the other layers do not depend on the PVE version). The Kubernetes layer runs
+    against the kubeadm test double (tests/kubesim) in the node containers: every kube_* host must have
+    a Ready Node in its state. The second run must change nothing in the Proxmox, node and Kubernetes
+    layers and write an identical export."""
     started = time.monotonic()
     sys.path.insert(0, str(ROOT / "tests"))
     sys.path.insert(0, str(ROOT / "tests" / "harness"))
@@ -342,6 +344,18 @@ def sandbox_lab(pve, layers):
                         if state_of != "active":
                             problems.append(f"{host}: containerd is {state_of or 'unknown'} in {container}")
                     yield "sandbox node containers converged", problems
+                    if "kubernetes" in wanted:
+                        # The Kubernetes layer ran against the kubeadm test double: every kube_* host has a
+                        # Ready Node in the double's state (read in the first control plane's container).
+                        containers = {h: c for h, c, _i in sandbox.node_containers(inventory)}
+                        control_planes = sandbox.group_hosts(inventory, "kube_control_plane")
+                        workers = sandbox.group_hosts(inventory, "kube_node")
+                        version = inventory["_meta"]["hostvars"][control_planes[0]].get("kubernetes_packages_version")
+                        cluster = sandbox.kubesim_cluster(sandbox_containers.kubesim_dump(containers[control_planes[0]]))
+                        target = {layer["layer"]: layer["target"] for layer in outcome["layers"]}.get("kubernetes")
+                        yield "sandbox Kubernetes nodes Ready in the test double", (
+                            ([] if target == "test double" else [f"the kubernetes layer ran against: {target}"])
+                            + sandbox.kubernetes_problems(cluster, control_planes, workers, version))
                 if "report" in wanted and "report" in {layer["layer"] for layer in outcome["layers"]
                                                        if layer["result"] == "ok"}:
                     pages = list((build / "report").rglob("*.html"))
