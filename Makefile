@@ -93,7 +93,8 @@ export: venv
 lab-reset:
 	rm -rf $(CACHE)/sandbox
 
-# Remove the sandbox: its node containers (label ailab.sandbox=1), the simulator state, build/sandbox.
+# Remove the sandbox: its node containers and the kubesim state volume (label ailab.sandbox=1), the simulator
+# state, build/sandbox.
 lab-clean: venv
 	@$(PY) tests/harness/lab.py clean
 
