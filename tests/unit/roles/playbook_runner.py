@@ -70,6 +70,12 @@ class PlaybookRun:
                     found.append(task["hosts"][host])
         return found
 
+    def skipped(self, task_name, host):
+        """True when the task ran on ``host`` and was skipped each time: a task that was renamed, moved
+        or never reached is not "skipped", so an assertion on it cannot pass by finding nothing."""
+        found = self.results(task_name, host)
+        return bool(found) and all(r.get("skipped") for r in found)
+
     def failure(self, host):
         """The message of the task that failed on ``host``, or None."""
         for play in self.data["plays"]:
@@ -120,6 +126,28 @@ def shared_run(tmp_path_factory, key, build):
         return directory, run
 
 
+# The last play of an export test: the lab hosts' connection settings (UNREACHABLE) really fail as soon
+# as something connects, so "unreachable == 0" on the lab hosts means that nothing connected.
+CANARY_PLAY = {"name": "Canary", "hosts": "canary_hosts", "gather_facts": False,
+               "tasks": [{"name": "Connect to the canary", "ansible.builtin.ping": {}}]}
+
+
+def platform_plays(name, playbook, again=False, again_root=None, between=()):
+    """The plays of a platform role's export test: ``playbooks/<playbook>``; with ``again``, the plays of
+    ``between`` and the same playbook once more (into ``<again_root>/<host>`` when given: play vars win
+    over the inventory's export directory); last the canary play (group ``canary_hosts``)."""
+    path = str(ROOT / "playbooks" / playbook)
+    plays = [{"name": name, "ansible.builtin.import_playbook": path}]
+    if again:
+        plays.extend(between)
+        second = {"name": f"{name} again", "ansible.builtin.import_playbook": path}
+        if again_root is not None:
+            second["vars"] = {"ailab_kubernetes_export_dir": str(again_root) + "/{{ inventory_hostname }}"}
+        plays.append(second)
+    plays.append(CANARY_PLAY)
+    return plays
+
+
 def local_inventory(groups, host_vars=None, group_vars=None):
     """An inventory of local-connection hosts: ``groups`` maps group name -> list of host names;
     every group is a child of k8s_cluster, as in the lab inventories."""
@@ -147,3 +175,62 @@ def assert_same_files(first, second):
     assert names == sorted(p.relative_to(second).as_posix() for p in Path(second).rglob("*") if p.is_file())
     _match, mismatch, errors = filecmp.cmpfiles(first, second, names, shallow=False)
     assert (mismatch, errors) == ([], [])
+
+
+def export_objects(directory):
+    """Every object exported under ``directory`` (one per file; Helm values files left out), keyed by
+    (kind, namespace or "_cluster", name)."""
+    found = {}
+    for path in sorted(Path(directory).rglob("*.yaml")):
+        if path.name.startswith("helm-"):
+            continue
+        [obj] = load_all(path)
+        found[(obj["kind"], obj["metadata"].get("namespace", "_cluster"), obj["metadata"]["name"])] = obj
+    return found
+
+
+def of_kind(found, kind):
+    """The objects of one kind of ``export_objects``, by name."""
+    return {name: obj for (k, _ns, name), obj in found.items() if k == kind}
+
+
+def assert_export_touches_no_node(run, labs, nodes=()):
+    """Export mode on hosts that no connection reaches: each lab ran tasks and none connected (the canary
+    with the same settings did not reach its host), and no node of ``nodes`` was in the run at all."""
+    for lab in labs:
+        stats = run.stats[lab]
+        assert stats["unreachable"] == 0 and stats["failures"] == 0, run.failure(lab)
+        assert stats["ok"] > 0
+    assert run.stats["canary"]["unreachable"] == 1
+    assert not set(nodes) & set(run.stats)
+
+
+def assert_refused(run, host, parts, export_dir):
+    """``host`` stopped the run with a message holding each of ``parts``, and ``export_dir`` was not written.
+    Returns the message."""
+    assert run.rc != 0
+    message = run.failure(host)
+    assert message, f"{host} did not fail"
+    for part in parts:
+        assert part in message, message
+    assert not Path(export_dir).exists()
+    return message
+
+
+def assert_check_mode_writes_nothing(run, hosts, directory):
+    """ansible-playbook --check on export-mode hosts: each ran tasks without failing and ``directory`` (their
+    export root) was not created."""
+    for host in hosts:
+        stats = run.stats[host]
+        assert stats["failures"] == 0 and stats["unreachable"] == 0, run.failure(host)
+        assert stats["ok"] > 0
+    assert not Path(directory).exists()
+
+
+def assert_apply_check_changes_nothing(run, host, tasks):
+    """ansible-playbook --check in apply mode before the cluster exists: ``host`` changed nothing and each
+    of ``tasks`` (the ones that would talk to the cluster) ran and was skipped."""
+    stats = run.stats[host]
+    assert stats["failures"] == 0 and stats["unreachable"] == 0 and stats["changed"] == 0, run.failure(host)
+    for task in tasks:
+        assert run.skipped(task, host), (task, run.results(task, host))

@@ -13,7 +13,9 @@ import pytest
 import yaml
 
 from export_check import check_chart_values, check_export, deep_merge
-from unit.roles.playbook_runner import ROOT, UNREACHABLE, assert_same_files, load_all, local_inventory, reference, run_playbook, shared_run
+from unit.roles.playbook_runner import (UNREACHABLE, assert_apply_check_changes_nothing, assert_check_mode_writes_nothing,
+                                        assert_export_touches_no_node, assert_refused, assert_same_files, export_objects,
+                                        local_inventory, of_kind, platform_plays, reference, run_playbook, shared_run)
 
 
 GOOD = {
@@ -69,20 +71,9 @@ def inventory(root, labs):
     return local_inventory({"labs": list(labs), "canary_hosts": ["canary"]}, host_vars=host_vars)
 
 
-def plays(root, again):
-    found = [{"name": "Dashboard", "ansible.builtin.import_playbook": str(ROOT / "playbooks" / "dashboard.yml")}]
-    if again:
-        # Play vars win over the inventory's: the same labs exported once more, elsewhere.
-        found.append({"name": "Dashboard again", "ansible.builtin.import_playbook": str(ROOT / "playbooks" / "dashboard.yml"),
-                      "vars": {"ailab_kubernetes_export_dir": str(root / AGAIN) + "/{{ inventory_hostname }}"}})
-    found.append({"name": "Canary", "hosts": "canary_hosts", "gather_facts": False,
-                  "tasks": [{"name": "Connect to the canary", "ansible.builtin.ping": {}}]})
-    return found
-
-
 def build(tmp, labs, check=False):
-    return run_playbook(tmp, plays(tmp, again=not check), inventory(tmp, labs), "-e", "ailab_platform_hosts=labs",
-                        check=check)
+    plays = platform_plays("Dashboard", "dashboard.yml", again=not check, again_root=tmp / AGAIN)
+    return run_playbook(tmp, plays, inventory(tmp, labs), "-e", "ailab_platform_hosts=labs", check=check)
 
 
 @pytest.fixture(scope="module")
@@ -93,20 +84,6 @@ def exported(tmp_path_factory):
 @pytest.fixture(scope="module")
 def checked(tmp_path_factory):
     return shared_run(tmp_path_factory, "dashboard-check", lambda tmp: build(tmp, list(GOOD) + ["apply_check"], check=True))
-
-
-def objects(directory):
-    found = {}
-    for path in sorted(directory.rglob("*.yaml")):
-        if path.name.startswith("helm-"):
-            continue
-        [obj] = load_all(path)
-        found[(obj["kind"], obj["metadata"].get("namespace", "_cluster"), obj["metadata"]["name"])] = obj
-    return found
-
-
-def of_kind(found, kind):
-    return {name: obj for (k, _ns, name), obj in found.items() if k == kind}
 
 
 def release(directory):
@@ -125,14 +102,15 @@ def test_export_is_valid(exported, lab):
 @pytest.mark.parametrize("lab", list(GOOD))
 def test_read_only_role_grants_no_secret_no_write_no_wildcard(exported, lab):
     tmp, _run = exported
-    role = of_kind(objects(tmp / "export" / lab), "ClusterRole")["ailab-dashboard-view"]
+    role = of_kind(export_objects(tmp / "export" / lab), "ClusterRole")["ailab-dashboard-view"]
     assert role["rules"]
     for rule in role["rules"]:
         assert rule["verbs"] == ["get", "list", "watch"], rule
         assert "*" not in rule["resources"] and "*" not in rule["apiGroups"], rule
         assert not any(r == "secrets" or r.startswith("secrets/") for r in rule["resources"]), rule
         assert not {"pods/exec", "pods/attach", "pods/portforward", "pods/proxy", "serviceaccounts/token"} & set(rule["resources"])
-        assert "resourceNames" not in rule and "nonResourceURLs" not in rule
+        # Exactly the three keys: no resourceNames, no nonResourceURLs, whatever the extra rules hold.
+        assert sorted(rule) == ["apiGroups", "resources", "verbs"], rule
     granted = {(group, res) for rule in role["rules"] for group in rule["apiGroups"] for res in rule["resources"]}
     # What a lab admin looks at: workloads, nodes, logs, quotas, queues, GPU policy, Ceph.
     for needed in [("", "pods"), ("", "pods/log"), ("", "nodes"), ("", "resourcequotas"), ("apps", "deployments"),
@@ -144,7 +122,7 @@ def test_read_only_role_grants_no_secret_no_write_no_wildcard(exported, lab):
 @pytest.mark.parametrize("lab", list(GOOD))
 def test_nothing_is_bound_to_cluster_admin_unless_opted_in(exported, lab):
     tmp, _run = exported
-    found = objects(tmp / "export" / lab)
+    found = export_objects(tmp / "export" / lab)
     admin_bindings = {n: b for n, b in of_kind(found, "ClusterRoleBinding").items() if b["roleRef"]["name"] == "cluster-admin"}
     rel, values = release(tmp / "export" / lab)
     if rel["chart"] == "headlamp":
@@ -173,12 +151,12 @@ def test_headlamp_defaults(exported):
     assert yaml.safe_load(reference("headlamp/Chart.yaml").read_text())["version"] == "0.45.0"
     assert values == {"clusterRoleBinding": {"create": True, "clusterRoleName": "ailab-dashboard-view"},
                       "config": {"unsafeUseServiceAccountToken": False}, "service": {"type": "ClusterIP"}}
-    found = objects(directory)
+    found = export_objects(directory)
     binding = of_kind(found, "ClusterRoleBinding")["ailab-dashboard-view"]
     assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "dashboard-viewer", "namespace": "dashboard"}]
     assert found[("Namespace", "_cluster", "dashboard")]["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "baseline"
-    assert all(r.get("skipped") for r in run.results("Warn that the Kubernetes Dashboard is archived", "headlamp"))
-    assert all(r.get("skipped") for r in run.results("Warn that a cluster-admin token is enabled", "headlamp"))
+    assert run.skipped("Warn that the Kubernetes Dashboard is archived", "headlamp")
+    assert run.skipped("Warn that a cluster-admin token is enabled", "headlamp")
 
 
 def test_kubernetes_dashboard_is_flagged_as_archived(exported):
@@ -212,11 +190,11 @@ def test_oidc_login_shares_jupyterhubs_client_and_binds_groups(exported):
     assert values["image"] == {"registry": "harbor.lab.example/ghcr"}
     assert values["service"] == {"type": "LoadBalancer", "annotations": {"metallb.io/loadBalancerIPs": "192.168.10.241"}}
     assert check_chart_values("headlamp", values) == []
-    binding = of_kind(objects(directory), "ClusterRoleBinding")["ailab-dashboard-view"]
+    binding = of_kind(export_objects(directory), "ClusterRoleBinding")["ailab-dashboard-view"]
     assert binding["subjects"][1:] == [
         {"kind": "Group", "apiGroup": "rbac.authorization.k8s.io", "name": "oidc:lab-staff"},
         {"kind": "Group", "apiGroup": "rbac.authorization.k8s.io", "name": "oidc:cs101-teachers"}]
-    role = of_kind(objects(directory), "ClusterRole")["ailab-dashboard-view"]
+    role = of_kind(export_objects(directory), "ClusterRole")["ailab-dashboard-view"]
     assert role["rules"][-1] == {"apiGroups": ["example.lab"], "resources": ["datasets"], "verbs": ["get", "list", "watch"]}
     # The client secret never reaches the output.
     assert "oidc-s3cret-value" not in run.stdout
@@ -231,10 +209,7 @@ def test_the_values_check_bites():
 
 def test_export_touches_no_node(exported):
     _tmp, run = exported
-    for lab in GOOD:
-        assert run.stats[lab]["unreachable"] == 0 and run.stats[lab]["failures"] == 0
-        assert run.stats[lab]["ok"] > 0
-    assert run.stats["canary"]["unreachable"] == 1
+    assert_export_touches_no_node(run, GOOD)
 
 
 @pytest.mark.parametrize("lab", list(GOOD))
@@ -246,22 +221,14 @@ def test_second_export_is_byte_identical(exported, lab):
 
 def test_check_mode_writes_nothing(checked):
     tmp, run = checked
-    for lab in GOOD:
-        assert run.stats[lab]["failures"] == 0 and run.stats[lab]["unreachable"] == 0, run.failure(lab)
-        assert run.stats[lab]["ok"] > 0
-    assert not (tmp / "export").exists()
+    assert_check_mode_writes_nothing(run, GOOD, tmp / "export")
 
 
 # ------------------------------------------------------------------------------------- bad labs
 @pytest.mark.parametrize("lab", list(BAD))
 def test_bad_inventory_is_refused_before_anything_is_exported(exported, lab):
     tmp, run = exported
-    assert run.rc != 0
-    message = run.failure(lab)
-    assert message, f"{lab} did not fail"
-    for part in BAD[lab][1]:
-        assert part in message, message
-    assert not (tmp / "export" / lab).exists()
+    assert_refused(run, lab, BAD[lab][1], tmp / "export" / lab)
     assert run.results("Record the release in releases.yml", "headlamp")
     assert not run.results("Record the release in releases.yml", lab)
 
@@ -274,8 +241,5 @@ def test_apply_mode_without_a_cluster_stops_with_what_to_do(exported):
 
 def test_apply_mode_check_without_a_cluster_changes_nothing(checked):
     _tmp, run = checked
-    stats = run.stats["apply_check"]
-    assert stats["failures"] == 0 and stats["unreachable"] == 0 and stats["changed"] == 0, run.failure("apply_check")
-    for task in ("Install or upgrade the release", "Apply each object with server-side apply"):
-        results = run.results(task, "apply_check")
-        assert results and all(r.get("skipped") for r in results), task
+    assert_apply_check_changes_nothing(run, "apply_check",
+                                       ("Install or upgrade the release", "Apply each object with server-side apply"))

@@ -27,7 +27,8 @@ import yaml
 
 from export_check import check_chart_values, check_export, validate_object
 from unit.plugins.filter.test_jupyterhub_profiles import User, kubespawner, load_snippet, override_problems
-from unit.roles.playbook_runner import ROOT, UNREACHABLE, assert_same_files, local_inventory, reference, run_playbook, shared_run
+from unit.roles.playbook_runner import (ROOT, UNREACHABLE, assert_export_touches_no_node, assert_same_files, local_inventory,
+                                        platform_plays, reference, run_playbook, shared_run)
 
 
 H200 = {"group": "gpu_h200", "gpu_model": "NVIDIA H200",
@@ -151,16 +152,9 @@ def inventory(export_root, labs):
     return local_inventory({"labs": list(labs), "canary_hosts": ["canary"], **NODE_GROUPS}, host_vars=host_vars)
 
 
-def plays():
-    return [
-        {"name": "JupyterHub", "ansible.builtin.import_playbook": str(ROOT / "playbooks" / "jupyterhub.yml")},
-        {"name": "Canary", "hosts": "canary_hosts", "gather_facts": False,
-         "tasks": [{"name": "Connect to the canary", "ansible.builtin.ping": {}}]},
-    ]
-
-
 def build(tmp, labs, *args, check=False):
-    return run_playbook(tmp, plays(), inventory(tmp / "export", labs), "-e", "ailab_platform_hosts=labs", *args, check=check)
+    return run_playbook(tmp, platform_plays("JupyterHub", "jupyterhub.yml"), inventory(tmp / "export", labs),
+                        "-e", "ailab_platform_hosts=labs", *args, check=check)
 
 
 @pytest.fixture(scope="module")
@@ -639,8 +633,4 @@ def test_bad_inventory_fails_clearly_and_exports_nothing(exported, lab):
 
 def test_export_touches_no_node(exported):
     _tmp, run = exported
-    for lab in GOOD:
-        assert run.stats[lab]["unreachable"] == 0 and run.stats[lab]["failures"] == 0
-        assert run.stats[lab]["ok"] > 0
-    assert run.stats["canary"]["unreachable"] == 1
-    assert not set(run.stats) & {h for hosts in NODE_GROUPS.values() for h in hosts}
+    assert_export_touches_no_node(run, GOOD, nodes={h for hosts in NODE_GROUPS.values() for h in hosts})

@@ -154,10 +154,12 @@ def assert_v1beta4_shapes(cfg):
         assert isinstance(args, list), f"v1beta4 extraArgs are lists of {{name, value}}, got {args!r}"
         for arg in args:
             assert set(arg) == {"name", "value"} and all(isinstance(v, str) for v in arg.values()), arg
-    assert "timeoutForControlPlane" not in cluster["apiServer"], "v1beta3 field, replaced by timeouts in v1beta4"
+    # Only fields v1beta4's APIServer has (timeoutForControlPlane was v1beta3's; timeouts moved to InitConfiguration).
+    assert set(cluster["apiServer"]) <= {"certSANs", "extraArgs", "extraVolumes", "extraEnvs"}, sorted(cluster["apiServer"])
     assert cfg["KubeletConfiguration"]["cgroupDriver"] == "systemd"
-    # The certificate key is never written to the init configuration (it is uploaded at join time).
-    assert "certificateKey" not in cfg["InitConfiguration"]
+    # Only v1beta4 InitConfiguration fields, and neither certificateKey (the key is uploaded at join time) nor dryRun.
+    assert set(cfg["InitConfiguration"]) <= {"apiVersion", "kind", "bootstrapTokens", "nodeRegistration", "localAPIEndpoint",
+                                             "skipPhases", "patches", "timeouts"}, sorted(cfg["InitConfiguration"])
     tokens = cfg["InitConfiguration"]["bootstrapTokens"]
     assert all("token" not in t for t in tokens), "no fixed bootstrap token in the file"
 

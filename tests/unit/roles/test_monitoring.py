@@ -24,7 +24,9 @@ from ansible_collections.ailab.cluster.plugins.filter.monitoring import (
     monitoring_prometheus_rules,
 )
 from export_check import check_chart_values, check_export
-from unit.roles.playbook_runner import ROOT, UNREACHABLE, assert_same_files, load_all, local_inventory, reference, run_playbook, shared_run
+from unit.roles.playbook_runner import (UNREACHABLE, assert_apply_check_changes_nothing, assert_check_mode_writes_nothing,
+                                        assert_export_touches_no_node, assert_refused, assert_same_files, export_objects,
+                                        local_inventory, of_kind, platform_plays, reference, run_playbook, shared_run)
 
 
 H200_MIXED = {"group": "gpu_h200", "gpu_model": "NVIDIA H200", "gpus_per_node": 1,
@@ -90,21 +92,9 @@ def inventory(root, labs):
     return local_inventory(groups, host_vars=host_vars)
 
 
-def plays(root, again):
-    playbook = str(ROOT / "playbooks" / "monitoring.yml")
-    found = [{"name": "Monitoring", "ansible.builtin.import_playbook": playbook}]
-    if again:
-        # Play vars win over the inventory's: the same labs exported once more, elsewhere.
-        found.append({"name": "Monitoring again", "ansible.builtin.import_playbook": playbook,
-                      "vars": {"ailab_kubernetes_export_dir": str(root / AGAIN) + "/{{ inventory_hostname }}"}})
-    found.append({"name": "Canary", "hosts": "canary_hosts", "gather_facts": False,
-                  "tasks": [{"name": "Connect to the canary", "ansible.builtin.ping": {}}]})
-    return found
-
-
 def build(tmp, labs, check=False):
-    return run_playbook(tmp, plays(tmp, again=not check), inventory(tmp, labs), "-e", "ailab_platform_hosts=labs",
-                        check=check)
+    plays = platform_plays("Monitoring", "monitoring.yml", again=not check, again_root=tmp / AGAIN)
+    return run_playbook(tmp, plays, inventory(tmp, labs), "-e", "ailab_platform_hosts=labs", check=check)
 
 
 @pytest.fixture(scope="module")
@@ -115,20 +105,6 @@ def exported(tmp_path_factory):
 @pytest.fixture(scope="module")
 def checked(tmp_path_factory):
     return shared_run(tmp_path_factory, "monitoring-check", lambda tmp: build(tmp, list(GOOD) + ["apply_check"], check=True))
-
-
-def objects(directory):
-    found = {}
-    for path in sorted(directory.rglob("*.yaml")):
-        if path.name.startswith("helm-"):
-            continue
-        [obj] = load_all(path)
-        found[(obj["kind"], obj["metadata"].get("namespace", "_cluster"), obj["metadata"]["name"])] = obj
-    return found
-
-
-def of_kind(found, kind):
-    return {name: obj for (k, _ns, name), obj in found.items() if k == kind}
 
 
 def release(directory):
@@ -182,7 +158,7 @@ def test_prometheus_selects_other_charts_monitors_and_rules(exported, lab):
     for key in ("serviceMonitorSelectorNilUsesHelmValues", "podMonitorSelectorNilUsesHelmValues",
                 "ruleSelectorNilUsesHelmValues"):
         assert upstream[key] is True and spec[key] is False
-    monitors = of_kind(objects(tmp / "export" / lab), "ServiceMonitor")
+    monitors = of_kind(export_objects(tmp / "export" / lab), "ServiceMonitor")
     assert all("release" not in m["metadata"].get("labels", {}) for m in monitors.values())
     # kube-state-metrics exports the labels the dashboards and alerts join on.
     assert values["kube-state-metrics"]["metricLabelsAllowlist"] == [
@@ -194,18 +170,18 @@ def test_prometheus_selects_other_charts_monitors_and_rules(exported, lab):
 def test_ceph_mgr_service_monitor_follows_the_storage_backends(exported, lab):
     tmp, _run = exported
     namespace = GOOD[lab].get("rook_ceph_namespace", "rook-ceph")
-    monitor = of_kind(objects(tmp / "export" / lab), "ServiceMonitor")["ailab-rook-ceph-mgr"]
+    monitor = of_kind(export_objects(tmp / "export" / lab), "ServiceMonitor")["ailab-rook-ceph-mgr"]
     # Rook's Service: deploy/examples/monitoring/service-monitor.yaml of rook/rook selects it so.
     assert monitor["spec"]["namespaceSelector"] == {"matchNames": [namespace]}
     assert monitor["spec"]["selector"] == {"matchLabels": {"app": "rook-ceph-mgr", "rook_cluster": namespace}}
     assert [e["port"] for e in monitor["spec"]["endpoints"]] == ["http-metrics"]
-    assert "ailab-rook-ceph-mgr" not in of_kind(objects(tmp / "export" / "single"), "ServiceMonitor")
+    assert "ailab-rook-ceph-mgr" not in of_kind(export_objects(tmp / "export" / "single"), "ServiceMonitor")
 
 
 @pytest.mark.parametrize("lab", ["gpu", "single"])
 def test_dcgm_service_monitor_keeps_the_pod_labels_and_adds_the_node(exported, lab):
     tmp, _run = exported
-    monitor = of_kind(objects(tmp / "export" / lab), "ServiceMonitor")["ailab-dcgm-exporter"]
+    monitor = of_kind(export_objects(tmp / "export" / lab), "ServiceMonitor")["ailab-dcgm-exporter"]
     spec = monitor["spec"]
     # The GPU Operator's Service: assets/state-dcgm-exporter/0600_service.yaml of NVIDIA/gpu-operator.
     assert spec["namespaceSelector"] == {"matchNames": ["gpu-operator"]}
@@ -219,7 +195,7 @@ def test_dcgm_service_monitor_keeps_the_pod_labels_and_adds_the_node(exported, l
 @pytest.mark.parametrize("lab", list(GOOD))
 def test_rules_and_dashboards_are_the_lab_models(exported, lab):
     tmp, _run = exported
-    found = objects(tmp / "export" / lab)
+    found = export_objects(tmp / "export" / lab)
     node_groups, resources = lab_resources(lab)
     nodes = monitoring_gpu_nodes(resources, node_groups, {"rtx-1": "rtx-node-1"})
     rule = of_kind(found, "PrometheusRule")["ailab-lab-alerts"]
@@ -247,7 +223,7 @@ def test_rules_and_dashboards_are_the_lab_models(exported, lab):
 @pytest.mark.parametrize("lab", list(GOOD))
 def test_promtool_checks_the_exported_rules(exported, lab, tmp_path):
     tmp, _run = exported
-    rule = of_kind(objects(tmp / "export" / lab), "PrometheusRule")["ailab-lab-alerts"]
+    rule = of_kind(export_objects(tmp / "export" / lab), "PrometheusRule")["ailab-lab-alerts"]
     (tmp_path / "rules.yml").write_text(yaml.safe_dump({"groups": rule["spec"]["groups"]}))
     proc = subprocess.run(["promtool", "check", "rules", "rules.yml"], cwd=tmp_path, capture_output=True, text=True,
                           check=False)
@@ -266,7 +242,7 @@ def test_gpu_lab_defaults(exported):
         # kubeadm binds these to 127.0.0.1: not scraped unless asked.
         "kubeControllerManager": {"enabled": False}, "kubeScheduler": {"enabled": False},
         "kubeEtcd": {"enabled": False}, "kubeProxy": {"enabled": False}}
-    found = objects(tmp / "export" / "gpu")
+    found = export_objects(tmp / "export" / "gpu")
     ns = found[("Namespace", "_cluster", "monitoring")]
     assert ns["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "privileged"
     assert not of_kind(found, "Secret") and not of_kind(found, "Service")
@@ -289,7 +265,7 @@ def test_airgap_lab(exported):
     assert "kubeControllerManager" not in values and "kubeEtcd" not in values
     assert values["grafana"] == {"admin": {"existingSecret": "grafana-admin", "userKey": "admin-user",
                                            "passwordKey": "admin-password"}}
-    found = objects(directory)
+    found = export_objects(directory)
     secret = found[("Secret", "monitoring", "grafana-admin")]
     assert secret["stringData"] == {"admin-user": "admin", "admin-password": "grafana-s3cret-pw"}
     assert oct((directory / "monitoring" / "secret-grafana-admin.yaml").stat().st_mode & 0o777) == "0o600"
@@ -306,11 +282,7 @@ def test_airgap_lab(exported):
 
 def test_export_touches_no_node(exported):
     _tmp, run = exported
-    for lab in GOOD:
-        assert run.stats[lab]["unreachable"] == 0 and run.stats[lab]["failures"] == 0
-        assert run.stats[lab]["ok"] > 0
-    assert run.stats["canary"]["unreachable"] == 1
-    assert not {"h200-1", "rtx-1", "rtx-2", "h200-2"} & set(run.stats)
+    assert_export_touches_no_node(run, GOOD, nodes={"h200-1", "rtx-1", "rtx-2", "h200-2"})
 
 
 @pytest.mark.parametrize("lab", list(GOOD))
@@ -322,22 +294,14 @@ def test_second_export_is_byte_identical(exported, lab):
 
 def test_check_mode_writes_nothing(checked):
     tmp, run = checked
-    for lab in GOOD:
-        assert run.stats[lab]["failures"] == 0 and run.stats[lab]["unreachable"] == 0, run.failure(lab)
-        assert run.stats[lab]["ok"] > 0
-    assert not (tmp / "export").exists()
+    assert_check_mode_writes_nothing(run, GOOD, tmp / "export")
 
 
 # ------------------------------------------------------------------------------------- bad labs
 @pytest.mark.parametrize("lab", list(BAD))
 def test_bad_inventory_is_refused_before_anything_is_exported(exported, lab):
     tmp, run = exported
-    assert run.rc != 0
-    message = run.failure(lab)
-    assert message, f"{lab} did not fail"
-    for part in BAD[lab][1]:
-        assert part in message, message
-    assert not (tmp / "export" / lab).exists()
+    assert_refused(run, lab, BAD[lab][1], tmp / "export" / lab)
     assert run.results("Record the release in releases.yml", "gpu")
     assert not run.results("Record the release in releases.yml", lab)
 
@@ -350,8 +314,5 @@ def test_apply_mode_without_a_cluster_stops_with_what_to_do(exported):
 
 def test_apply_mode_check_without_a_cluster_changes_nothing(checked):
     _tmp, run = checked
-    stats = run.stats["apply_check"]
-    assert stats["failures"] == 0 and stats["unreachable"] == 0 and stats["changed"] == 0, run.failure("apply_check")
-    for task in ("Install or upgrade the release", "Apply each object with server-side apply"):
-        results = run.results(task, "apply_check")
-        assert results and all(r.get("skipped") for r in results), task
+    assert_apply_check_changes_nothing(run, "apply_check",
+                                       ("Install or upgrade the release", "Apply each object with server-side apply"))

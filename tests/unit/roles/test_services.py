@@ -15,7 +15,8 @@ import pytest
 import yaml
 
 from export_check import check_chart_values, check_export
-from unit.roles.playbook_runner import ROOT, UNREACHABLE, load_all, local_inventory, reference, run_playbook, shared_run
+from unit.roles.playbook_runner import (UNREACHABLE, assert_export_touches_no_node, assert_refused, export_objects, local_inventory,
+                                        of_kind, platform_plays, reference, run_playbook, shared_run)
 
 
 L2_POOL = {"name": "lab-lb", "addresses": ["192.168.10.240/28", "192.168.10.200-192.168.10.209"]}
@@ -110,12 +111,7 @@ def inventory(export_root, labs, fresh_root=None):
 
 
 def plays():
-    return [
-        {"name": "Services", "ansible.builtin.import_playbook": str(ROOT / "playbooks" / "services.yml")},
-        # Proves that the lab hosts' connection settings really fail when something connects.
-        {"name": "Canary", "hosts": "canary_hosts", "gather_facts": False,
-         "tasks": [{"name": "Connect to the canary", "ansible.builtin.ping": {}}]},
-    ]
+    return platform_plays("Services", "services.yml")
 
 
 def snapshot(directory):
@@ -147,16 +143,6 @@ def checked(tmp_path_factory, exported):
     return tmp, run, json.loads((tmp / "before.json").read_text())
 
 
-def objects(directory):
-    found = {}
-    for path in sorted(directory.rglob("*.yaml")):
-        if path.name.startswith("helm-"):
-            continue
-        [obj] = load_all(path)
-        found[(obj["kind"], obj["metadata"].get("namespace", "_cluster"), obj["metadata"]["name"])] = obj
-    return found
-
-
 def releases(directory):
     return {r["name"]: r for r in yaml.safe_load((directory / "releases.yml").read_text())["releases"]}
 
@@ -164,10 +150,6 @@ def releases(directory):
 def values(directory, release):
     rel = releases(directory)[release]
     return yaml.safe_load((directory / rel["values_file"]).read_text())
-
-
-def of_kind(found, kind):
-    return {name: obj for (k, _ns, name), obj in found.items() if k == kind}
 
 
 def parse(entry):
@@ -192,7 +174,7 @@ def test_export_is_valid(exported, lab):
 @pytest.mark.parametrize("lab", list(GOOD))
 def test_every_pool_entry_parses_and_stays_clear_of_the_cluster_networks(exported, lab):
     tmp, _run = exported
-    pools = of_kind(objects(tmp / "export" / lab), "IPAddressPool")
+    pools = of_kind(export_objects(tmp / "export" / lab), "IPAddressPool")
     assert {name: p["spec"]["addresses"] for name, p in pools.items()} == {
         p["name"]: p["addresses"] for p in GOOD[lab]["metallb_pools"]}
     pod = ipaddress.ip_network(GOOD[lab].get("kubeadm_control_plane_pod_subnet", "10.244.0.0/16"))
@@ -209,7 +191,7 @@ def test_every_pool_entry_parses_and_stays_clear_of_the_cluster_networks(exporte
 @pytest.mark.parametrize("lab", list(GOOD))
 def test_metallb_namespace_allows_the_speaker_and_holds_every_object(exported, lab):
     tmp, _run = exported
-    found = objects(tmp / "export" / lab)
+    found = export_objects(tmp / "export" / lab)
     ns = found[("Namespace", "_cluster", "metallb-system")]
     for mode in ("enforce", "audit", "warn"):
         assert ns["metadata"]["labels"][f"pod-security.kubernetes.io/{mode}"] == "privileged"
@@ -220,7 +202,7 @@ def test_metallb_namespace_allows_the_speaker_and_holds_every_object(exported, l
 def test_l2_lab(exported):
     tmp, _run = exported
     directory = tmp / "export" / "l2"
-    found = objects(directory)
+    found = export_objects(directory)
     assert of_kind(found, "L2Advertisement") == {"lab-lb": {
         "apiVersion": "metallb.io/v1beta1", "kind": "L2Advertisement",
         "metadata": {"name": "lab-lb", "namespace": "metallb-system"}, "spec": {"ipAddressPools": ["lab-lb"]}}}
@@ -244,7 +226,7 @@ def test_l2_lab(exported):
 def test_bgp_lab(exported):
     tmp, _run = exported
     directory = tmp / "export" / "bgp"
-    found = objects(directory)
+    found = export_objects(directory)
     assert not of_kind(found, "L2Advertisement")
     adverts = of_kind(found, "BGPAdvertisement")
     assert adverts["bgp-a"]["spec"] == {"ipAddressPools": ["bgp-a"]}
@@ -262,7 +244,7 @@ def test_bgp_lab(exported):
 def test_airgap_lab(exported):
     tmp, _run = exported
     directory = tmp / "export" / "airgap"
-    found = objects(directory)
+    found = export_objects(directory)
     metallb = values(directory, "metallb")
     assert metallb["controller"]["image"] == {"repository": "harbor.lab.example/quay/metallb/controller"}
     assert metallb["speaker"]["image"] == {"repository": "harbor.lab.example/quay/metallb/speaker"}
@@ -295,12 +277,7 @@ def test_the_values_check_bites():
 
 def test_export_touches_no_node(exported):
     _tmp, run = exported
-    for lab in GOOD:
-        assert run.stats[lab]["unreachable"] == 0 and run.stats[lab]["failures"] == 0
-        assert run.stats[lab]["ok"] > 0
-    # The same connection settings fail as soon as something connects.
-    assert run.stats["canary"]["unreachable"] == 1
-    assert "worker1" not in run.stats
+    assert_export_touches_no_node(run, GOOD, nodes={"worker1"})
 
 
 def test_apply_mode_needs_a_cluster(exported):
@@ -335,12 +312,7 @@ def test_check_mode_writes_nothing(checked):
 @pytest.mark.parametrize("lab", list(BAD))
 def test_bad_inventory_is_refused_before_anything_is_exported(exported, lab):
     tmp, run = exported
-    assert run.rc != 0
-    message = run.failure(lab)
-    assert message, f"{lab} did not fail"
-    for part in BAD[lab][1]:
-        assert part in message, message
-    assert not (tmp / "export" / lab).exists()
+    assert_refused(run, lab, BAD[lab][1], tmp / "export" / lab)
     # Refused in the preflight play: no export task ran for this lab (while it did for a good one).
     assert run.results("Record the release in releases.yml", "l2")
     assert not run.results("Record the release in releases.yml", lab)

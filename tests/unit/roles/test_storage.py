@@ -19,7 +19,8 @@ from ansible.parsing.dataloader import DataLoader
 from ansible.template import Templar, trust_as_template
 
 from export_check import check_chart_values, check_export
-from unit.roles.playbook_runner import PYTHON, PlaybookRun, ROOT, UNREACHABLE, load_all, reference, run_playbook, shared_run
+from unit.roles.playbook_runner import (PYTHON, PlaybookRun, ROOT, UNREACHABLE, export_objects, load_all, reference, run_playbook,
+                                        shared_run)
 
 NAS = {"nfs_provisioner_server": "nas.lab.example", "nfs_provisioner_path": "/mnt/tank/k8s"}
 
@@ -127,16 +128,6 @@ def storage(tmp_path_factory):
     return tmp, runs
 
 
-def objects(directory):
-    found = {}
-    for path in sorted(directory.rglob("*.yaml")):
-        if path.name.startswith("helm-"):
-            continue
-        (obj,) = load_all(path)
-        found[(obj["kind"], obj["metadata"].get("namespace", "_cluster"), obj["metadata"]["name"])] = obj
-    return found
-
-
 def releases(directory):
     path = directory / "releases.yml"
     if not path.exists():
@@ -147,7 +138,7 @@ def releases(directory):
 
 def default_classes(directory):
     """Every StorageClass marked default in an export: objects, and the NFS chart's storageClass values."""
-    found = [obj["metadata"]["name"] for (kind, _ns, _n), obj in objects(directory).items()
+    found = [obj["metadata"]["name"] for (kind, _ns, _n), obj in export_objects(directory).items()
              if kind == "StorageClass"
              and obj["metadata"].get("annotations", {}).get("storageclass.kubernetes.io/is-default-class") == "true"]
     for rel in releases(directory).values():
@@ -176,7 +167,7 @@ def test_runs_reach_no_node_and_fail_only_the_bad_labs(storage):
 @pytest.mark.parametrize("lab", sorted(EXPECTED_DEFAULT))
 def test_export_is_valid(storage, lab):
     tmp, _runs = storage
-    assert objects(tmp / "out" / lab) or releases(tmp / "out" / lab)
+    assert export_objects(tmp / "out" / lab) or releases(tmp / "out" / lab)
     assert check_export(tmp / "out" / lab) == []
 
 
@@ -252,7 +243,7 @@ def test_bad_inventory_stops_before_anything_is_exported(storage, lab):
 
 # ----------------------------------------------------------------------------------------- Rook-Ceph
 def rook(tmp, lab):
-    found = objects(tmp / "out" / lab)
+    found = export_objects(tmp / "out" / lab)
     return found, {kind: obj for (kind, _ns, _name), obj in found.items() if kind.startswith("Ceph")}
 
 
@@ -328,7 +319,7 @@ def test_rook_one_node_lowers_replication_and_warns(storage):
     msgs = [r.get("msg", "") for r in runs["export"].results(warn, "rook1") if not r.get("skipped")]
     assert msgs and all(m.startswith("WARNING: rook_ceph has 1 storage node(s)") for m in msgs), msgs
     assert "keep 1 copy of each object instead of 3" in msgs[0] and "losing that node loses the data" in msgs[0]
-    assert all(r.get("skipped") for r in runs["export"].results(warn, "rook3"))
+    assert runs["export"].skipped(warn, "rook3")
 
 
 # ------------------------------------------------------------------------------------------------ NFS
@@ -359,7 +350,7 @@ def upstream_local_path():
 
 def test_local_path_matches_upstream(storage):
     tmp, _runs = storage
-    ours, theirs = objects(tmp / "out" / "local"), upstream_local_path()
+    ours, theirs = export_objects(tmp / "out" / "local"), upstream_local_path()
     assert set(ours) == set(theirs)
     for key, upstream in theirs.items():
         if key[0] not in ("Deployment", "StorageClass", "ConfigMap"):
@@ -388,7 +379,7 @@ def test_local_path_matches_upstream(storage):
 
 def test_local_path_config_follows_the_provisioner_rules(storage):
     tmp, _runs = storage
-    cm = objects(tmp / "out" / "local")[("ConfigMap", "local-path-storage", "local-path-config")]
+    cm = export_objects(tmp / "out" / "local")[("ConfigMap", "local-path-storage", "local-path-config")]
     node_path_map = json.loads(cm["data"]["config.json"])["nodePathMap"]
     nodes = [e["node"] for e in node_path_map]
     assert len(nodes) == len(set(nodes))
