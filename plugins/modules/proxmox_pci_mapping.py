@@ -117,7 +117,8 @@ options:
     description:
       - Before writing, read the PCI devices of every node named in an entry that changes (one read
         of C(/nodes) and one per node) and fail when a path does not exist there or the device's
-        IDs or IOMMU group differ.
+        IDs or IOMMU group differ, or when the entry lacks the subsystem ID or (for its first path) the
+        IOMMU group the device has, as Proxmox VE checks them when a VM using the mapping starts.
       - Nodes that are offline are skipped with a warning. Set to V(false) to map hardware that is
         not installed yet.
       - A node where IOMMU is not enabled yet reports IOMMU group -1 for every device (a fresh host);
@@ -359,8 +360,8 @@ class PciMappingManager(CollectionManager):
             by_address = dict((str(d.get("id", "")).lower(), d) for d in devices)
             unchecked = []
             for mapping_id, entry in wanted[node]:
-                for path in entry["path"].split(";"):
-                    if not self._check_device(mapping_id, node, path, entry, by_address):
+                for index, path in enumerate(entry["path"].split(";")):
+                    if not self._check_device(mapping_id, node, path, entry, by_address, index == 0):
                         unchecked.append(mapping_id)
             if unchecked:
                 self.module.warn("PCI mapping %s: IOMMU is not enabled on %s yet (its devices report IOMMU group -1), "
@@ -369,8 +370,14 @@ class PciMappingManager(CollectionManager):
                                  % (", ".join(sorted(set(unchecked))), node, node))
 
     @staticmethod
-    def _check_device(mapping_id, node, path, entry, by_address):
-        """Fail when the device does not match the entry; False when its IOMMU group could not be checked."""
+    def _check_device(mapping_id, node, path, entry, by_address, first):
+        """Fail when the device does not match the entry; False when its IOMMU group could not be checked.
+
+        As Proxmox VE checks an entry when a VM using it starts (pve-guest-common src/PVE/Mapping/PCI.pm
+        assert_valid): the id, the subsystem ID when the device has one (and only then), the IOMMU group of
+        the first path only; a property the device has and the entry lacks fails the start ("missing
+        expected property"), so it is refused here.
+        """
         device = by_address.get(path if "." in path else path + ".0")
         if device is None:
             raise ProxmoxError("PCI mapping %s: %s has no PCI device %s; check the address with lspci -D on %s, or set "
@@ -385,15 +392,28 @@ class PciMappingManager(CollectionManager):
             raise ProxmoxError("PCI mapping %s: device %s on %s is %s, not %s (%s); fix id or path" %
                                (mapping_id, path, node, found, entry["id"], device.get("device_name", "unknown device")))
         found_sub = pair("subsystem_vendor", "subsystem_device")
-        if entry.get("subsystem-id") and device.get("subsystem_vendor") and entry["subsystem-id"] != found_sub:
+        has_sub = bool(device.get("subsystem_vendor")) and bool(device.get("subsystem_device"))
+        if has_sub and not entry.get("subsystem-id"):
+            raise ProxmoxError("PCI mapping %s: device %s on %s has subsystem ID %s and the entry names none; add "
+                               "subsystem_id: %s (Proxmox VE refuses to start a VM with this entry: missing expected "
+                               "property 'subsystem-id')" % (mapping_id, path, node, found_sub, found_sub))
+        if entry.get("subsystem-id") and not has_sub:
+            raise ProxmoxError("PCI mapping %s: device %s on %s reports no subsystem ID; remove subsystem_id (Proxmox "
+                               "VE refuses to start a VM with this entry: unexpected property 'subsystem-id')"
+                               % (mapping_id, path, node))
+        if entry.get("subsystem-id") and entry["subsystem-id"] != found_sub:
             raise ProxmoxError("PCI mapping %s: device %s on %s has subsystem ID %s, not %s; fix subsystem_id" %
                                (mapping_id, path, node, found_sub, entry["subsystem-id"]))
         group = device.get("iommugroup")
-        if entry.get("iommugroup") in (None, "") or group is None:
+        if not first or group is None:
             return True
         if str(group) == "-1":
             # IOMMU is off on the node (pve-common PVE/SysFSTools.pm lspci): the group exists only once it is on.
             return False
+        if entry.get("iommugroup") in (None, ""):
+            raise ProxmoxError("PCI mapping %s: device %s on %s is in IOMMU group %s and the entry names none; add "
+                               "iommugroup: %s (Proxmox VE refuses to start a VM with this entry: missing expected "
+                               "property 'iommugroup')" % (mapping_id, path, node, group, group))
         if str(group) != entry["iommugroup"]:
             raise ProxmoxError("PCI mapping %s: device %s on %s is in IOMMU group %s, not %s; fix iommugroup" %
                                (mapping_id, path, node, group, entry["iommugroup"]))

@@ -64,19 +64,20 @@ def test_entries_compare_without_order_or_case(pve_sim, run_module):
 def test_updates_the_map_and_options_with_diff(pve_sim, run_module):
     run(run_module, pve_sim, **RTX)
     pve_sim.clear_log()
-    one_node = [dict(node="pve-1", path=["0000:01:00.0"], id="10de:2204")]
+    one_node = [dict(node="pve-1", path=["0000:01:00.0"], id="10de:2204", subsystem_id="10de:1454", iommugroup=14)]
     result = run(run_module, pve_sim, diff=True, id="rtx3090", map=one_node, mdev=False, live_migration_capable=True,
                  description="")
     assert result["changed"], result
     writes = pve_sim.writes()
     assert [(w["method"], w["path"]) for w in writes] == [("PUT", "/cluster/mapping/pci/rtx3090")]
-    assert writes[0]["params"] == {"map": "node=pve-1,path=0000:01:00.0,id=10de:2204", "live-migration-capable": "1",
+    entry = "node=pve-1,path=0000:01:00.0,id=10de:2204,subsystem-id=10de:1454,iommugroup=14"
+    assert writes[0]["params"] == {"map": entry, "live-migration-capable": "1",
                                    "delete": "description"}
     assert result["diff"]["before"]["description"] == "GeForce RTX 3090"
-    assert result["diff"]["after"]["map"] == ["node=pve-1,path=0000:01:00.0,id=10de:2204"]
+    assert result["diff"]["after"]["map"] == [entry]
     assert result["diff"]["after"]["live-migration-capable"] == 1
     current = mapping(pve_sim, "rtx3090")
-    assert current["map"] == ["node=pve-1,path=0000:01:00.0,id=10de:2204"] and "description" not in current
+    assert current["map"] == [entry] and "description" not in current
     # only the device of the changed entry is checked
     assert "/nodes/pve-2/hardware/pci" not in [r["path"] for r in pve_sim.reads()]
 
@@ -132,8 +133,16 @@ def test_check_mode_writes_nothing(pve_sim, run_module):
      "device 0000:01:00.1 on pve-1 is 10de:1aef, not 10de:2204 (GA102 High Definition Audio Controller)"),
     (dict(id="rtx3090", map=[dict(node="pve-1", path=["0000:01:00"], id="10de:2204", subsystem_id="10de:0000")]),
      "has subsystem ID 10de:1454, not 10de:0000"),
-    (dict(id="rtx3090", map=[dict(node="pve-1", path=["0000:01:00"], id="10de:2204", iommugroup=3)]),
-     "is in IOMMU group 14, not 3"),
+    (dict(id="rtx3090", map=[dict(node="pve-1", path=["0000:01:00"], id="10de:2204", subsystem_id="10de:1454",
+                                  iommugroup=3)]), "is in IOMMU group 14, not 3"),
+    # what a VM start on Proxmox VE would refuse (pve-guest-common Mapping/PCI.pm assert_valid)
+    (dict(id="rtx3090", map=[dict(node="pve-1", path=["0000:01:00"], id="10de:2204", iommugroup=14)]),
+     "PCI mapping rtx3090: device 0000:01:00 on pve-1 has subsystem ID 10de:1454 and the entry names none; add "
+     "subsystem_id: 10de:1454 (Proxmox VE refuses to start a VM with this entry: missing expected property "
+     "'subsystem-id')"),
+    (dict(id="rtx3090", map=[dict(node="pve-1", path=["0000:01:00"], id="10de:2204", subsystem_id="10de:1454")]),
+     "PCI mapping rtx3090: device 0000:01:00 on pve-1 is in IOMMU group 14 and the entry names none; add "
+     "iommugroup: 14 (Proxmox VE refuses to start a VM with this entry: missing expected property 'iommugroup')"),
 ])
 def test_bad_input_is_refused_before_any_write(pve_sim, run_module, args, message):
     pve_sim.clear_log()
@@ -208,8 +217,21 @@ def test_api_error_names_the_mapping(pve_sim, run_module):
 
 
 # ------------------------------------------------------------------------------ list mode
+def test_alternative_paths_check_the_first_paths_iommu_group_only():
+    """PVE checks the IOMMU group of an entry's first path only (assert_valid): a second GPU in another group
+    passes as an alternative, and fails as the first path."""
+    devices = {"0000:02:00.0": {"id": "0000:02:00.0", "vendor": "0x10de", "device": "0x2204",
+                                "subsystem_vendor": "0x10de", "subsystem_device": "0x1454", "iommugroup": 15}}
+    entry = {"id": "10de:2204", "subsystem-id": "10de:1454", "iommugroup": "14"}
+    check = proxmox_pci_mapping.PciMappingManager._check_device
+    assert check("gpu-any", "pve-1", "0000:02:00.0", entry, devices, False) is True
+    with pytest.raises(proxmox_pci_mapping.ProxmoxError, match="is in IOMMU group 15, not 14; fix iommugroup"):
+        check("gpu-any", "pve-1", "0000:02:00.0", entry, devices, True)
+
+
 def test_list_mode_reads_once_and_writes_only_the_differences(pve_sim, run_module):
-    items = [RTX, dict(id="rtx-audio", map=[dict(node="pve-1", path=["0000:01:00.1"], id="10de:1aef")]),
+    items = [RTX, dict(id="rtx-audio", map=[dict(node="pve-1", path=["0000:01:00.1"], id="10de:1aef",
+                                                 subsystem_id="10de:1454", iommugroup=14)]),
              dict(id="old", state="absent")]
     pve_sim.clear_log()
     result = run(run_module, pve_sim, mappings=items)

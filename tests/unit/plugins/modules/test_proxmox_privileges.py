@@ -12,7 +12,8 @@ from ansible_collections.ailab.cluster.plugins.modules import proxmox_guest, pro
 
 NAS = dict(storage="nas", type="nfs", server="192.168.10.50", export="/mnt/tank/pve",
            content=["backup", "images", "iso", "rootdir", "snippets", "vztmpl"])
-GPU = dict(id="rtx3090", map=[dict(node="pve-1", path=["0000:01:00"], id="10de:2204")])
+GPU = dict(id="rtx3090", map=[dict(node="pve-1", path=["0000:01:00"], id="10de:2204", subsystem_id="10de:1454",
+                                   iommugroup=14)])
 
 
 def token_params(sim, acls):
