@@ -197,8 +197,10 @@ def _bootstrap_allowed(method, resource, namespace, name):
 class Server:
     """One API server: ``start()`` serves in a thread until ``stop()``."""
 
-    def __init__(self, address, port, version, pki_dir):
+    def __init__(self, address, port, version, pki_dir, bind=None):
         self.address, self.port, self.version, self.pki_dir = address, port, version, pki_dir
+        # kube-apiserver listens on --bind-address (0.0.0.0 by default), so a VIP on the node reaches it too.
+        self.bind = bind or address
         self._httpd = None
         self._thread = None
 
@@ -220,7 +222,7 @@ class Server:
                 sock, address = self.socket.accept()
                 return context.wrap_socket(sock, server_side=True, do_handshake_on_connect=False), address
 
-        self._httpd = HTTPServer((self.address, self.port), Handler)
+        self._httpd = HTTPServer((self.bind, self.port), Handler)
         self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.2}, daemon=True)
         self._thread.start()
         return self
