@@ -102,7 +102,7 @@ def apiserver_spec():
     container = pod["spec"]["containers"][0]
     flags = dict(a[2:].split("=", 1) for a in container["command"] if a.startswith("--") and "=" in a)
     return (flags.get("advertise-address", "0.0.0.0"), int(flags.get("secure-port", 6443)),
-            container["image"].rsplit(":", 1)[1], os.stat(path).st_mtime)
+            container["image"].rsplit(":", 1)[1], os.stat(path).st_mtime, flags.get("bind-address", "0.0.0.0"))
 
 
 def main(argv=None):
@@ -154,7 +154,7 @@ def main(argv=None):
             spec = wanted
             if wanted is not None:
                 try:
-                    server = apiserver.Server(wanted[0], wanted[1], wanted[2], p(PKI)).start()
+                    server = apiserver.Server(wanted[0], wanted[1], wanted[2], p(PKI), bind=wanted[4]).start()
                     print(f"kube-apiserver {wanted[2]} serving on {wanted[0]}:{wanted[1]}", flush=True)
                 except OSError as e:
                     print(f"kube-apiserver failed to start: {e}", flush=True)
