@@ -9,7 +9,6 @@ import hashlib
 import os
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -86,21 +85,3 @@ def client_venv(kubernetes_version):
             stamp.write_text("\n".join(requirements) + "\n")
     return venv / "bin" / "python"
 
-
-def wheel_dir(python_version, platform="manylinux_2_28_x86_64"):
-    """The role's pins as wheels for ``python_version`` (an air-gapped lab's wheel directory), under .cache/."""
-    requirements = [f"{name}=={version}" for name, version in pins().items()]
-    key = hashlib.sha256("\n".join(requirements).encode()).hexdigest()[:12]
-    directory = CACHE / f"wheels-cp{python_version.replace('.', '')}-{key}"
-    stamp = directory / ".complete"
-    CACHE.mkdir(parents=True, exist_ok=True)
-    with FileLock(f"{directory}.lock"):
-        if not stamp.exists():
-            platforms = [arg for p in (platform, "manylinux_2_17_x86_64", "manylinux2014_x86_64")
-                         for arg in ("--platform", p)]
-            proc = _pip(sys.executable, "download", "--no-deps", "--only-binary=:all:", "-d",
-                        str(directory), "--python-version", python_version, *platforms, *requirements)
-            if proc.returncode != 0:
-                pytest.skip(f"PyPI cannot be reached to download the pinned wheels: {proc.stderr[-300:]}")
-            stamp.write_text("\n".join(requirements) + "\n")
-    return directory
