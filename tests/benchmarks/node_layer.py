@@ -206,8 +206,9 @@ def main():
                             runs.append(dict(size=n, round=rnd, variant=v, phase=phase, wall=wall, counts=counts,
                                              ctl=ctl, nodes=nodes, names=names[v]))
                             per_node = [counts.get(h, {}).get("executed", 0) for h in names[v]]
+                            changed = [counts.get(h, {}).get("changed", 0) for h in names[v]]
                             print(f"nodes={n} round {rnd} {v:<4} {phase:<8}: {wall:6.1f}s wall, tasks per node "
-                                  f"{per_node}, controller CPU {ctl:.1f}s, node CPU "
+                                  f"{per_node}, changed {changed}, controller CPU {ctl:.1f}s, node CPU "
                                   f"{[fmt(nodes[h]) for h in names[v]]}s", flush=True)
                 finally:
                     if not (args.keep and n == sizes[-1] and rnd == args.rounds):
