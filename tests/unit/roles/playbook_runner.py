@@ -86,22 +86,28 @@ class PlaybookRun:
         return None
 
 
-def run_playbook(tmp_path, plays, inventory, *args, check=False):
-    """Write ``plays`` and ``inventory`` (Python data) under tmp_path and run ansible-playbook on them."""
-    playbook = tmp_path / "playbook.yml"
-    playbook.write_text(yaml.safe_dump(plays, sort_keys=False))
-    inv = tmp_path / "inventory.yml"
-    inv.write_text(yaml.safe_dump(inventory, sort_keys=False))
-    env = dict(os.environ,
-               ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"),
-               ANSIBLE_STDOUT_CALLBACK="ansible.builtin.json",
-               ANSIBLE_CALLBACKS_ENABLED="ansible.posix.timer",
-               ANSIBLE_FACT_CACHING="memory",
-               ANSIBLE_LOCAL_TEMP=str(tmp_path / ".ansible-tmp"))
+def run_playbook(tmp_path, plays, inventory, *args, check=False, env=None, stdin=None):
+    """Run ansible-playbook with the JSON callback. ``plays`` and ``inventory`` are Python data written under
+    tmp_path, or paths (a Path) used as they are (a playbook of the collection, an inventory directory).
+    ``env`` adds environment variables; ``stdin=subprocess.DEVNULL`` runs it without a terminal, as AWX does."""
+    playbook, inv = plays, inventory
+    if not isinstance(plays, Path):
+        playbook = tmp_path / "playbook.yml"
+        playbook.write_text(yaml.safe_dump(plays, sort_keys=False))
+    if not isinstance(inventory, Path):
+        inv = tmp_path / "inventory.yml"
+        inv.write_text(yaml.safe_dump(inventory, sort_keys=False))
+    environment = dict(os.environ,
+                       ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"),
+                       ANSIBLE_STDOUT_CALLBACK="ansible.builtin.json",
+                       ANSIBLE_CALLBACKS_ENABLED="ansible.posix.timer",
+                       ANSIBLE_FACT_CACHING="memory",
+                       ANSIBLE_LOCAL_TEMP=str(tmp_path / ".ansible-tmp"))
+    environment.update(env or {})
     cmd = [str(Path(PYTHON).parent / "ansible-playbook"), "-i", str(inv), str(playbook), *args]
     if check:
         cmd.append("--check")
-    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, check=False)
+    proc = subprocess.run(cmd, cwd=ROOT, env=environment, stdin=stdin, capture_output=True, text=True, check=False)
     return PlaybookRun(proc.returncode, proc.stdout, proc.stderr)
 
 
