@@ -29,7 +29,7 @@ BASE_PYTHON ?= $(shell for p in $(PYTHON_CANDIDATES); do \
 help:
 	@echo "make lab          every layer of the lab on inventories/sandbox (simulator, containers, export)"
 	@echo "make lab-reset    forget the sandbox's simulated Proxmox VE cluster"
-	@echo "make lab-clean    remove the sandbox: containers, simulator state, build/sandbox"
+	@echo "make lab-clean    remove the sandbox: containers, kubesim volume, simulator state, build/sandbox"
 	@echo "make check        check an inventory without changing anything (INVENTORY=inventories/<lab>)"
 	@echo "make export       write every Kubernetes-facing layer as files and validate them (INVENTORY=, EXPORT_DIR=)"
 	@echo "make test         set up and run all tiers (lint, sanity, units, molecule, integration)"
@@ -73,7 +73,8 @@ setup: venv images
 # ---------------------------------------------------------------- main job
 # Every layer of the lab on inventories/sandbox (docs/sandbox.md): the Proxmox layer against the PVE API
 # simulator, the node layer on local systemd containers (when Docker answers; their images are built
-# first), the Kubernetes and platform layers as validated files in build/sandbox/export, the report.
+# first), the Kubernetes layer against the kubeadm test double in those containers (export only without
+# Docker), the platform layers as validated files in build/sandbox/export, the report.
 lab: venv
 	@if docker info >/dev/null 2>&1; then bash tests/images/build.sh; fi
 	@$(PY) tests/harness/lab.py
