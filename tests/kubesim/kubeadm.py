@@ -626,6 +626,16 @@ def upgrade_local(config):
     with state.locked(write=False) as cluster:
         kubelet_yaml = cluster.get("configmaps", "kubelet-config", "kube-system")["data"]["kubelet"]
     write(KUBELET_CONFIG, kubelet_yaml, 0o644)
+    if not _no_wait():
+        # cmd/kubeadm/app/phases/upgrade/staticpods.go upgradeComponent: kubeadm waits until the kubelet has
+        # restarted the static pod from the new manifest and the component is healthy again.
+        url, ca_cert = f"https://{advertise}:{port}", read(f"{PKI}/ca.crt")
+
+        def serving_new_version():
+            answer = client.request("GET", url + "/version", ca=ca_cert, timeout=3)
+            return isinstance(answer, dict) and answer.get("gitVersion") == config["kubernetesVersion"]
+
+        wait_for(f"the API server at {url} to run {config['kubernetesVersion']}", serving_new_version, 120)
 
 
 def cmd_reset(args):
