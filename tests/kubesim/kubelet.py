@@ -87,8 +87,12 @@ def heartbeat(name, last, version=None):
         status["conditions"] = [{"type": "Ready", "status": "True", "reason": "KubeletReady",
                                  "message": "kubelet is posting ready status", "lastHeartbeatTime": stamp,
                                  "lastTransitionTime": stamp}]
+        # Every field of NodeSystemInfo the kubelet posts: the kubernetes Python client (k8s_drain) refuses a Node
+        # without them (boot_id must not be None).
         status["nodeInfo"] = {"kubeletVersion": version, "containerRuntimeVersion": "containerd://2.1.4",
-                              "operatingSystem": "linux", "architecture": "amd64"}
+                              "operatingSystem": "linux", "architecture": "amd64", "bootID": name,
+                              "machineID": name, "systemUUID": name, "kernelVersion": os.uname().release,
+                              "osImage": "Debian GNU/Linux 12 (bookworm)", "kubeProxyVersion": ""}
         cluster.put("nodes", node)
     return moment
 
