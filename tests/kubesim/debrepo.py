@@ -168,7 +168,7 @@ def build(out, versions, packages=PACKAGES):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python3 -m kubesim.debrepo", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python3 -m kubesim.debrepo", description=__doc__.split("\n\n", maxsplit=1)[0])
     parser.add_argument("out", help="directory of the repositories (one per minor: OUT/v1.34/, OUT/v1.35/)")
     parser.add_argument("--version", action="append", required=True, dest="versions",
                         help="a package version as pkgs.k8s.io names them, e.g. 1.34.2-1.1 (repeat)")

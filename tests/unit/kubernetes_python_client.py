@@ -84,4 +84,3 @@ def client_venv(kubernetes_version):
                 raise AssertionError(f"pip install {requirements} failed:\n{proc.stderr}")
             stamp.write_text("\n".join(requirements) + "\n")
     return venv / "bin" / "python"
-

@@ -126,9 +126,9 @@ DOCKER_MOUNTS = [{"Type": "bind", "Source": "/src/tests/kubesim", "Destination":
                  {"Type": "volume", "Name": "0f73ed16", "Destination": "/var/lib/containerd", "RW": True}]
 
 
-def inspected(image="ailab-test/debian:12", running=True, sandbox_label="1", mounts=DOCKER_MOUNTS):
+def inspected(image="ailab-test/debian:12", running=True, sandbox_label="1", mounts=None):
     return {"Config": {"Labels": {sandbox.LABEL: sandbox_label, sandbox.IMAGE_LABEL: image}},
-            "State": {"Running": running}, "Mounts": mounts}
+            "State": {"Running": running}, "Mounts": DOCKER_MOUNTS if mounts is None else mounts}
 
 
 @pytest.mark.parametrize("info, action", [

@@ -123,8 +123,10 @@ def elector(cluster, identity, clock, kubeconfig="/etc/kubernetes/admin.conf"):
 
 # -- the manifest the role writes ----------------------------------------------------------------
 
-@pytest.mark.parametrize(("bootstrap", "kubeconfig"), [(True, "/etc/kubernetes/super-admin.conf"),
-                                                        (False, "/etc/kubernetes/admin.conf")])
+@pytest.mark.parametrize(("bootstrap", "kubeconfig"), [
+    (True, "/etc/kubernetes/super-admin.conf"),
+    (False, "/etc/kubernetes/admin.conf"),
+])
 def test_reads_the_manifest_the_role_renders(tmp_path, bootstrap, kubeconfig):
     read = kubevip.read_manifest(render_manifest(tmp_path / "kube-vip.yaml", bootstrap))
     assert read == {"image": "ghcr.io/kube-vip/kube-vip:v1.1.2", "address": "10.0.0.250", "port": 6443,

@@ -77,7 +77,7 @@ def test_guest_plan_accepts_a_planned_node_and_refuses_an_unknown_one(fresh9, ru
     refused = run(proxmox_guest, sim, run_module, **NEW_VM)
     assert refused["failed"] and refused["msg"] == ("cannot create VM 212 (k8s-gpu-1): node pve-2 is not in the "
                                                     "cluster (nodes: pve-1)")
-    unknown = run(proxmox_guest, sim, run_module, planned_nodes=["pve-1", "pve-2"], **dict(NEW_VM, node="pve-3"))
+    unknown = run(proxmox_guest, sim, run_module, planned_nodes=["pve-1", "pve-2"], **{**NEW_VM, "node": "pve-3"})
     assert unknown["failed"] and unknown["msg"] == (
         "cannot create VM 212 (k8s-gpu-1): node pve-3 is not in the cluster (nodes: pve-1) and does not join it "
         "in this run (planned: pve-2)")
@@ -137,7 +137,7 @@ def test_group_plan_accepts_a_planned_node_on_pve8(fresh8, run_module):
     planned = run(proxmox_ha_group, sim, run_module, planned_nodes=["pve-2"], **group)
     assert not planned.get("failed"), planned
     assert planned["changed"] and sim.writes() == []
-    refused = run(proxmox_ha_group, sim, run_module, **dict(group, nodes=["pve-1", "pve-3"]), planned_nodes=["pve-2"])
+    refused = run(proxmox_ha_group, sim, run_module, **{**group, "nodes": ["pve-1", "pve-3"]}, planned_nodes=["pve-2"])
     assert refused["failed"] and refused["msg"] == (
         "HA group lab names pve-3, which is not a node of this cluster (nodes: pve-1) and does not join it in this "
         "run (planned: pve-2)")
