@@ -50,12 +50,16 @@ class PlaybookRun:
         self.data, _end = json.JSONDecoder().raw_decode(stdout[start:])
 
     def save(self, path):
-        Path(path).write_text(json.dumps({"rc": self.rc, "stdout": self.stdout, "stderr": self.stderr}))
+        """Written for the other pytest-xdist workers; ``data`` too, with what the builder added to it."""
+        Path(path).write_text(json.dumps({"rc": self.rc, "stdout": self.stdout, "stderr": self.stderr,
+                                          "data": self.data}))
 
     @classmethod
     def load(cls, path):
         saved = json.loads(Path(path).read_text())
-        return cls(saved["rc"], saved["stdout"], saved["stderr"])
+        run = cls(saved["rc"], saved["stdout"], saved["stderr"])
+        run.data = saved.get("data", run.data)
+        return run
 
     @property
     def stats(self):

@@ -255,7 +255,7 @@ def test_join_rides_through_the_api_restart(standalone, run_module):
     """pmxcfs, pveproxy and pvedaemon restart on the joining node (500, then 595), then tickets of the old
     auth key get 401: the module waits it out and logs in again (pve-cluster PVE/Cluster/Setup.pm finish_join)."""
     sim = standalone
-    sim.settings(join_restart=1.0)  # long enough for every phase (the simulator default is 2 s)
+    sim.settings(join_restart=6.0)  # 3 s per phase: every phase sees a poll even on a loaded machine
     sim.clear_log()
     result = run(run_module, root_login(sim), cluster_name="ailab", link0=PVE1_LINK, nodes=[pve2(sim)])
     assert not result.get("failed"), result
