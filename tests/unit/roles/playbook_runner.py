@@ -22,6 +22,8 @@ REFERENCE = Path(os.environ.get("AILAB_REFERENCE", ROOT.parent / "shared" / "ref
 PYTHON = sys.executable
 # The Kubernetes minor the collection pins (kubernetes_packages_version 1.34.x).
 K8S_MINOR = "1.34"
+# The stdout callback whose output PlaybookRun parses (one entry per play/task/host).
+JSON_CALLBACK = "ansible.builtin.json"
 # Host variables of a host that no connection can reach: ssh to a closed loopback port. An export-mode
 # test gives them to its hosts, so a task that touched a node would end unreachable (never traffic
 # to a lab network).
@@ -40,10 +42,13 @@ def reference(relpath):
 class PlaybookRun:
     """Result of one ansible-playbook run with the JSON callback."""
 
-    def __init__(self, rc, stdout, stderr):
+    def __init__(self, rc, stdout, stderr, parse=True):
         self.rc = rc
         self.stdout = stdout
         self.stderr = stderr
+        if not parse:  # another stdout callback (text): only rc, stdout and stderr
+            self.data = None
+            return
         start = stdout.find("{")
         if start < 0:
             raise AssertionError(f"ansible-playbook printed no JSON (rc {rc}):\n{stdout}\n{stderr}")
@@ -90,10 +95,13 @@ class PlaybookRun:
         return None
 
 
-def run_playbook(tmp_path, plays, inventory, *args, check=False, env=None, stdin=None):
+def run_playbook(tmp_path, plays, inventory, *args, check=False, env=None, stdin=None, callback=JSON_CALLBACK,
+                 timeout=None):
     """Run ansible-playbook with the JSON callback. ``plays`` and ``inventory`` are Python data written under
     tmp_path, or paths (a Path) used as they are (a playbook of the collection, an inventory directory).
-    ``env`` adds environment variables; ``stdin=subprocess.DEVNULL`` runs it without a terminal, as AWX does."""
+    ``env`` adds environment variables; ``stdin=subprocess.DEVNULL`` runs it without a terminal, as AWX does.
+    ``callback`` names another stdout callback (the run's ``data`` is then None: read its stdout, as a lab
+    admin reads it); ``timeout`` (seconds) stops a run that hangs (subprocess.TimeoutExpired)."""
     playbook, inv = plays, inventory
     if not isinstance(plays, Path):
         playbook = tmp_path / "playbook.yml"
@@ -103,7 +111,7 @@ def run_playbook(tmp_path, plays, inventory, *args, check=False, env=None, stdin
         inv.write_text(yaml.safe_dump(inventory, sort_keys=False))
     environment = dict(os.environ,
                        ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"),
-                       ANSIBLE_STDOUT_CALLBACK="ansible.builtin.json",
+                       ANSIBLE_STDOUT_CALLBACK=callback,
                        ANSIBLE_CALLBACKS_ENABLED="ansible.posix.timer",
                        ANSIBLE_FACT_CACHING="memory",
                        ANSIBLE_LOCAL_TEMP=str(tmp_path / ".ansible-tmp"))
@@ -111,8 +119,9 @@ def run_playbook(tmp_path, plays, inventory, *args, check=False, env=None, stdin
     cmd = [str(Path(PYTHON).parent / "ansible-playbook"), "-i", str(inv), str(playbook), *args]
     if check:
         cmd.append("--check")
-    proc = subprocess.run(cmd, cwd=ROOT, env=environment, stdin=stdin, capture_output=True, text=True, check=False)
-    return PlaybookRun(proc.returncode, proc.stdout, proc.stderr)
+    proc = subprocess.run(cmd, cwd=ROOT, env=environment, stdin=stdin, capture_output=True, text=True, check=False,
+                          timeout=timeout)
+    return PlaybookRun(proc.returncode, proc.stdout, proc.stderr, parse=callback == JSON_CALLBACK)
 
 
 def shared_run(tmp_path_factory, key, build):
