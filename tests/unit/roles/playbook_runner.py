@@ -174,13 +174,25 @@ def local_inventory(groups, host_vars=None, group_vars=None):
     group_vars = group_vars or {}
     children = {}
     for group, hosts in groups.items():
-        children[group] = {"hosts": {h: host_vars.get(h, {}) for h in hosts}}
+        children[group] = {"hosts": {h: _with_kubernetes_client(host_vars.get(h, {}), group_vars.get(group, {}))
+                                     for h in hosts}}
         if group in group_vars:
             children[group]["vars"] = group_vars[group]
     return {"all": {
         "vars": {"ansible_connection": "local", "ansible_python_interpreter": PYTHON},
         "children": {"k8s_cluster": {"children": children}},
     }}
+
+
+def _with_kubernetes_client(host, group):
+    """A local-connection host runs the Kubernetes client's tasks (kubernetes_apply_python_interpreter) with the test
+    Python, which has the client; a host that another connection reaches (unreachable, a container) keeps the
+    collection's default, and a test's own setting wins."""
+    key = "ailab_kubernetes_python_interpreter"
+    local = host.get("ansible_connection", group.get("ansible_connection", "local")) == "local"
+    if not local or key in host or key in group:
+        return host
+    return {**host, key: PYTHON}
 
 
 def load_all(path):
