@@ -7,10 +7,12 @@ kubeconfig is missing (systemd restarts it until kubeadm has written them); then
 heartbeats its Node (Ready, nodeInfo.kubeletVersion = the installed kubelet double's version) and
 "runs" the static pods: for kube-apiserver.yaml it serves the API server double on the manifest's
 --advertise-address/--secure-port, with the manifest's image tag as its version, and restarts it
-(a gap of RESTART_GAP seconds, as the real static pod restart) whenever the manifest changes.
+(a gap of RESTART_GAP seconds, or restart_gap in /etc/kubesim/kubelet.json, as the real static pod restart)
+whenever the manifest changes.
 """
 
 import argparse
+import json
 import os
 import signal
 import sys
@@ -41,6 +43,19 @@ def _load_modules():
 
 RESTART_GAP = 2
 HEARTBEAT = 10
+# Per-node settings of the kubelet double: {"restart_gap": seconds} between stopping the old kube-apiserver and
+# serving the new one when its manifest changes (default RESTART_GAP).
+SETTINGS_FILE = "/etc/kubesim/kubelet.json"
+
+
+def restart_gap():
+    """The static pod restart gap of this node: a real kube-apiserver takes well over kube-vip's 3 s renew deadline
+    (the kubelet stops the old container, then the new one loads its state from etcd before it serves), so an HA
+    scenario sets the slow end here (docs/kubesim.md)."""
+    if exists(SETTINGS_FILE):
+        with open(p(SETTINGS_FILE)) as f:
+            return float(json.load(f).get("restart_gap", RESTART_GAP))
+    return RESTART_GAP
 
 
 def node_name(kubeconfig_path):
@@ -139,7 +154,12 @@ def main(argv=None):
     def log(message):
         print(message, flush=True)
 
-    vip = kubevip.KubeVipPod(name, local_api, log)  # the kube-vip static pod (tests/kubesim/kubevip.py)
+    def served():
+        """When this node's API server double last answered each path ({} while it is not running)."""
+        return server.served if server is not None else {}
+
+    # the kube-vip static pod (tests/kubesim/kubevip.py)
+    vip = kubevip.KubeVipPod(name, local_api, log, served=served)
 
     def terminate(signum, frame):
         # systemctl stop/restart kubelet: the double's pods end with it, and the VIP address must not stay behind.
@@ -154,7 +174,7 @@ def main(argv=None):
                 print("stopping kube-apiserver (manifest changed)", flush=True)
                 server.stop()
                 server = None
-                time.sleep(RESTART_GAP)
+                time.sleep(restart_gap())
             spec = wanted
             if wanted is not None:
                 try:
