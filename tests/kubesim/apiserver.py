@@ -25,6 +25,7 @@ import json
 import re
 import ssl
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
@@ -201,6 +202,9 @@ class Server:
         self.address, self.port, self.version, self.pki_dir = address, port, version, pki_dir
         # kube-apiserver listens on --bind-address (0.0.0.0 by default), so a VIP on the node reaches it too.
         self.bind = bind or address
+        # path -> time.monotonic() when its last answer was sent: the kube-vip double's ``pickup_after`` (a test's
+        # adversarial placement of kube-vip's restart right after a given request, tests/kubesim/kubevip.py).
+        self.served = {}
         self._httpd = None
         self._thread = None
 
@@ -491,6 +495,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(payload)))
         self.end_headers()
         self.wfile.write(payload)
+        self.api.served[url.path.rstrip("/") or "/"] = time.monotonic()
 
     def do_GET(self):
         self._serve("GET")
