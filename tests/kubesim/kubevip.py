@@ -29,6 +29,12 @@ container start); a crashed instance restarts after ``backoff`` seconds (CrashLo
 step). During the gap nobody holds the VIP: it answers nothing. The defaults are at the slow end of
 what a real control plane shows; /etc/kubesim/kube-vip.json (keys start, pickup, gap, backoff)
 overrides them per node.
+
+A test places the gap adversarially with ``pickup_after`` (a request path, in the same file): a changed
+manifest is then acted on right after this node's API server has answered a request for that path
+(at the latest after ``pickup`` seconds). The real kubelet may see the change at any moment up to its
+re-list; the test picks the worst one, deterministically: e.g. right after the last call that retries,
+so that the next single-shot call meets the gap (defect 9 of issue 11, molecule/kubernetes_ha).
 """
 
 import datetime
@@ -85,10 +91,13 @@ def read_manifest(path):
 
 
 def timing():
-    values = dict(TIMING)
+    values = dict(TIMING, pickup_after=None)
     if exists(TIMING_FILE):
         with open(p(TIMING_FILE)) as f:
-            values.update({k: float(v) for k, v in json.load(f).items() if k in TIMING})
+            loaded = json.load(f)
+        values.update({k: float(v) for k, v in loaded.items() if k in TIMING})
+        if loaded.get("pickup_after"):
+            values["pickup_after"] = str(loaded["pickup_after"])
     return values
 
 
@@ -303,8 +312,10 @@ class KubeVip:
 class KubeVipPod:
     """The kubelet's view of the kube-vip static pod: ``sync()`` once per kubelet loop."""
 
-    def __init__(self, node, local_api, log=print, manifest=None, clock=time.monotonic, announcer=None):
+    def __init__(self, node, local_api, log=print, manifest=None, clock=time.monotonic, announcer=None, served=None):
         self.node, self.local_api, self.log, self.clock = node, local_api, log, clock
+        # () -> {path: clock time of this node's API server's last answer to it}, for ``pickup_after``
+        self.served = served or dict
         self.manifest = manifest or p(MANIFEST)
         self.announcer = announcer
         self.running = None
@@ -326,7 +337,8 @@ class KubeVipPod:
             self.started = True
             self.spec = self.seen
             self.start_at = now + times["start"] if self.spec else None
-        elif self.seen != self.spec and now - self.seen_at >= times["pickup"]:
+        elif self.seen != self.spec and (now - self.seen_at >= times["pickup"]
+                                         or self._answered_since(times["pickup_after"], self.seen_at)):
             if self.running is not None:
                 self.log("stopping kube-vip (manifest changed)" if self.seen else "stopping kube-vip (manifest removed)")
                 self.running.stop()
@@ -341,6 +353,11 @@ class KubeVipPod:
             self.start_at = None
             if self.spec[0]["leader_election"]:
                 self.running = KubeVip(self.spec[0], self.node, self.local_api, self.announcer, self.log).start()
+
+    def _answered_since(self, path, moment):
+        """Whether this node's API server answered a request for ``path`` at or after ``moment``."""
+        answered = self.served().get(path) if path else None
+        return answered is not None and answered >= moment
 
     def stop(self, release=True):
         if self.running is not None:

@@ -263,3 +263,127 @@ def test_a_changed_manifest_leaves_a_gap_without_vip(cluster, fresh_lease):
     finally:
         pod.stop()
         timing.unlink()
+
+
+def test_pickup_after_places_the_gap_right_after_the_named_request(cluster, fresh_lease):
+    """Defect 9's adversarial placement: the changed manifest waits for the answer to the named request (or for
+    ``pickup`` s at most), then the gap begins at once; answers to other paths, or before the change, do not count."""
+    path = "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews"
+    timing = cluster["root"] / "etc/kubesim/kube-vip.json"
+    timing.parent.mkdir(parents=True, exist_ok=True)
+    timing.write_text(json.dumps({"start": 0, "pickup": 60, "gap": 3, "pickup_after": path}))
+    manifest = cluster["root"] / "etc/kubernetes/manifests/kube-vip.yaml"
+    render_manifest(manifest, True, cluster["port"])
+    clock, served = Clock(), {path: 999.0}
+    pod = kubevip.KubeVipPod("cp1", lambda: "127.0.0.1", log=lambda message: None, clock=clock,
+                             served=lambda: served)
+    try:
+        pod.sync()
+        assert wait_for(lambda: held_by(cluster) == "cp1")
+        render_manifest(manifest, False, cluster["port"])
+        os.utime(manifest, (time.time() + 5, time.time() + 5))
+        pod.sync()  # the change is seen at 1000
+        clock.now += 30
+        served["/readyz"] = clock.now  # the readiness wait through the VIP: not the named request
+        pod.sync()
+        assert held_by(cluster) == "cp1"  # the old kube-vip still serves the VIP
+        served[path] = clock.now
+        pod.sync()
+        assert held_by(cluster) is None and pod.running is None  # the gap begins right after that answer
+        clock.now += 3
+        pod.sync()
+        assert wait_for(lambda: held_by(cluster) == "cp1")
+        assert pod.running.settings["kubeconfig"] == "/etc/kubernetes/admin.conf"
+    finally:
+        pod.stop()
+        timing.unlink()
+
+
+def test_pickup_after_still_picks_up_after_pickup_seconds(cluster, fresh_lease):
+    """Without the named request (a role that no longer makes it), the change is acted on after ``pickup`` s."""
+    timing = cluster["root"] / "etc/kubesim/kube-vip.json"
+    timing.parent.mkdir(parents=True, exist_ok=True)
+    timing.write_text(json.dumps({"start": 0, "pickup": 20, "gap": 1, "pickup_after": "/never"}))
+    manifest = cluster["root"] / "etc/kubernetes/manifests/kube-vip.yaml"
+    render_manifest(manifest, True, cluster["port"])
+    clock = Clock()
+    pod = kubevip.KubeVipPod("cp1", lambda: "127.0.0.1", log=lambda message: None, clock=clock)
+    try:
+        pod.sync()
+        assert wait_for(lambda: held_by(cluster) == "cp1")
+        render_manifest(manifest, False, cluster["port"])
+        os.utime(manifest, (time.time() + 5, time.time() + 5))
+        pod.sync()
+        clock.now += 19.9
+        pod.sync()
+        assert held_by(cluster) == "cp1"
+        clock.now += 0.2
+        pod.sync()
+        assert held_by(cluster) is None
+    finally:
+        pod.stop()
+        timing.unlink()
+
+
+def test_the_api_server_double_records_when_it_answered_each_path(cluster):
+    from kubesim import client  # noqa: PLC0415
+
+    port = free_port()
+    server = apiserver.Server("127.0.0.1", port, "v1.34.2", str(cluster["root"] / "etc/kubernetes/pki")).start()
+    try:
+        before = time.monotonic()
+        assert client.request("GET", f"https://127.0.0.1:{port}/version/", ca=(cluster["root"] / "etc/kubernetes/pki/ca.crt")
+                              .read_text(), timeout=3)["gitVersion"] == "v1.34.2"
+        assert list(server.served) == ["/version"]
+        assert before <= server.served["/version"] <= time.monotonic()
+    finally:
+        server.stop()
+
+
+def test_an_api_server_restart_longer_than_the_renew_deadline_moves_the_vip(cluster, fresh_lease):
+    """Defect 2's situation: the leader's kube-apiserver restarts (kubeadm upgrade apply) for longer than kube-vip's
+    renew deadline; the leader drops the VIP, a follower takes the lease after a lease duration, and keeps it when
+    the old leader's API server serves again."""
+    api = {"cp1": "127.0.0.1", "cp2": "127.0.0.1"}
+    # Each node's own interface: a file per node (every instance deletes the VIP of its own node when it starts).
+    nics = {node: kubevip.FileAnnouncer("10.0.0.250", "32", "eth0", node) for node in api}
+    for node, nic in nics.items():
+        nic.path = str(cluster["root"] / "run/kubesim/nic" / node)
+
+    def holders():
+        return sorted(node for node, nic in nics.items() if nic.held())
+
+    timings = {"lease_duration": 2, "renew_deadline": 1, "retry_period": 1}
+    first = kubevip.KubeVip(settings(cluster, **timings), "cp1", lambda: api["cp1"], nics["cp1"],
+                            log=lambda message: None).start()
+    assert wait_for(lambda: holders() == ["cp1"])
+    second = kubevip.KubeVip(settings(cluster, **timings), "cp2", lambda: api["cp2"], nics["cp2"],
+                             log=lambda message: None).start()
+    try:
+        time.sleep(1.5)
+        assert holders() == ["cp1"] and lease_holder() == "cp1"  # the follower waits while cp1 renews
+        api["cp1"] = ""  # cp1's kube-apiserver is down for a restart gap longer than the renew deadline
+        assert wait_for(lambda: first.exited is not None)
+        assert first.exited == "lost leadership, restarting kube-vip"
+        assert wait_for(lambda: holders() == ["cp2"])
+        api["cp1"] = "127.0.0.1"  # cp1's API server serves the new version again: the VIP stays on cp2
+        time.sleep(1.5)
+        assert holders() == ["cp2"] and lease_holder() == "cp2"
+        assert read_lease()["spec"]["leaseTransitions"] == 1
+    finally:
+        second.stop()
+        first.stop()
+
+
+def test_the_kubelet_double_reads_its_restart_gap_per_node(cluster, monkeypatch):
+    from kubesim import kubelet  # noqa: PLC0415
+
+    monkeypatch.setenv("KUBESIM_ROOT", str(cluster["root"]))
+    settings_file = cluster["root"] / "etc/kubesim/kubelet.json"
+    assert kubelet.restart_gap() == kubelet.RESTART_GAP
+    settings_file.parent.mkdir(parents=True, exist_ok=True)
+    settings_file.write_text(json.dumps({"restart_gap": 10}))
+    try:
+        assert kubelet.restart_gap() == 10
+    finally:
+        settings_file.unlink()
