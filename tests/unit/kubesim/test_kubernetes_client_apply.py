@@ -9,16 +9,14 @@ with /opt/ailab/python. The API server double records each request's User-Agent,
 made the calls. Kinds: those the roles apply that kubesim serves (core, apps, RBAC; no CRDs, docs/kubesim.md).
 """
 
-import os
-import socket
 import time
 
 import pytest
-import yaml
 
 pytest.importorskip("cryptography", reason="kubesim needs python3-cryptography, as on the molecule nodes")
 
-from kubesim import apiserver, kubeadm, state  # noqa: E402
+from kubesim import apiserver, state  # noqa: E402
+from kubesim.testing import running_cluster  # noqa: E402
 from unit.kubernetes_python_client import client_venv, pins, role_minimum  # noqa: E402
 from unit.roles.playbook_runner import local_inventory, run_playbook  # noqa: E402
 
@@ -64,30 +62,10 @@ def manifests(ns):
 APPLY_TASK = "Apply each object with server-side apply"
 
 
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
     """kubeadm init (the double) in a temp root and its API server on a free loopback port; every request's
     method, path, Content-Type and User-Agent is recorded."""
-    base = tmp_path_factory.mktemp("kubesim-client")
-    saved = dict(os.environ)
-    os.environ.update(KUBESIM_STATE_DIR=str(base / "state"), KUBESIM_ETC=str(base / "etc"), KUBESIM_NO_WAIT="1",
-                      KUBESIM_ROOT=str(base / "cp1"))
-    (base / "etc").mkdir()
-    port = free_port()
-    config = base / "init.yaml"
-    config.write_text(yaml.safe_dump_all([
-        {"apiVersion": "kubeadm.k8s.io/v1beta4", "kind": "InitConfiguration",
-         "localAPIEndpoint": {"advertiseAddress": "127.0.0.1", "bindPort": port},
-         "nodeRegistration": {"name": "cp1", "kubeletExtraArgs": [{"name": "node-ip", "value": "127.0.0.1"}]}},
-        {"apiVersion": "kubeadm.k8s.io/v1beta4", "kind": "ClusterConfiguration", "kubernetesVersion": "v1.34.2",
-         "controlPlaneEndpoint": f"127.0.0.1:{port}", "clusterName": "ailab"},
-    ]))
     requests = []
     original = apiserver._Handler._serve
 
@@ -98,16 +76,10 @@ def cluster(tmp_path_factory):
 
     apiserver._Handler._serve = recording
     try:
-        assert kubeadm.main(["init", "--config", str(config)]) == 0
-        server = apiserver.Server("127.0.0.1", port, "v1.34.2", str(base / "cp1/etc/kubernetes/pki")).start()
-        try:
-            yield {"base": base, "kubeconfig": base / "cp1/etc/kubernetes/admin.conf", "requests": requests}
-        finally:
-            server.stop()
+        with running_cluster(tmp_path_factory.mktemp("kubesim-client")) as cluster:
+            yield {"base": cluster.base, "kubeconfig": cluster.kubeconfig, "requests": requests}
     finally:
         apiserver._Handler._serve = original
-        os.environ.clear()
-        os.environ.update(saved)
 
 
 def warnings_in(data):

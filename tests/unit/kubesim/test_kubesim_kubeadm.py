@@ -9,7 +9,6 @@ port); joins and upgrades run in further temp roots. Every refusal is checked by
 import base64
 import json
 import os
-import socket
 import stat
 
 import pytest
@@ -17,15 +16,10 @@ import yaml
 
 pytest.importorskip("cryptography", reason="kubesim needs python3-cryptography, as on the molecule nodes")
 
-from kubesim import apiserver, client, kubeadm, kubectl, pki, state  # noqa: E402
+from kubesim import client, kubeadm, kubectl, pki, state  # noqa: E402
+from kubesim.testing import free_port, init_docs, new_token, running_cluster, write_yaml  # noqa: E402
 
 CERT_KEY = "a" * 64
-
-
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def run(capsys, root, *args):
@@ -35,75 +29,16 @@ def run(capsys, root, *args):
     return rc, out.out, out.err
 
 
-def write_yaml(path, *docs):
-    path.write_text(yaml.safe_dump_all(docs))
-    return str(path)
-
-
-def init_docs(port, version="v1.34.2", name="cp1"):
-    return (
-        {"apiVersion": "kubeadm.k8s.io/v1beta4", "kind": "InitConfiguration",
-         "bootstrapTokens": [{"ttl": "15m0s", "usages": ["signing", "authentication"]}],
-         "localAPIEndpoint": {"advertiseAddress": "127.0.0.1", "bindPort": port},
-         "nodeRegistration": {"name": name, "kubeletExtraArgs": [{"name": "node-ip", "value": "127.0.0.1"}]}},
-        {"apiVersion": "kubeadm.k8s.io/v1beta4", "kind": "ClusterConfiguration", "kubernetesVersion": version,
-         "controlPlaneEndpoint": f"127.0.0.1:{port}", "clusterName": "ailab", "imageRepository": "registry.k8s.io"},
-        {"apiVersion": "kubelet.config.k8s.io/v1beta1", "kind": "KubeletConfiguration", "cgroupDriver": "systemd"},
-    )
-
-
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
-    base = tmp_path_factory.mktemp("kubesim")
-    saved = dict(os.environ)
-    os.environ.update(KUBESIM_STATE_DIR=str(base / "state"), KUBESIM_ETC=str(base / "etc"), KUBESIM_NO_WAIT="1")
-    (base / "etc").mkdir()
-    port = free_port()
-    config = write_yaml(base / "init.yaml", *init_docs(port))
-    os.environ["KUBESIM_ROOT"] = str(base / "cp1")
-    assert kubeadm.main(["init", "--config", config, "--upload-certs", "--certificate-key", CERT_KEY]) == 0
-    server = apiserver.Server("127.0.0.1", port, "v1.34.2", str(base / "cp1/etc/kubernetes/pki")).start()
-    try:
-        yield {"base": base, "port": port, "config": config, "root": base / "cp1"}
-    finally:
-        server.stop()
-        os.environ.clear()
-        os.environ.update(saved)
-
-
-def set_version(cluster, binary, version):
-    (cluster["base"] / "etc" / f"{binary}-version").write_text(version + "\n")
+    with running_cluster(tmp_path_factory.mktemp("kubesim"), "--upload-certs", "--certificate-key", CERT_KEY) as cluster:
+        yield cluster
 
 
 @pytest.fixture
 def versions_reset(cluster):
     yield
-    for binary in ("kubeadm", "kubelet"):
-        path = cluster["base"] / "etc" / f"{binary}-version"
-        if path.exists():
-            path.unlink()
-
-
-def new_token(ttl=900):
-    token = kubeadm.new_token()
-    with state.locked() as data:
-        data.put("secrets", kubeadm.token_secret(token, ttl, groups=[apiserver.BOOTSTRAP_GROUP], now=state.now(data.data)))
-    return token
-
-
-def ca_hash(cluster):
-    return pki.ca_cert_hash((cluster["root"] / "etc/kubernetes/pki/ca.crt").read_text())
-
-
-def join_config(cluster, tmp_path, name, token=None, ca=None, control_plane_key=None):
-    doc = {"apiVersion": "kubeadm.k8s.io/v1beta4", "kind": "JoinConfiguration",
-           "discovery": {"bootstrapToken": {"apiServerEndpoint": f"127.0.0.1:{cluster['port']}",
-                                            "token": token or new_token(), "caCertHashes": [ca or ca_hash(cluster)]}},
-           "nodeRegistration": {"name": name, "kubeletExtraArgs": [{"name": "node-ip", "value": "127.0.0.2"}]}}
-    if control_plane_key:
-        doc["controlPlane"] = {"localAPIEndpoint": {"advertiseAddress": "127.0.0.1", "bindPort": free_port()},
-                               "certificateKey": control_plane_key}
-    return write_yaml(tmp_path / f"join-{name}.yaml", doc)
+    cluster.reset_versions()
 
 
 def cluster_state():
@@ -113,17 +48,17 @@ def cluster_state():
 # -- kubeadm init ------------------------------------------------------------------------------
 
 def test_init_writes_what_kubeadm_writes(cluster):
-    etc = cluster["root"] / "etc/kubernetes"
+    etc = cluster.root / "etc/kubernetes"
     for conf in ("admin.conf", "super-admin.conf", "kubelet.conf", "controller-manager.conf", "scheduler.conf"):
         assert stat.S_IMODE((etc / conf).stat().st_mode) == 0o600, conf
     admin = yaml.safe_load((etc / "admin.conf").read_text())
     cert = base64.b64decode(admin["users"][0]["user"]["client-certificate-data"])
     assert pki.subject(cert) == ("kubernetes-admin", ["kubeadm:cluster-admins"])
-    assert admin["clusters"][0]["cluster"]["server"] == f"https://127.0.0.1:{cluster['port']}"
+    assert admin["clusters"][0]["cluster"]["server"] == f"https://127.0.0.1:{cluster.port}"
     pod = yaml.safe_load((etc / "manifests/kube-apiserver.yaml").read_text())
     assert pod["spec"]["containers"][0]["image"] == "registry.k8s.io/kube-apiserver:v1.34.2"
-    assert yaml.safe_load((cluster["root"] / "var/lib/kubelet/config.yaml").read_text())["cgroupDriver"] == "systemd"
-    assert "--node-ip=127.0.0.1" in (cluster["root"] / "var/lib/kubelet/kubeadm-flags.env").read_text()
+    assert yaml.safe_load((cluster.root / "var/lib/kubelet/config.yaml").read_text())["cgroupDriver"] == "systemd"
+    assert "--node-ip=127.0.0.1" in (cluster.root / "var/lib/kubelet/kubeadm-flags.env").read_text()
     objects = cluster_state()["objects"]
     config = yaml.safe_load(objects["configmaps"]["kube-system/kubeadm-config"]["data"]["ClusterConfiguration"])
     assert config["kubernetesVersion"] == "v1.34.2"
@@ -137,7 +72,7 @@ def test_init_writes_what_kubeadm_writes(cluster):
 
 
 def test_second_init_is_refused(cluster, capsys):
-    rc, dummy, err = run(capsys, cluster["root"], "init", "--config", cluster["config"])
+    rc, dummy, err = run(capsys, cluster.root, "init", "--config", cluster.config)
     assert rc == 1
     assert "[ERROR FileAvailable--etc-kubernetes-manifests-kube-apiserver.yaml]" in err
 
@@ -162,15 +97,15 @@ def test_init_outside_the_binary_range_is_refused(cluster, capsys, tmp_path, ver
 
 
 def test_version_comes_from_the_version_file(cluster, capsys, versions_reset):
-    assert run(capsys, cluster["root"], "version", "-o", "short")[1] == "v1.34.2\n"
-    set_version(cluster, "kubeadm", "v1.35.1")
-    assert run(capsys, cluster["root"], "version", "-o", "short")[1] == "v1.35.1\n"
+    assert run(capsys, cluster.root, "version", "-o", "short")[1] == "v1.34.2\n"
+    cluster.set_version("kubeadm", "v1.35.1")
+    assert run(capsys, cluster.root, "version", "-o", "short")[1] == "v1.35.1\n"
 
 
 # -- kubeadm join ------------------------------------------------------------------------------
 
 def test_worker_join_writes_the_kubelet_files_and_the_node(cluster, capsys, tmp_path):
-    rc, out, err = run(capsys, tmp_path / "w1", "join", "--config", join_config(cluster, tmp_path, "w1"))
+    rc, out, err = run(capsys, tmp_path / "w1", "join", "--config", cluster.join_config(tmp_path, "w1"))
     assert rc == 0, err
     kubeconfig = yaml.safe_load((tmp_path / "w1/etc/kubernetes/kubelet.conf").read_text())
     cert = base64.b64decode(kubeconfig["users"][0]["user"]["client-certificate-data"])
@@ -179,13 +114,13 @@ def test_worker_join_writes_the_kubelet_files_and_the_node(cluster, capsys, tmp_
     assert "node-role.kubernetes.io/control-plane" not in node["metadata"]["labels"]
     assert node["status"]["addresses"][0]["address"] == "127.0.0.2"
     # A second join of the same node is refused by kubeadm's preflight.
-    rc, dummy, err = run(capsys, tmp_path / "w1", "join", "--config", join_config(cluster, tmp_path, "w1"))
+    rc, dummy, err = run(capsys, tmp_path / "w1", "join", "--config", cluster.join_config(tmp_path, "w1"))
     assert rc == 1
     assert "[ERROR FileAvailable--etc-kubernetes-kubelet.conf]" in err
 
 
 def test_join_with_an_unknown_token_is_refused(cluster, capsys, tmp_path):
-    config = join_config(cluster, tmp_path, "w9", token="abcdef.0123456789abcdef")
+    config = cluster.join_config(tmp_path, "w9", token="abcdef.0123456789abcdef")
     rc, dummy, err = run(capsys, tmp_path / "w9", "join", "--config", config)
     assert rc == 1
     assert 'token id "abcdef" is invalid for this cluster or it has expired' in err
@@ -194,14 +129,14 @@ def test_join_with_an_unknown_token_is_refused(cluster, capsys, tmp_path):
 
 def test_join_with_a_wrong_token_secret_is_refused(cluster, capsys, tmp_path):
     token_id = new_token().split(".")[0]
-    config = join_config(cluster, tmp_path, "w9", token=f"{token_id}.0123456789abcdef")
+    config = cluster.join_config(tmp_path, "w9", token=f"{token_id}.0123456789abcdef")
     rc, dummy, err = run(capsys, tmp_path / "w9", "join", "--config", config)
     assert rc == 1
     assert "failed to verify JWS signature" in err
 
 
 def test_join_with_a_wrong_ca_hash_is_refused(cluster, capsys, tmp_path):
-    config = join_config(cluster, tmp_path, "w9", ca="sha256:" + "0" * 64)
+    config = cluster.join_config(tmp_path, "w9", ca="sha256:" + "0" * 64)
     rc, dummy, err = run(capsys, tmp_path / "w9", "join", "--config", config)
     assert rc == 1
     assert "none of the public keys" in err and "are pinned" in err
@@ -211,21 +146,21 @@ def test_join_with_an_expired_token_is_refused(cluster, capsys, tmp_path):
     token = new_token(ttl=60)
     with state.locked() as data:
         data.advance(61)
-    config = join_config(cluster, tmp_path, "w9", token=token)
+    config = cluster.join_config(tmp_path, "w9", token=token)
     rc, dummy, err = run(capsys, tmp_path / "w9", "join", "--config", config)
     assert rc == 1
     assert "is invalid for this cluster or it has expired" in err
 
 
 def test_join_with_a_kubelet_newer_than_the_control_plane_is_refused(cluster, capsys, tmp_path, versions_reset):
-    set_version(cluster, "kubelet", "v1.35.0")
-    rc, dummy, err = run(capsys, tmp_path / "w9", "join", "--config", join_config(cluster, tmp_path, "w9"))
+    cluster.set_version("kubelet", "v1.35.0")
+    rc, dummy, err = run(capsys, tmp_path / "w9", "join", "--config", cluster.join_config(tmp_path, "w9"))
     assert rc == 1
     assert "[ERROR KubeletVersion]: the kubelet version is higher than the control plane version" in err
 
 
 def test_control_plane_join_with_a_wrong_certificate_key_is_refused(cluster, capsys, tmp_path):
-    config = join_config(cluster, tmp_path, "cp9", control_plane_key="b" * 64)
+    config = cluster.join_config(tmp_path, "cp9", control_plane_key="b" * 64)
     rc, dummy, err = run(capsys, tmp_path / "cp9", "join", "--config", config)
     assert rc == 1
     assert "error decoding certificate key" in err
@@ -233,23 +168,23 @@ def test_control_plane_join_with_a_wrong_certificate_key_is_refused(cluster, cap
 
 
 def test_control_plane_join_with_the_key_gets_the_shared_certificates(cluster, capsys, tmp_path):
-    config = join_config(cluster, tmp_path, "cp2", control_plane_key=CERT_KEY)
+    config = cluster.join_config(tmp_path, "cp2", control_plane_key=CERT_KEY)
     rc, dummy, err = run(capsys, tmp_path / "cp2", "join", "--config", config)
     assert rc == 0, err
     assert (tmp_path / "cp2/etc/kubernetes/pki/ca.key").read_text() == \
-        (cluster["root"] / "etc/kubernetes/pki/ca.key").read_text()
+        (cluster.root / "etc/kubernetes/pki/ca.key").read_text()
     assert (tmp_path / "cp2/etc/kubernetes/manifests/kube-apiserver.yaml").exists()
     assert "cp2" in cluster_state()["etcdMembers"]
     assert "node-role.kubernetes.io/control-plane" in cluster_state()["objects"]["nodes"]["/cp2"]["metadata"]["labels"]
 
 
 def test_uploaded_certificates_expire_after_two_hours(cluster, capsys, tmp_path):
-    rc, out, err = run(capsys, cluster["root"], "init", "phase", "upload-certs", "--upload-certs",
+    rc, out, err = run(capsys, cluster.root, "init", "phase", "upload-certs", "--upload-certs",
                        "--certificate-key", CERT_KEY)
     assert rc == 0, err
     with state.locked() as data:
         data.advance(2 * 3600 + 1)
-    config = join_config(cluster, tmp_path, "cp9", control_plane_key=CERT_KEY)
+    config = cluster.join_config(tmp_path, "cp9", control_plane_key=CERT_KEY)
     rc, dummy, err = run(capsys, tmp_path / "cp9", "join", "--config", config)
     assert rc == 1
     assert 'Secret "kubeadm-certs" was not found' in err and "might have expired" in err
@@ -263,30 +198,30 @@ def test_uploaded_certificates_expire_after_two_hours(cluster, capsys, tmp_path)
     ("v1.34.2", "v1.35.0", "is higher than the kubeadm version"),
 ])
 def test_upgrade_apply_refusals(cluster, capsys, versions_reset, kubeadm_version, target, message):
-    set_version(cluster, "kubeadm", kubeadm_version)
+    cluster.set_version("kubeadm", kubeadm_version)
     for command in (["plan", target], ["apply", target, "--yes"]):
-        rc, dummy, err = run(capsys, cluster["root"], "upgrade", *command)
+        rc, dummy, err = run(capsys, cluster.root, "upgrade", *command)
         assert rc == 1
         assert message in err
 
 
 def test_upgrade_node_before_the_cluster_was_upgraded_is_refused(cluster, capsys, tmp_path, versions_reset):
-    assert run(capsys, tmp_path / "w5", "join", "--config", join_config(cluster, tmp_path, "w5"))[0] == 0
-    set_version(cluster, "kubeadm", "v1.35.0")
+    assert run(capsys, tmp_path / "w5", "join", "--config", cluster.join_config(tmp_path, "w5"))[0] == 0
+    cluster.set_version("kubeadm", "v1.35.0")
     rc, dummy, err = run(capsys, tmp_path / "w5", "upgrade", "node")
     assert rc == 1
     assert "run `kubeadm upgrade apply v1.35.0` on a control-plane node first" in err
 
 
 def test_upgrade_apply_then_node(cluster, capsys, tmp_path, versions_reset):
-    assert run(capsys, tmp_path / "w6", "join", "--config", join_config(cluster, tmp_path, "w6"))[0] == 0
-    set_version(cluster, "kubeadm", "v1.35.0")
-    rc, out, err = run(capsys, cluster["root"], "upgrade", "apply", "v1.35.0", "--yes")
+    assert run(capsys, tmp_path / "w6", "join", "--config", cluster.join_config(tmp_path, "w6"))[0] == 0
+    cluster.set_version("kubeadm", "v1.35.0")
+    rc, out, err = run(capsys, cluster.root, "upgrade", "apply", "v1.35.0", "--yes")
     assert rc == 0, err
     objects = cluster_state()["objects"]
     config = yaml.safe_load(objects["configmaps"]["kube-system/kubeadm-config"]["data"]["ClusterConfiguration"])
     assert config["kubernetesVersion"] == "v1.35.0"
-    pod = yaml.safe_load((cluster["root"] / "etc/kubernetes/manifests/kube-apiserver.yaml").read_text())
+    pod = yaml.safe_load((cluster.root / "etc/kubernetes/manifests/kube-apiserver.yaml").read_text())
     assert pod["spec"]["containers"][0]["image"].endswith(":v1.35.0")
     assert run(capsys, tmp_path / "w6", "upgrade", "node")[0] == 0
     # Back to v1.34.2 for the other tests: a downgrade is refused, so the double's state is edited.
@@ -295,13 +230,13 @@ def test_upgrade_apply_then_node(cluster, capsys, tmp_path, versions_reset):
         config_map = data.get("configmaps", "kubeadm-config", "kube-system")
         config_map["data"]["ClusterConfiguration"] = yaml.safe_dump(config)
         data.put("configmaps", config_map)
-    kubeadm.write_manifests(config, "127.0.0.1", cluster["port"])
+    kubeadm.write_manifests(config, "127.0.0.1", cluster.port)
 
 
 # -- kubeadm reset -----------------------------------------------------------------------------
 
 def test_reset_of_a_worker_keeps_the_node_object(cluster, capsys, tmp_path):
-    assert run(capsys, tmp_path / "w7", "join", "--config", join_config(cluster, tmp_path, "w7"))[0] == 0
+    assert run(capsys, tmp_path / "w7", "join", "--config", cluster.join_config(tmp_path, "w7"))[0] == 0
     rc, out, err = run(capsys, tmp_path / "w7", "reset", "--force", "--cri-socket", "unix:///run/containerd/containerd.sock")
     assert rc == 0, err
     assert not (tmp_path / "w7/etc/kubernetes/kubelet.conf").exists()
@@ -313,8 +248,8 @@ def test_reset_of_a_worker_keeps_the_node_object(cluster, capsys, tmp_path):
 # -- API server and kubectl --------------------------------------------------------------------
 
 def test_api_server_authentication(cluster):
-    url = f"https://127.0.0.1:{cluster['port']}"
-    ca = (cluster["root"] / "etc/kubernetes/pki/ca.crt").read_text()
+    url = f"https://127.0.0.1:{cluster.port}"
+    ca = (cluster.root / "etc/kubernetes/pki/ca.crt").read_text()
     assert client.request("GET", url + "/version", ca=ca)["gitVersion"] == "v1.34.2"
     with pytest.raises(client.ApiError) as error:
         client.request("GET", url + "/api/v1/namespaces/kube-system/secrets", ca=ca, token="abcdef.0123456789abcdef")
@@ -328,7 +263,7 @@ def test_api_server_authentication(cluster):
 
 
 def test_kubectl_reads_through_the_api_server(cluster, capsys):
-    admin = str(cluster["root"] / "etc/kubernetes/admin.conf")
+    admin = str(cluster.root / "etc/kubernetes/admin.conf")
     assert kubectl.main(["--kubeconfig", admin, "--request-timeout=10s", "get", "--raw=/readyz"]) == 0
     assert capsys.readouterr().out == "ok\n"
     assert kubectl.main(["--kubeconfig", admin, "get", "node", "cp1", "-o", "jsonpath={.status.nodeInfo.kubeletVersion}"]) == 0
@@ -336,11 +271,11 @@ def test_kubectl_reads_through_the_api_server(cluster, capsys):
     assert kubectl.main(["--kubeconfig", admin, "version", "-o", "json"]) == 0
     assert json.loads(capsys.readouterr().out)["serverVersion"]["gitVersion"] == "v1.34.2"
     assert kubectl.main(["config", "view", "--kubeconfig", admin, "-o", "jsonpath={.clusters[0].cluster.server}"]) == 0
-    assert capsys.readouterr().out == f"https://127.0.0.1:{cluster['port']}"
+    assert capsys.readouterr().out == f"https://127.0.0.1:{cluster.port}"
 
 
 def test_kubectl_auth_can_i(cluster, capsys, tmp_path):
-    admin = str(cluster["root"] / "etc/kubernetes/admin.conf")
+    admin = str(cluster.root / "etc/kubernetes/admin.conf")
     assert kubectl.main(["--kubeconfig", admin, "--request-timeout=15s", "auth", "can-i", "*", "*"]) == 0
     assert capsys.readouterr().out == "yes\n"
     token_config = tmp_path / "token.conf"

@@ -8,62 +8,22 @@ One cluster in a temp root (kubeadm init, no API server: KUBESIM_NO_WAIT), one j
 """
 
 import os
-import socket
 
 import pytest
-import yaml
 
 pytest.importorskip("cryptography", reason="kubesim needs python3-cryptography, as on the molecule nodes")
 
-from kubesim import apiserver, kubeadm, kubelet, state  # noqa: E402
-
-
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+from kubesim import kubeadm, kubelet, state  # noqa: E402
+from kubesim.testing import running_cluster  # noqa: E402
 
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
-    base = tmp_path_factory.mktemp("kubesim-upgrade")
-    saved = dict(os.environ)
-    os.environ.update(KUBESIM_STATE_DIR=str(base / "state"), KUBESIM_ETC=str(base / "etc"), KUBESIM_NO_WAIT="1",
-                      KUBESIM_ROOT=str(base / "cp1"))
-    (base / "etc").mkdir()
-    port = free_port()
-    docs = (
-        {"apiVersion": "kubeadm.k8s.io/v1beta4", "kind": "InitConfiguration",
-         "bootstrapTokens": [{"ttl": "15m0s", "usages": ["signing", "authentication"]}],
-         "localAPIEndpoint": {"advertiseAddress": "127.0.0.1", "bindPort": port},
-         "nodeRegistration": {"name": "cp1"}},
-        {"apiVersion": "kubeadm.k8s.io/v1beta4", "kind": "ClusterConfiguration", "kubernetesVersion": "v1.34.2",
-         "controlPlaneEndpoint": f"127.0.0.1:{port}", "clusterName": "ailab"},
-        {"apiVersion": "kubelet.config.k8s.io/v1beta1", "kind": "KubeletConfiguration", "cgroupDriver": "systemd"},
-    )
-    (base / "init.yaml").write_text(yaml.safe_dump_all(docs))
-    assert kubeadm.main(["init", "--config", str(base / "init.yaml")]) == 0
-    server = apiserver.Server("127.0.0.1", port, "v1.34.2", str(base / "cp1/etc/kubernetes/pki")).start()
-    token = kubeadm.new_token()
-    with state.locked() as data:
-        data.put("secrets", kubeadm.token_secret(token, 900, groups=[apiserver.BOOTSTRAP_GROUP], now=state.now(data.data)))
-    from kubesim import pki  # noqa: PLC0415
-
-    join = {"apiVersion": "kubeadm.k8s.io/v1beta4", "kind": "JoinConfiguration",
-            "discovery": {"bootstrapToken": {"apiServerEndpoint": f"127.0.0.1:{port}", "token": token,
-                                             "caCertHashes": [pki.ca_cert_hash(
-                                                 (base / "cp1/etc/kubernetes/pki/ca.crt").read_text())]}},
-            "nodeRegistration": {"name": "w1"}}
-    (base / "join.yaml").write_text(yaml.safe_dump(join))
-    os.environ["KUBESIM_ROOT"] = str(base / "w1")
-    assert kubeadm.main(["join", "--config", str(base / "join.yaml")]) == 0
-    kubelet._load_modules()
-    try:
-        yield base
-    finally:
-        server.stop()
-        os.environ.clear()
-        os.environ.update(saved)
+    with running_cluster(tmp_path_factory.mktemp("kubesim-upgrade")) as cluster:
+        os.environ["KUBESIM_ROOT"] = str(cluster.base / "w1")
+        assert kubeadm.main(["join", "--config", cluster.join_config(cluster.base, "w1")]) == 0
+        kubelet._load_modules()
+        yield cluster.base
 
 
 def history():
