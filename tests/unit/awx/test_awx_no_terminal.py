@@ -5,9 +5,7 @@ unreachable (ssh to a closed loopback port). Kubernetes-facing playbooks run in 
 Plus a static check of every playbook and role for vars_prompt and pauses without a duration."""
 
 import json
-import os
 import subprocess
-from pathlib import Path
 
 import pytest
 import yaml
@@ -16,7 +14,7 @@ from ansible.template import Templar, trust_as_template
 
 from export_check import check_export
 from unit.awx.awx_rules import answer_problems, launch_defaults
-from unit.roles.playbook_runner import PYTHON, ROOT, PlaybookRun, shared_run
+from unit.roles.playbook_runner import ROOT, run_playbook, shared_run
 
 INVENTORY = ROOT / "inventories" / "example-lab"
 # The nodes of the example lab, unreachable: ssh to a closed loopback port (localhost stays local).
@@ -29,15 +27,10 @@ def run_as_awx(directory, playbook, extra_vars):
     directory.mkdir(parents=True, exist_ok=True)
     extra = directory / "extra_vars.json"
     extra.write_text(json.dumps({**extra_vars, **UNREACHABLE}))
-    env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_STDOUT_CALLBACK="ansible.builtin.json",
-               ANSIBLE_FACT_CACHING="memory", ANSIBLE_LOCAL_TEMP=str(directory / ".ansible-tmp"),
-               # Plays that do not ask for facts gather none: the node-facing plays reach their first
-               # task (the survey's checks) before the unreachable nodes stop them.
-               ANSIBLE_GATHERING="explicit")
-    proc = subprocess.run([str(Path(PYTHON).parent / "ansible-playbook"), "-i", str(INVENTORY), str(ROOT / playbook),
-                           "-e", f"@{extra}"], cwd=ROOT, env=env, stdin=subprocess.DEVNULL, capture_output=True,
-                          text=True, check=False, timeout=600)
-    return PlaybookRun(proc.returncode, proc.stdout, proc.stderr)
+    # Plays that do not ask for facts gather none: the node-facing plays reach their first task (the
+    # survey's checks) before the unreachable nodes stop them.
+    return run_playbook(directory, ROOT / playbook, INVENTORY, "-e", f"@{extra}", env={"ANSIBLE_GATHERING": "explicit"},
+                        stdin=subprocess.DEVNULL, timeout=600)
 
 
 def awx_launch_vars(job_templates, name, answers=None):
