@@ -44,15 +44,17 @@ def write_yaml(path, *docs):
     return str(path)
 
 
-def init_docs(port, version=VERSION, name="cp1"):
-    """kubeadm init's configuration as kubeadm_control_plane renders it, for a node at 127.0.0.1:``port``."""
+def init_docs(port, version=VERSION, name="cp1", endpoint_host="127.0.0.1"):
+    """kubeadm init's configuration as kubeadm_control_plane renders it, for a node at 127.0.0.1:``port``; the
+    control plane endpoint is ``endpoint_host``:``port`` (a kube-vip address, say)."""
     return (
         {"apiVersion": "kubeadm.k8s.io/v1beta4", "kind": "InitConfiguration",
          "bootstrapTokens": [{"ttl": "15m0s", "usages": ["signing", "authentication"]}],
          "localAPIEndpoint": {"advertiseAddress": "127.0.0.1", "bindPort": port},
          "nodeRegistration": {"name": name, "kubeletExtraArgs": [{"name": "node-ip", "value": "127.0.0.1"}]}},
         {"apiVersion": "kubeadm.k8s.io/v1beta4", "kind": "ClusterConfiguration", "kubernetesVersion": version,
-         "controlPlaneEndpoint": f"127.0.0.1:{port}", "clusterName": "ailab", "imageRepository": "registry.k8s.io"},
+         "controlPlaneEndpoint": f"{endpoint_host}:{port}", "clusterName": "ailab",
+         "imageRepository": "registry.k8s.io"},
         {"apiVersion": "kubelet.config.k8s.io/v1beta1", "kind": "KubeletConfiguration", "cgroupDriver": "systemd"},
     )
 
@@ -103,16 +105,17 @@ class Cluster:
 
 
 @contextlib.contextmanager
-def running_cluster(base, *init_args):
-    """kubeadm init of cp1 under ``base`` (extra ``init_args``, e.g. --upload-certs) and the API server double,
-    stopped on exit; yields a Cluster. KUBESIM_ROOT is cp1's root when the block starts."""
+def running_cluster(base, *init_args, endpoint_host="127.0.0.1"):
+    """kubeadm init of cp1 under ``base`` (extra ``init_args``, e.g. --upload-certs; ``endpoint_host`` of the
+    control plane endpoint, see init_docs) and the API server double, stopped on exit; yields a Cluster.
+    KUBESIM_ROOT is cp1's root when the block starts."""
     saved = dict(os.environ)
     os.environ.update(KUBESIM_STATE_DIR=str(base / "state"), KUBESIM_ETC=str(base / "etc"), KUBESIM_NO_WAIT="1",
                       KUBESIM_ROOT=str(base / "cp1"))
     try:
         (base / "etc").mkdir()
         port = free_port()
-        cluster = Cluster(base, port, write_yaml(base / "init.yaml", *init_docs(port)))
+        cluster = Cluster(base, port, write_yaml(base / "init.yaml", *init_docs(port, endpoint_host=endpoint_host)))
         rc = kubeadm.main(["init", "--config", cluster.config, *init_args])
         if rc != 0:
             raise AssertionError(f"kubeadm init (kubesim) exited {rc}")

@@ -25,15 +25,12 @@ pytest run (conftest.py).
 
 import copy
 import json
-import os
-import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 import yaml
 
-from unit.roles.playbook_runner import ROOT, UNREACHABLE, PlaybookRun, run_playbook, shared_run
+from unit.roles.playbook_runner import ROOT, UNREACHABLE, run_playbook, shared_run
 from unit.security.conftest import record
 
 EXAMPLE_LAB = ROOT / "inventories" / "example-lab"
@@ -175,15 +172,8 @@ def pve_inventory(tmp_path, sim, lab):
 
 def play_check_and_proxmox(tmp_path, inventory):
     """check.yml then proxmox.yml, as site.yml starts, on ``inventory``; JSON output."""
-    playbook = tmp_path / "site.yml"
-    playbook.write_text(yaml.safe_dump([
-        {"ansible.builtin.import_playbook": str(ROOT / "playbooks" / "check.yml")},
-        {"ansible.builtin.import_playbook": str(ROOT / "playbooks" / "proxmox.yml")}]))
-    env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_STDOUT_CALLBACK="ansible.builtin.json",
-               ANSIBLE_LOCAL_TEMP=str(tmp_path / ".ansible-tmp"))
-    proc = subprocess.run([str(Path(sys.executable).parent / "ansible-playbook"), "-i", str(inventory), str(playbook)],
-                          cwd=ROOT, env=env, capture_output=True, text=True, check=False)
-    return PlaybookRun(proc.returncode, proc.stdout, proc.stderr)
+    plays = [{"ansible.builtin.import_playbook": str(ROOT / "playbooks" / name)} for name in ("check.yml", "proxmox.yml")]
+    return run_playbook(tmp_path, plays, inventory)
 
 
 def run_proxmox_layer(tmp_path, sim, lab, reset=True):

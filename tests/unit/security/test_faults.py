@@ -98,11 +98,9 @@ def test_the_api_restart_during_a_cluster_join_is_ridden_through(tmp_path, sim):
         root = dict(api_host=sim.host, api_port=sim.port, api_user="root@pam", api_password=sim.password,
                     ca_path=sim.ca_file)
         nodes = [{"name": "pve-1", "link0": "192.168.10.11"}, dict(name="pve-2", link0="192.168.10.12", **root)]
-        # the lab's storages and PCI mappings name pve-2, which joins in this run; its guests and HA (whose
-        # plan does not count the nodes that join yet) stay on pve-1
-        guests = [dict(g, node="pve-1") for g in PVE_BASE["proxmox_guests_list"]]
-        run = run_layer_as_root(tmp_path, sim, lab(proxmox_cluster_nodes=nodes, proxmox_guests_list=guests,
-                                                   proxmox_ha_groups=[]), root)
+        # the whole small lab: its storages, PCI mappings, a guest and the HA group name pve-2, which joins in
+        # this run (the plan counts the nodes of proxmox_cluster_nodes as members)
+        run = run_layer_as_root(tmp_path, sim, lab(proxmox_cluster_nodes=nodes), root)
         statuses = [r["status"] for r in sim.requests_log()]
         joined = [w for w in sim.writes() if w["path"] == "/cluster/config/join"]
         handled = run.rc == 0 and len(joined) == 1 and {500, 595, 401} <= set(statuses)

@@ -19,18 +19,16 @@ text with both replaced).
 import base64
 import hashlib
 import json
-import os
 import re
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 import yaml
 
 from pvesim.testing import SimulatorProcess
 from unit.plugins.modules.k8s_api_double import KubernetesApiDouble
-from unit.roles.playbook_runner import ROOT, UNREACHABLE
+from unit.roles.playbook_runner import ROOT, UNREACHABLE, run_playbook
 from unit.security.conftest import record_secret
 from unit.security.test_bad_inputs import PVE_BASE, pve_inventory
 
@@ -52,14 +50,12 @@ PLATFORM_SECRETS = {
 }
 
 
-def ansible_playbook(tmp_path, inventory, playbook, *args, env=None):
+def ansible_playbook(tmp_path, inventory, playbook, *args):
+    """ansible-playbook -vvv --diff with the default (text) output and a log file: (rc, stdout + stderr + log)."""
     log = tmp_path / "ansible.log"
-    env = dict(os.environ, **(env or {}), ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_LOG_PATH=str(log),
-               ANSIBLE_LOCAL_TEMP=str(tmp_path / ".ansible-tmp"), ANSIBLE_NOCOLOR="1")
-    proc = subprocess.run([str(Path(sys.executable).parent / "ansible-playbook"), "-vvv", "--diff", "-i", str(inventory),
-                           str(playbook), *args], cwd=ROOT, env=env, capture_output=True, text=True, check=False)
-    text = proc.stdout + proc.stderr + (log.read_text() if log.exists() else "")
-    return proc.returncode, text
+    run = run_playbook(tmp_path, playbook, inventory, "-vvv", "--diff", *args, callback="ansible.builtin.default",
+                       env={"ANSIBLE_LOG_PATH": str(log), "ANSIBLE_NOCOLOR": "1"})
+    return run.rc, run.stdout + run.stderr + (log.read_text() if log.exists() else "")
 
 
 def leaks(text, secrets):
