@@ -6,13 +6,16 @@ the API server). The role's real preflight runs on local hosts; a stand-in dpkg-
 what each host has installed, in dpkg-query's own output format.
 """
 
+import getpass
+import grp
 import os
 import platform
+import shutil
 from pathlib import Path
 
 import pytest
 
-from unit.roles.playbook_runner import local_inventory, run_playbook, shared_run
+from unit.roles.playbook_runner import ROOT, local_inventory, run_playbook, shared_run
 
 FAKE_DPKG_QUERY = """#!/bin/sh
 # Stand-in for dpkg-query --show --showformat=... PACKAGES: prints $AILAB_FAKE_DPKG, and exits 1 like dpkg-query
@@ -24,6 +27,11 @@ if [ -z "$AILAB_FAKE_DPKG" ]; then
 fi
 printf '%b' "$AILAB_FAKE_DPKG"
 """
+
+
+TEST_KEY = ROOT / "molecule" / "node_layer" / "files" / "test-apt-key.asc"
+TEST_KEY_FINGERPRINT = "3910AF1E1BDC1DF1F9D998C3ADF732FDDFA378FC"
+PKGS_K8S_IO_FINGERPRINT = "DE15B14486CD377B9E876E1A234654DA9A296436"
 
 
 def installed(version, status="ii"):
@@ -38,6 +46,9 @@ HOSTS = {
     "upgrade": (installed("1.33.5", "hi"), True, None),
     "two_minors": (installed("1.32.9"), True, "kubeadm upgrades one minor at a time; upgrade to 1.33.x first"),
     "downgrade": (installed("1.35.0"), True, "set kubernetes_packages_version back to 1.35.x"),
+    # The keyring already holds the given key, which is not the one kubernetes_packages_key_fingerprint names: the
+    # role would not write it again, so the check stops the run here.
+    "other_key": ("", False, f"holds the keys ['{TEST_KEY_FINGERPRINT}'], not {PKGS_K8S_IO_FINGERPRINT}"),
 }
 
 
@@ -51,6 +62,13 @@ def build(tmp):
         host_vars[host] = {"fake_dpkg": dpkg, "fake_log": str(tmp / f"{host}.log")}
         if allow:
             host_vars[host]["_kubernetes_packages_allow_minor_upgrade"] = True
+    keyring = tmp / "other_key.asc"
+    keyring.write_text(TEST_KEY.read_text())
+    keyring.chmod(0o644)
+    host_vars["other_key"].update({
+        "kubernetes_packages_keyring": str(keyring), "kubernetes_packages_key_content": TEST_KEY.read_text(),
+        "kubernetes_packages_key_fingerprint": PKGS_K8S_IO_FINGERPRINT,
+        "_kubernetes_packages_file_owner_mode": f"{getpass.getuser()}:{grp.getgrgid(os.getgid()).gr_name}:644"})
     inventory = local_inventory({"package_hosts": list(HOSTS)}, host_vars=host_vars)
     plays = [{
         "name": "kubernetes_packages preflight", "hosts": "package_hosts",
@@ -65,13 +83,14 @@ def build(tmp):
 
 @pytest.fixture(scope="module")
 def preflight(tmp_path_factory):
-    if not Path("/usr/bin/dpkg").exists() or platform.system() != "Linux":
-        pytest.skip("the role's preflight only runs on Debian or Ubuntu (its OS check), and this machine is neither")
+    if not Path("/usr/bin/dpkg").exists() or platform.system() != "Linux" or not shutil.which("gpg"):
+        pytest.skip("the role's preflight only runs on Debian or Ubuntu (its OS check; its probe reads the keyring with"
+                    " gpg), and this machine is neither or lacks gpg")
     return shared_run(tmp_path_factory, "kubernetes-packages-preflight", build)
 
 
 def message(run, host):
-    results = run.results("Check that the version change stays inside the upgrade procedure", host)
+    results = run.results("Check the settings and that the version change stays inside the upgrade procedure", host)
     return results[0].get("msg", "") if results and results[0].get("failed") else ""
 
 
@@ -79,7 +98,7 @@ def message(run, host):
 def test_installs_and_patch_changes_and_the_upgrade_procedure_pass(preflight, host):
     _tmp, run = preflight
     assert run.stats[host]["failures"] == 0, run.failure(host)
-    assert run.results("Check that the version change stays inside the upgrade procedure", host), "the check did not run"
+    assert run.results("Check the settings and that the version change stays inside the upgrade procedure", host), "the check did not run"
 
 
 @pytest.mark.parametrize("host", [h for h, (_d, _a, expected) in HOSTS.items() if expected is not None])
