@@ -21,6 +21,9 @@ description:
     host's C(ailab_kubernetes_python_interpreter); else C(/opt/ailab/python/bin/python3), the virtual environment with
     the pinned Kubernetes client that M(ailab.cluster.kubeadm_control_plane) installs on every control plane.
   - An empty setting counts as not set.
+  - A host reached with the C(local) connection (the controller, for example C(localhost) as the API host of a task)
+    without a setting uses the controller's Python, C(ansible_playbook_python), which has the client where Ansible and
+    kubernetes.core run (an execution environment); C(/opt/ailab/python) exists only on the control planes.
   - Needs no role import and no inventory variable, so a role's entry point or tasks file used alone works.
 options: {}
 notes:
@@ -49,18 +52,25 @@ from ansible.plugins.lookup import LookupBase
 
 DEFAULT = "/opt/ailab/python/bin/python3"
 SETTING = "ailab_kubernetes_python_interpreter"
+LOCAL_CONNECTIONS = ("local", "ansible.builtin.local")
 
 
 class LookupModule(LookupBase):
 
-    def _setting(self, host_vars):
-        value = (host_vars or {}).get(SETTING)
-        if value is None:
-            return ""
-        value = self._templar.template(value)
-        if not isinstance(value, str):
+    def _template(self, value):
+        return self._templar.template(value) if value is not None else None
+
+    def _interpreter(self, host_vars, variables):
+        """The interpreter for the host of ``host_vars``, or '' when that host says nothing."""
+        value = self._template((host_vars or {}).get(SETTING))
+        if value is not None and not isinstance(value, str):
             raise AnsibleLookupError("%s must be a string (an interpreter path), got %s" % (SETTING, type(value).__name__))
-        return value.strip()
+        if value and value.strip():
+            return value.strip()
+        # Not ansible_python_interpreter: in a client task it is this lookup.
+        if self._template((host_vars or {}).get("ansible_connection")) in LOCAL_CONNECTIONS:
+            return self._template(variables.get("ansible_playbook_python")) or ""
+        return ""
 
     def run(self, terms, variables=None, **kwargs):
         if terms:
@@ -68,7 +78,7 @@ class LookupModule(LookupBase):
         variables = variables or {}
         delegated = variables.get("ansible_delegated_vars") or {}
         for host_vars in delegated.values():
-            value = self._setting(host_vars)
+            value = self._interpreter(host_vars, variables)
             if value:
                 return [value]
-        return [self._setting(variables) or DEFAULT]
+        return [self._interpreter(variables, variables) or DEFAULT]

@@ -26,8 +26,8 @@ from unit.roles.playbook_runner import local_inventory, run_playbook  # noqa: E4
 
 SECRET_VALUE = "never-shown-n0-l0g"
 NS = "interp"
-APPLY_TASK = "Apply each object with server-side apply"
-SECRET_TASK = "Apply each Secret with server-side apply"
+APPLY_TASK = "Apply the objects of this run"
+SECRET_TASK = "Apply the Secrets of this run"
 MISSING_PYTHON = "/nonexistent/ailab-python/bin/python3"
 
 

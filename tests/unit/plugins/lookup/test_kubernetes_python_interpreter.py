@@ -43,6 +43,27 @@ def test_which_setting_wins(variables, expected):
     assert lookup(variables) == [expected]
 
 
+CONTROLLER = "/usr/lib/ailab-ee/bin/python3"
+
+
+@pytest.mark.parametrize("variables, expected", [
+    # The controller (a local connection) without a setting runs the client with its own Python ...
+    ({"ansible_connection": "local", "ansible_playbook_python": CONTROLLER}, CONTROLLER),
+    ({"ansible_connection": "ansible.builtin.local", "ansible_playbook_python": CONTROLLER}, CONTROLLER),
+    # ... also as the delegated-to API host of a node's task (lab_report_api_host: localhost) ...
+    ({"ansible_connection": "ssh", "ansible_playbook_python": CONTROLLER,
+      "ansible_delegated_vars": {"localhost": {"ansible_connection": "local"}}}, CONTROLLER),
+    # ... but a setting wins, and a node reached otherwise gets the venv.
+    ({"ansible_connection": "local", "ansible_playbook_python": CONTROLLER, "ailab_kubernetes_python_interpreter": CP},
+     CP),
+    ({"ansible_connection": "ssh", "ansible_playbook_python": CONTROLLER}, DEFAULT),
+    # The task's own ansible_python_interpreter (this lookup) is never read.
+    ({"ansible_connection": "ssh", "ansible_python_interpreter": "/usr/bin/python3"}, DEFAULT),
+])
+def test_the_controller_uses_its_own_python(variables, expected):
+    assert lookup(variables) == [expected]
+
+
 def test_takes_no_terms():
     with pytest.raises(AnsibleLookupError, match="takes no terms"):
         lookup({}, terms=["python3"])
