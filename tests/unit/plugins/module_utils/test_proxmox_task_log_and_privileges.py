@@ -1,11 +1,16 @@
 # Copyright: ailab.cluster contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The task log tail of a failed task (ProxmoxClient.task_log_tail), on a current node and on an old one.
+"""The task log tail of a failed task (ProxmoxClient.task_log_tail), on a current node and on an old one, and
+the privilege check before a create (ProxmoxClient.require_visible).
 
 A current node answers ``limit=0`` with the whole log. A node whose pve-common predates ``read_until_end``
 answers exactly 50 lines to ``limit=0``; the client then pages through the rest, 500 lines a page from line
 50, until a page comes back short, at most 40 pages in all. A scripted stand-in for ``proxmoxer.ProxmoxAPI``
 answers each read in turn and fails on a read nobody scripted, so the tests see every page asked for.
+
+PVE filters its lists by permission: before creating what a list did not show, a client that is not root@pam
+reads its own privileges on the object's ACL path (``/access/permissions?path=...``, answered as
+``{path: {privilege: 1}}``) and refuses, naming the privilege and the path, when it holds none of those given.
 """
 
 import pytest
@@ -175,3 +180,71 @@ def test_a_failed_task_on_an_old_node_reports_the_end_of_its_long_log():
     assert exc.value.msg == "creating VM 211 failed: unable to create VM 211. Task log tail: " + " | ".join(
         texts(603, 612))
     assert api.calls == [(STATUS, {}), FIRST, page(50), page(550)]
+
+
+# ------------------------------------------------------------------------------ require_visible
+PERMISSIONS = "access/permissions"
+MISSING = ("missing privilege VM.Audit or VM.Allocate on path /vms/211: the API user or token cannot see VM 211, "
+           "so it cannot tell whether it already exists; give it VM.Audit on /vms/211 (docs/proxmox_privileges.md "
+           "lists what each module needs, the ailab.cluster.proxmox_api_user role grants it)")
+
+
+def user_client(*answers, userid="ailab@pve"):
+    client, api, sleeps = client_with(*answers)
+    client.userid = userid
+    return client, api, sleeps
+
+
+def test_root_at_pam_sees_everything_and_reads_no_privileges():
+    client, api, _sleeps = user_client(userid="root@pam")
+    assert client.require_visible("/vms/211", ["VM.Audit"], "VM 211") is None
+    assert api.calls == [] and client.reads == 0
+
+
+@pytest.mark.parametrize("userid", ["ailab@pve", "root@pve", "root@pam!ansible", None])
+def test_any_other_caller_reads_its_privileges_on_the_path_once(userid):
+    client, api, _sleeps = user_client({"/vms/211": {"VM.Audit": 1}}, userid=userid)
+    assert client.require_visible("/vms/211", ["VM.Audit"], "VM 211") is None
+    assert api.calls == [(PERMISSIONS, {"path": "/vms/211"})]
+    assert client.reads == 1
+
+
+@pytest.mark.parametrize("held", [{"VM.Audit": 1}, {"VM.Allocate": 1}, {"VM.Audit": 1, "VM.Allocate": 1},
+                                  {"Sys.Audit": 1, "VM.Allocate": 0}])
+def test_one_of_the_privileges_on_the_path_is_enough(held):
+    client, _api, _sleeps = user_client({"/vms/211": held})
+    assert client.require_visible("/vms/211", ["VM.Audit", "VM.Allocate"], "VM 211") is None
+
+
+@pytest.mark.parametrize("answer", [
+    {"/vms/211": {"Sys.Audit": 1, "Datastore.Audit": 1}},  # other privileges only
+    {"/vms": {"VM.Audit": 1}, "/": {"VM.Allocate": 1}},  # held on other paths: the answer's own path counts
+    {"/vms/211": {}},
+    {"/vms/211": None},
+    {},
+    None,
+])
+def test_without_the_privileges_on_the_path_the_create_is_refused(answer):
+    client, api, _sleeps = user_client(answer)
+    with pytest.raises(ProxmoxError) as exc:
+        client.require_visible("/vms/211", ["VM.Audit", "VM.Allocate"], "VM 211")
+    assert exc.value.msg == MISSING
+    assert exc.value.status == 403
+    assert api.calls == [(PERMISSIONS, {"path": "/vms/211"})]
+
+
+def test_the_message_names_the_one_privilege_and_the_object():
+    client, _api, _sleeps = user_client({"/storage": {"Datastore.Audit": 1}})
+    with pytest.raises(ProxmoxError) as exc:
+        client.require_visible("/storage/nas", ["Datastore.Allocate"], "storage nas")
+    assert exc.value.msg.startswith("missing privilege Datastore.Allocate on path /storage/nas: the API user or token "
+                                    "cannot see storage nas, so it cannot tell whether it already exists; give it "
+                                    "Datastore.Allocate on /storage/nas (")
+
+
+def test_a_privileges_read_that_fails_names_what_was_read():
+    client, api, _sleeps = user_client(ResourceException(403, "Forbidden", "permission denied"))
+    with pytest.raises(ProxmoxError) as exc:
+        client.require_visible("/vms/211", ["VM.Audit"], "VM 211")
+    assert exc.value.msg.startswith("Proxmox VE API error on the privileges of the API user (HTTP 403): permission denied")
+    assert api.calls == [(PERMISSIONS, {"path": "/vms/211"})]
