@@ -149,6 +149,7 @@ def test_a_password_login(make_module, logins):
     assert client.api == "api for %s" % HOST
     assert (client.endpoint, client.retries, client.backoff) == ("%s:8006" % HOST, 3, 0.5)
     assert (client.reads, client.writes) == (0, 0)
+    assert client.userid == "root@pam"  # require_visible skips its privilege read for root@pam only
 
 
 @pytest.mark.parametrize("validate_certs, ca_path, verify_ssl", [
@@ -171,6 +172,9 @@ def test_certificate_checks(make_module, logins, validate_certs, ca_path, verify
         assert warnings[0].startswith("validate_certs is false: the certificate of the Proxmox VE API at %s is not "
                                       "checked" % HOST)
         assert "ca_path" in warnings[0]
+        assert warnings == ["validate_certs is false: the certificate of the Proxmox VE API at %s is not checked, so "
+                            "anyone on the network path can read the API token. Give the cluster's CA with ca_path "
+                            "(/etc/pve/pve-root-ca.pem on a node) and keep validate_certs on." % HOST]
 
 
 def test_port_user_and_api_timeout_reach_proxmoxer(make_module, logins):
@@ -178,6 +182,7 @@ def test_port_user_and_api_timeout_reach_proxmoxer(make_module, logins):
                                                    api_password="pw", api_timeout=90))
     assert logins == [(HOST, dict(port=443, user="ops@pve", verify_ssl=True, timeout=90, password="pw"))]
     assert client.endpoint == "%s:443" % HOST
+    assert client.userid == "ops@pve"
 
 
 @pytest.mark.parametrize("token_id, user, token_name", [
@@ -188,9 +193,10 @@ def test_port_user_and_api_timeout_reach_proxmoxer(make_module, logins):
     ("ci!bot@pve!ansible", "ci!bot@pve", "ansible"),
 ])
 def test_a_token_login(make_module, logins, token_id, user, token_name):
-    ProxmoxClient.from_module(make_module(api_host=HOST, api_token_id=token_id, api_token_secret="0b5d-secret"))
+    client = ProxmoxClient.from_module(make_module(api_host=HOST, api_token_id=token_id, api_token_secret="0b5d-secret"))
     assert logins == [(HOST, dict(port=8006, user=user, verify_ssl=True, timeout=30, token_name=token_name,
                                   token_value="0b5d-secret"))]
+    assert client.userid == user  # the token's user, whose privileges require_visible reads
 
 
 @pytest.mark.parametrize("api_retries, retries", [(0, 0), (-2, 0), (5, 5)])
