@@ -110,6 +110,9 @@ def test_the_api_restart_during_a_cluster_join_is_ridden_through(tmp_path, sim):
         assert {500, 595, 401} <= set(statuses), sorted(set(statuses))
         cluster, *members = sim.api().cluster.status.get()
         assert (cluster["name"], [m["name"] for m in members]) == ("ailab", ["pve-1", "pve-2"])
+        # the guest planned on the joining node was created there
+        placed = {vm["vmid"]: vm["node"] for vm in sim.api().cluster.resources.get(type="vm")}
+        assert placed == {201: "pve-1", 211: "pve-1", 212: "pve-2"}, placed
     finally:
         sim.reseed(default_seed())
 
