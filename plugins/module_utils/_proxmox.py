@@ -275,15 +275,20 @@ class ProxmoxClient(object):
     def _resource(self, path):
         return self.api(path.strip("/"))
 
-    def get(self, path, /, what=None, **params):
-        """GET with retries and backoff on connection errors and HTTP 5xx."""
+    def get(self, path, /, what=None, answer_if=None, **params):
+        """GET with retries and backoff on connection errors and HTTP 5xx.
+
+        ``answer_if`` (optional): a 5xx whose message contains this text is the API's answer, not a fault,
+        and is raised at once (PVE 9 answers every HA group call with a 500 once groups are rules).
+        """
         attempt = 0
         while True:
             self.reads += 1
             try:
                 return self._resource(path).get(**pve_params(params))
             except ResourceException as exc:
-                if exc.status_code < 500 or exc.status_code == 501 or attempt >= self.retries:
+                answer = answer_if is not None and answer_if in (getattr(exc, "content", None) or "")
+                if exc.status_code < 500 or exc.status_code == 501 or attempt >= self.retries or answer:
                     raise describe_api_error(exc, what or path) from exc
             except requests.exceptions.RequestException as exc:
                 if attempt >= self.retries or isinstance(exc, requests.exceptions.SSLError):

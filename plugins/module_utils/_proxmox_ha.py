@@ -208,7 +208,8 @@ GROUPS_NOT_MIGRATED = (
 def unmigrated_groups(client):
     """PVE 9: the HA groups the CRM has not migrated to rules yet (empty once migrated)."""
     try:
-        groups = client.get("cluster/ha/groups", what="the HA groups") or []
+        # pve-ha-manager PVE/API2/HA/Groups.pm (9.x) dies "ha groups have been migrated to rules": no retry.
+        groups = client.get("cluster/ha/groups", what="the HA groups", answer_if="migrated") or []
     except ProxmoxError as exc:
         if exc.status == 500 and "migrated" in exc.msg:  # PVE 9 refuses group calls once migrated
             return []

@@ -93,6 +93,21 @@ def test_api_retries_0_reads_once_and_never_sleeps():
     assert len(api.calls) == 1 and sleeps == [] and client.reads == 1
 
 
+def test_a_5xx_the_caller_names_as_an_answer_is_not_retried():
+    migrated = "ha groups have been migrated to rules"
+    client, api, sleeps = client_with(http(500, "Internal Server Error", migrated), {"unused": 1})
+    err = error_of(client.get, "cluster/ha/groups", what="the HA groups", answer_if="migrated")
+    assert err.msg == "Proxmox VE API error on the HA groups (HTTP 500): " + migrated
+    assert len(api.calls) == 1 and sleeps == [] and client.reads == 1
+    assert api.calls == [("get", "cluster/ha/groups", {})]  # answer_if is not sent to the API
+
+
+def test_a_5xx_with_another_message_is_still_retried_when_the_caller_names_an_answer():
+    client, api, sleeps = client_with(http(500, "Internal Server Error", "cfs lock timeout"), [])
+    assert client.get("cluster/ha/groups", answer_if="migrated") == []
+    assert sleeps == [0.5] and len(api.calls) == 2
+
+
 @pytest.mark.parametrize("status", [400, 401, 403, 404, 499, 501])
 def test_client_errors_and_501_are_not_retried(status):
     client, api, sleeps = client_with(http(status, "Error"), {"unused": 1})

@@ -50,9 +50,11 @@ class FakeClient(object):
                      "cluster/ha/status/current": status if status is not None else []}
         self.answers = answers or {}
         self.calls = []
+        self.answer_if = {}
 
-    def get(self, path, what=None, **params):
+    def get(self, path, what=None, answer_if=None, **params):
         self.calls.append(("get", path, what))
+        self.answer_if[path] = answer_if
         value = self.data[path]
         if isinstance(value, tuple):  # successive answers
             value, rest = value[0], value[1:]
@@ -266,6 +268,7 @@ def test_unmigrated_groups():
     client = FakeClient()
     client.data["cluster/ha/groups"] = ProxmoxError("cannot index groups: ha groups have been migrated", status=500)
     assert ha.unmigrated_groups(client) == []
+    assert client.answer_if == {"cluster/ha/groups": "migrated"}  # that 500 is PVE 9's answer: never retried
     for error in (ProxmoxError("no such thing", status=500), ProxmoxError("migrated", status=403)):
         client.data["cluster/ha/groups"] = error
         with pytest.raises(ProxmoxError):
