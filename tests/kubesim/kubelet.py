@@ -158,8 +158,15 @@ def main(argv=None):
         """When this node's API server double last answered each path ({} while it is not running)."""
         return server.served if server is not None else {}
 
+    def stored(key):
+        """The resourceVersion of the stored object "resource/namespace/name", or None."""
+        resource, namespace, obj_name = key.split("/", 2)
+        with state.locked(write=False) as cluster:
+            obj = cluster.get(resource, obj_name, namespace)
+        return None if obj is None else obj.get("metadata", {}).get("resourceVersion", "")
+
     # the kube-vip static pod (tests/kubesim/kubevip.py)
-    vip = kubevip.KubeVipPod(name, local_api, log, served=served)
+    vip = kubevip.KubeVipPod(name, local_api, log, served=served, stored=stored)
 
     def terminate(signum, frame):
         # systemctl stop/restart kubelet: the double's pods end with it, and the VIP address must not stay behind.
