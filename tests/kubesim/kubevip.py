@@ -35,6 +35,8 @@ manifest is then acted on right after this node's API server has answered a requ
 (at the latest after ``pickup`` seconds). The real kubelet may see the change at any moment up to its
 re-list; the test picks the worst one, deterministically: e.g. right after the last call that retries,
 so that the next single-shot call meets the gap (defect 9 of issue 11, molecule/kubernetes_ha).
+``pickup_after_object`` ("resource/namespace/name") does the same after the stored object was written
+(created or changed) since the manifest changed, for steps the double performs on the state directly.
 """
 
 import datetime
@@ -91,13 +93,14 @@ def read_manifest(path):
 
 
 def timing():
-    values = dict(TIMING, pickup_after=None)
+    values = dict(TIMING, pickup_after=None, pickup_after_object=None)
     if exists(TIMING_FILE):
         with open(p(TIMING_FILE)) as f:
             loaded = json.load(f)
         values.update({k: float(v) for k, v in loaded.items() if k in TIMING})
-        if loaded.get("pickup_after"):
-            values["pickup_after"] = str(loaded["pickup_after"])
+        for key in ("pickup_after", "pickup_after_object"):
+            if loaded.get(key):
+                values[key] = str(loaded[key])
     return values
 
 
@@ -312,10 +315,14 @@ class KubeVip:
 class KubeVipPod:
     """The kubelet's view of the kube-vip static pod: ``sync()`` once per kubelet loop."""
 
-    def __init__(self, node, local_api, log=print, manifest=None, clock=time.monotonic, announcer=None, served=None):
+    def __init__(self, node, local_api, log=print, manifest=None, clock=time.monotonic, announcer=None, served=None,
+                 stored=None):
         self.node, self.local_api, self.log, self.clock = node, local_api, log, clock
         # () -> {path: clock time of this node's API server's last answer to it}, for ``pickup_after``
         self.served = served or dict
+        # "resource/namespace/name" -> the stored object's resourceVersion or None, for ``pickup_after_object``
+        self.stored = stored or (lambda key: None)
+        self.stored_at_change = None
         self.manifest = manifest or p(MANIFEST)
         self.announcer = announcer
         self.running = None
@@ -333,12 +340,14 @@ class KubeVipPod:
         wanted = self._wanted()
         if wanted != self.seen:
             self.seen, self.seen_at = wanted, now
+            self.stored_at_change = self.stored(times["pickup_after_object"]) if times["pickup_after_object"] else None
         if not self.started:
             self.started = True
             self.spec = self.seen
             self.start_at = now + times["start"] if self.spec else None
         elif self.seen != self.spec and (now - self.seen_at >= times["pickup"]
-                                         or self._answered_since(times["pickup_after"], self.seen_at)):
+                                         or self._answered_since(times["pickup_after"], self.seen_at)
+                                         or self._written_since(times["pickup_after_object"])):
             if self.running is not None:
                 self.log("stopping kube-vip (manifest changed)" if self.seen else "stopping kube-vip (manifest removed)")
                 self.running.stop()
@@ -358,6 +367,14 @@ class KubeVipPod:
         """Whether this node's API server answered a request for ``path`` at or after ``moment``."""
         answered = self.served().get(path) if path else None
         return answered is not None and answered >= moment
+
+    def _written_since(self, key):
+        """Whether the stored object ``key`` was written since the manifest changed (e.g. kubeadm-certs by
+        `kubeadm init phase upload-certs`, which the double writes to the state directly, not through the VIP)."""
+        if not key:
+            return False
+        version = self.stored(key)
+        return version is not None and version != self.stored_at_change
 
     def stop(self, release=True):
         if self.running is not None:

@@ -387,3 +387,32 @@ def test_the_kubelet_double_reads_its_restart_gap_per_node(cluster, monkeypatch)
         assert kubelet.restart_gap() == 10
     finally:
         settings_file.unlink()
+
+
+def test_pickup_after_object_places_the_gap_right_after_the_object_is_written(cluster, fresh_lease):
+    """The same for a step the double performs on the state directly (kubeadm init phase upload-certs rewrites
+    kube-system/kubeadm-certs): the gap begins once the object's resourceVersion differs from the one at the change."""
+    timing = cluster["root"] / "etc/kubesim/kube-vip.json"
+    timing.parent.mkdir(parents=True, exist_ok=True)
+    timing.write_text(json.dumps({"start": 0, "pickup": 60, "gap": 3,
+                                  "pickup_after_object": "secrets/kube-system/kubeadm-certs"}))
+    manifest = cluster["root"] / "etc/kubernetes/manifests/kube-vip.yaml"
+    render_manifest(manifest, True, cluster["port"])
+    clock, stored = Clock(), {"secrets/kube-system/kubeadm-certs": "1001"}
+    pod = kubevip.KubeVipPod("cp1", lambda: "127.0.0.1", log=lambda message: None, clock=clock,
+                             stored=stored.get)
+    try:
+        pod.sync()
+        assert wait_for(lambda: held_by(cluster) == "cp1")
+        render_manifest(manifest, False, cluster["port"])
+        os.utime(manifest, (time.time() + 5, time.time() + 5))
+        pod.sync()
+        clock.now += 30
+        pod.sync()
+        assert held_by(cluster) == "cp1"  # the object as it was when the manifest changed: no pickup
+        stored["secrets/kube-system/kubeadm-certs"] = "1007"
+        pod.sync()
+        assert held_by(cluster) is None and pod.running is None
+    finally:
+        pod.stop()
+        timing.unlink()
