@@ -178,6 +178,3 @@ def test_delegated_tasks_use_the_control_planes_interpreter(applied):
     assert probe["ansible_facts"]["ansible_python"]["executable"] == applied["python"]
     assert json.dumps(run.results(APPLY_TASK, "w1")).count('"from-worker"') >= 1
     assert MISSING_PYTHON not in json.dumps(run.data)
-
-
-
