@@ -24,7 +24,7 @@ WIRED_IN = {"kubernetes_apply": "{{ kubernetes_apply_python_interpreter }}"}
 DEFAULT = "/opt/ailab/python/bin/python3"
 LOOKUP = "plugins/lookup/kubernetes_python_interpreter.py"
 # Task files another change is editing; their tasks get the line there (listed, not failed, until then).
-PENDING = {"roles/kubeadm_control_plane/tasks/upgrade.yml", "roles/kubeadm_worker/tasks/upgrade.yml"}
+PENDING = {"roles/kubeadm_worker/tasks/upgrade.yml"}
 _CLIENT_IMPORT = re.compile(r"^\s*(from|import)\s+(kubernetes\b|ansible_collections\.kubernetes\.core\b)", re.M)
 
 
