@@ -11,25 +11,18 @@ VIP is a file under the temp root (FileAnnouncer), so these tests need no NET_AD
 import json
 import os
 import pathlib
-import socket
 import time
 
 import jinja2
 import pytest
-import yaml
 
 pytest.importorskip("cryptography", reason="kubesim needs python3-cryptography, as on the molecule nodes")
 
-from kubesim import apiserver, kubeadm, kubevip, state  # noqa: E402
+from kubesim import apiserver, kubevip, state  # noqa: E402
+from kubesim.testing import free_port, running_cluster  # noqa: E402
 
 ROLE = pathlib.Path(__file__).resolve().parents[3] / "roles" / "kubeadm_control_plane"
 LEASE = "/apis/coordination.k8s.io/v1/namespaces/kube-system/leases/plndr-cp-lock"
-
-
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def render_manifest(path, bootstrap, port=6443, lease_duration=None):
@@ -54,26 +47,8 @@ def render_manifest(path, bootstrap, port=6443, lease_duration=None):
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
-    base = tmp_path_factory.mktemp("kubevip")
-    saved = dict(os.environ)
-    os.environ.update(KUBESIM_STATE_DIR=str(base / "state"), KUBESIM_ETC=str(base / "etc"), KUBESIM_NO_WAIT="1")
-    (base / "etc").mkdir()
-    port = free_port()
-    docs = ({"apiVersion": "kubeadm.k8s.io/v1beta4", "kind": "InitConfiguration",
-             "localAPIEndpoint": {"advertiseAddress": "127.0.0.1", "bindPort": port},
-             "nodeRegistration": {"name": "cp1"}},
-            {"apiVersion": "kubeadm.k8s.io/v1beta4", "kind": "ClusterConfiguration", "kubernetesVersion": "v1.34.2",
-             "controlPlaneEndpoint": f"10.0.0.250:{port}", "clusterName": "ailab"})
-    (base / "init.yaml").write_text(yaml.safe_dump_all(docs))
-    os.environ["KUBESIM_ROOT"] = str(base / "cp1")
-    assert kubeadm.main(["init", "--config", str(base / "init.yaml")]) == 0
-    server = apiserver.Server("127.0.0.1", port, "v1.34.2", str(base / "cp1/etc/kubernetes/pki")).start()
-    try:
-        yield {"base": base, "port": port, "root": base / "cp1"}
-    finally:
-        server.stop()
-        os.environ.clear()
-        os.environ.update(saved)
+    with running_cluster(tmp_path_factory.mktemp("kubevip"), endpoint_host="10.0.0.250") as c:
+        yield {"base": c.base, "port": c.port, "root": c.root}
 
 
 @pytest.fixture
