@@ -16,43 +16,12 @@ reads its own privileges on the object's ACL path (``/access/permissions?path=..
 import pytest
 from proxmoxer.core import ResourceException
 
-from ansible_collections.ailab.cluster.plugins.module_utils._proxmox import ProxmoxClient, ProxmoxError
+from ansible_collections.ailab.cluster.plugins.module_utils._proxmox import ProxmoxError
+from unit.plugins.module_utils.test_proxmox_client import client_with  # the scripted proxmoxer stand-in
 
 UPID = "UPID:pve-1:0000A1B2:00C3D4E5:6750A1B2:qmcreate:211:root@pam:"
 LOG = "nodes/pve-1/tasks/%s/log" % UPID
 STATUS = "nodes/pve-1/tasks/%s/status" % UPID
-
-
-class ScriptedApi:
-    """``api(path).get(**params)``; answers in call order (an exception is raised); every call recorded."""
-
-    def __init__(self, *answers):
-        self.answers = list(answers)
-        self.calls = []
-
-    def __call__(self, path):
-        return _Resource(self, path)
-
-
-class _Resource:
-    def __init__(self, api, path):
-        self.api, self.path = api, path
-
-    def get(self, **params):
-        self.api.calls.append((self.path, params))
-        if not self.api.answers:
-            raise AssertionError("unexpected read %s %s" % (self.path, params))
-        answer = self.api.answers.pop(0)
-        if isinstance(answer, BaseException):
-            raise answer
-        return answer
-
-
-def client_with(*answers):
-    api = ScriptedApi(*answers)
-    sleeps = []
-    client = ProxmoxClient(api, endpoint="pve.lab.example:8006", sleep=sleeps.append)
-    return client, api, sleeps
 
 
 def lines(first, last):
@@ -65,10 +34,10 @@ def texts(first, last):
 
 
 def page(start, size=500):
-    return (LOG, {"start": start, "limit": size})
+    return ("get", LOG, {"start": start, "limit": size})
 
 
-FIRST = (LOG, {"limit": 0})
+FIRST = ("get", LOG, {"limit": 0})
 
 
 # ------------------------------------------------------------------------------ a current node
@@ -179,7 +148,7 @@ def test_a_failed_task_on_an_old_node_reports_the_end_of_its_long_log():
         client.wait_task("pve-1", UPID, "creating VM 211")
     assert exc.value.msg == "creating VM 211 failed: unable to create VM 211. Task log tail: " + " | ".join(
         texts(603, 612))
-    assert api.calls == [(STATUS, {}), FIRST, page(50), page(550)]
+    assert api.calls == [("get", STATUS, {}), FIRST, page(50), page(550)]
 
 
 # ------------------------------------------------------------------------------ require_visible
@@ -205,7 +174,7 @@ def test_root_at_pam_sees_everything_and_reads_no_privileges():
 def test_any_other_caller_reads_its_privileges_on_the_path_once(userid):
     client, api, _sleeps = user_client({"/vms/211": {"VM.Audit": 1}}, userid=userid)
     assert client.require_visible("/vms/211", ["VM.Audit"], "VM 211") is None
-    assert api.calls == [(PERMISSIONS, {"path": "/vms/211"})]
+    assert api.calls == [("get", PERMISSIONS, {"path": "/vms/211"})]
     assert client.reads == 1
 
 
@@ -230,7 +199,7 @@ def test_without_the_privileges_on_the_path_the_create_is_refused(answer):
         client.require_visible("/vms/211", ["VM.Audit", "VM.Allocate"], "VM 211")
     assert exc.value.msg == MISSING
     assert exc.value.status == 403
-    assert api.calls == [(PERMISSIONS, {"path": "/vms/211"})]
+    assert api.calls == [("get", PERMISSIONS, {"path": "/vms/211"})]
 
 
 def test_the_message_names_the_one_privilege_and_the_object():
@@ -247,4 +216,4 @@ def test_a_privileges_read_that_fails_names_what_was_read():
     with pytest.raises(ProxmoxError) as exc:
         client.require_visible("/vms/211", ["VM.Audit"], "VM 211")
     assert exc.value.msg.startswith("Proxmox VE API error on the privileges of the API user (HTTP 403): permission denied")
-    assert api.calls == [(PERMISSIONS, {"path": "/vms/211"})]
+    assert api.calls == [("get", PERMISSIONS, {"path": "/vms/211"})]
