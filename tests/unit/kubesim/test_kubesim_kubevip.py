@@ -45,6 +45,20 @@ def render_manifest(path, bootstrap, port=6443, lease_duration=None):
     return str(path)
 
 
+def write_timing(cluster, timing):
+    """cp1's /etc/kubesim/kube-vip.json (the double's timings); returns its path."""
+    path = cluster["root"] / "etc/kubesim/kube-vip.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(timing))
+    return path
+
+
+def switch_to_admin_conf(manifest, port):
+    """The role's switch of kube-vip from super-admin.conf to admin.conf after init, as a newer file."""
+    render_manifest(manifest, False, port)
+    os.utime(manifest, (time.time() + 5, time.time() + 5))
+
+
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
     with running_cluster(tmp_path_factory.mktemp("kubevip"), endpoint_host="10.0.0.250") as c:
@@ -207,9 +221,7 @@ def test_a_missing_kubeconfig_keeps_the_container_from_starting(cluster, fresh_l
 
 def test_a_changed_manifest_leaves_a_gap_without_vip(cluster, fresh_lease):
     """The switch from super-admin.conf to admin.conf after kubeadm init: the VIP goes away for the gap."""
-    timing = cluster["root"] / "etc/kubesim/kube-vip.json"
-    timing.parent.mkdir(parents=True, exist_ok=True)
-    timing.write_text(json.dumps({"start": 0, "pickup": 1, "gap": 3}))
+    timing = write_timing(cluster, {"start": 0, "pickup": 1, "gap": 3})
     manifest = cluster["root"] / "etc/kubernetes/manifests/kube-vip.yaml"
     render_manifest(manifest, True, cluster["port"])
     clock = Clock()
@@ -218,8 +230,7 @@ def test_a_changed_manifest_leaves_a_gap_without_vip(cluster, fresh_lease):
         pod.sync()
         assert wait_for(lambda: held_by(cluster) == "cp1")
         assert pod.running.settings["kubeconfig"] == "/etc/kubernetes/super-admin.conf"
-        render_manifest(manifest, False, cluster["port"])
-        os.utime(manifest, (time.time() + 5, time.time() + 5))
+        switch_to_admin_conf(manifest, cluster["port"])
         pod.sync()
         clock.now += 0.9
         pod.sync()
@@ -244,9 +255,7 @@ def test_pickup_after_places_the_gap_right_after_the_named_request(cluster, fres
     """Defect 9's adversarial placement: the changed manifest waits for the answer to the named request (or for
     ``pickup`` s at most), then the gap begins at once; answers to other paths, or before the change, do not count."""
     path = "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews"
-    timing = cluster["root"] / "etc/kubesim/kube-vip.json"
-    timing.parent.mkdir(parents=True, exist_ok=True)
-    timing.write_text(json.dumps({"start": 0, "pickup": 60, "gap": 3, "pickup_after": path}))
+    timing = write_timing(cluster, {"start": 0, "pickup": 60, "gap": 3, "pickup_after": path})
     manifest = cluster["root"] / "etc/kubernetes/manifests/kube-vip.yaml"
     render_manifest(manifest, True, cluster["port"])
     clock, served = Clock(), {path: 999.0}
@@ -255,8 +264,7 @@ def test_pickup_after_places_the_gap_right_after_the_named_request(cluster, fres
     try:
         pod.sync()
         assert wait_for(lambda: held_by(cluster) == "cp1")
-        render_manifest(manifest, False, cluster["port"])
-        os.utime(manifest, (time.time() + 5, time.time() + 5))
+        switch_to_admin_conf(manifest, cluster["port"])
         pod.sync()  # the change is seen at 1000
         clock.now += 30
         served["/readyz"] = clock.now  # the readiness wait through the VIP: not the named request
@@ -276,9 +284,7 @@ def test_pickup_after_places_the_gap_right_after_the_named_request(cluster, fres
 
 def test_pickup_after_still_picks_up_after_pickup_seconds(cluster, fresh_lease):
     """Without the named request (a role that no longer makes it), the change is acted on after ``pickup`` s."""
-    timing = cluster["root"] / "etc/kubesim/kube-vip.json"
-    timing.parent.mkdir(parents=True, exist_ok=True)
-    timing.write_text(json.dumps({"start": 0, "pickup": 20, "gap": 1, "pickup_after": "/never"}))
+    timing = write_timing(cluster, {"start": 0, "pickup": 20, "gap": 1, "pickup_after": "/never"})
     manifest = cluster["root"] / "etc/kubernetes/manifests/kube-vip.yaml"
     render_manifest(manifest, True, cluster["port"])
     clock = Clock()
@@ -286,8 +292,7 @@ def test_pickup_after_still_picks_up_after_pickup_seconds(cluster, fresh_lease):
     try:
         pod.sync()
         assert wait_for(lambda: held_by(cluster) == "cp1")
-        render_manifest(manifest, False, cluster["port"])
-        os.utime(manifest, (time.time() + 5, time.time() + 5))
+        switch_to_admin_conf(manifest, cluster["port"])
         pod.sync()
         clock.now += 19.9
         pod.sync()
@@ -367,10 +372,7 @@ def test_the_kubelet_double_reads_its_restart_gap_per_node(cluster, monkeypatch)
 def test_pickup_after_object_places_the_gap_right_after_the_object_is_written(cluster, fresh_lease):
     """The same for a step the double performs on the state directly (kubeadm init phase upload-certs rewrites
     kube-system/kubeadm-certs): the gap begins once the object's resourceVersion differs from the one at the change."""
-    timing = cluster["root"] / "etc/kubesim/kube-vip.json"
-    timing.parent.mkdir(parents=True, exist_ok=True)
-    timing.write_text(json.dumps({"start": 0, "pickup": 60, "gap": 3,
-                                  "pickup_after_object": "secrets/kube-system/kubeadm-certs"}))
+    timing = write_timing(cluster, {"start": 0, "pickup": 60, "gap": 3, "pickup_after_object": "secrets/kube-system/kubeadm-certs"})
     manifest = cluster["root"] / "etc/kubernetes/manifests/kube-vip.yaml"
     render_manifest(manifest, True, cluster["port"])
     clock, stored = Clock(), {"secrets/kube-system/kubeadm-certs": "1001"}
@@ -379,8 +381,7 @@ def test_pickup_after_object_places_the_gap_right_after_the_object_is_written(cl
     try:
         pod.sync()
         assert wait_for(lambda: held_by(cluster) == "cp1")
-        render_manifest(manifest, False, cluster["port"])
-        os.utime(manifest, (time.time() + 5, time.time() + 5))
+        switch_to_admin_conf(manifest, cluster["port"])
         pod.sync()
         clock.now += 30
         pod.sync()
